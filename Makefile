@@ -1,0 +1,51 @@
+# Gongping — two commands: `make run` starts the whole product, `make test` checks it.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: run test lint typecheck pytest openapi bench clean
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	$(BIN)/gongping run
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+# The suite runs on SQLite; with GONGPING_TEST_DATABASE_URL set (CI) it runs again on PostgreSQL.
+pytest: $(DEV_STAMP)
+	env -u GONGPING_TEST_DATABASE_URL $(BIN)/pytest
+	@if [ -n "$$GONGPING_TEST_DATABASE_URL" ]; then \
+		echo "=== again on PostgreSQL ==="; \
+		$(BIN)/pytest -m "not pure"; \
+	fi
+
+test: lint typecheck pytest
+
+openapi: $(DEV_STAMP)
+	$(BIN)/gongping openapi
+
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

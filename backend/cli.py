@@ -1,0 +1,327 @@
+"""The ``gongping`` command: serve, worker, beat, relay, run, migrate, demo, import, openapi, audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from backend.auth.dependencies import Scope
+from backend.config import ROOT, get_settings
+
+app = typer.Typer(
+    help="公平 Gongping: 服务业诚信计量监督管理 / integrity metrology supervision", no_args_is_help=True
+)
+import_app = typer.Typer(help="批量导入 / bulk import from CSV", no_args_is_help=True)
+audit_app = typer.Typer(help="审计日志 / the audit log", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(audit_app, name="audit")
+console = Console(stderr=True)
+OPENAPI_PATH = ROOT / "openapi" / "openapi.json"
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema and load reference data (divisions, instrument catalogue)."""
+    from backend.migrate import upgrade
+
+    upgrade()
+    console.print("[green]数据库已是最新 / database is up to date[/green]")
+
+
+@app.command()
+def demo(
+    accounts_json: Annotated[
+        bool, typer.Option("--accounts-json", help="print the demo accounts as JSON")
+    ] = False,
+) -> None:
+    """Seed the demo county once (a second run changes nothing)."""
+    from backend.db import session_scope
+    from backend.demo import already_seeded, as_dicts, seed
+
+    if get_settings().environment == "production":
+        console.print("[red]生产环境不能写入演示数据 / refusing to seed demo data in production[/red]")
+        raise typer.Exit(2)
+    with session_scope() as session:
+        fresh = not already_seeded(session)
+        accounts = seed(session)
+    if accounts_json:
+        typer.echo(json.dumps(as_dicts(accounts), ensure_ascii=False, indent=2))
+    else:
+        console.print(
+            "演示数据已写入 / demo data seeded" if fresh else "演示数据已存在 / demo data already present"
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    s = get_settings()
+    uvicorn.run(
+        "backend.asgi:app", host=host or s.host, port=port or s.port, workers=workers, log_level="info"
+    )
+
+
+def _celery_args(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", *extra]
+
+
+def _worker_args(concurrency: int) -> list[str]:
+    args = ["worker", "-l", "INFO", "-c", str(concurrency), "-Q", "gongping"]
+    if get_settings().uses_embedded_broker:
+        args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return _celery_args(*args)
+
+
+def _beat_args() -> list[str]:
+    schedule = get_settings().broker_dir / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    return _celery_args("beat", "-l", "INFO", "-s", str(schedule))
+
+
+@app.command()
+def worker(concurrency: Annotated[int, typer.Option(min=1)] = 2) -> None:
+    """Run a Celery worker."""
+    os.execv(sys.executable, _worker_args(concurrency))
+
+
+@app.command()
+def beat() -> None:
+    """Run Celery beat (periodic sweeps)."""
+    os.execv(sys.executable, _beat_args())
+
+
+@app.command()
+def relay() -> None:
+    """Run the outbox relay: publish committed events to the workers."""
+    from workers.relay import run_forever
+
+    stop = False
+
+    def _stop(*_args: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    s = get_settings()
+    run_forever(poll_seconds=s.relay_poll_seconds, batch=s.relay_batch_size, stop=lambda: stop)
+
+
+@app.command()
+def run() -> None:
+    """Start everything: migrate, seed the demo once, then API + worker + beat + relay until Ctrl-C."""
+    from backend.db import session_scope
+    from backend.demo import already_seeded, seed
+    from backend.migrate import upgrade
+
+    s = get_settings()
+    upgrade()
+    with session_scope() as session:
+        fresh = not already_seeded(session)
+        accounts = seed(session)
+    me = [sys.executable, "-m", "backend.cli"]
+    children = {
+        "api": [sys.executable, "-m", "uvicorn", "backend.asgi:app", "--host", s.host, "--port", str(s.port)],
+        "worker": _worker_args(2),
+        "beat": _beat_args(),
+        "relay": [*me, "relay"],
+    }
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for name, args in children.items():
+        procs[name] = subprocess.Popen(args, cwd=ROOT)
+    base = f"http://{s.host}:{s.port}"
+    console.rule("公平 Gongping")
+    console.print(f"API 文档 / API docs: [bold]{base}/docs[/bold]   健康检查 / health: {base}/healthz")
+    console.print(("已写入演示数据" if fresh else "演示数据已存在") + " / demo accounts (password for all):")
+    for account in accounts:
+        console.print(f"  {account.username:<20} {account.role:<12} {account.jurisdiction_code or '':<7}")
+    console.print(f"  密码 / password: {accounts[0].password if accounts else ''}")
+    console.print("按 Ctrl-C 停止 / press Ctrl-C to stop")
+    stopping = False
+
+    def _stop(*_args: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    console.print(f"[red]{name} 已退出 / exited with {proc.returncode}; stopping[/red]")
+                    stopping = True
+            time.sleep(0.3)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        console.print("已停止 / stopped")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _scope_for(jurisdiction: str | None, actor_username: str | None) -> Scope:
+    from sqlmodel import col, select
+
+    from backend.audit.service import SYSTEM
+    from backend.auth.dependencies import Scope
+    from backend.auth.models import Account
+    from backend.db import session_scope
+    from backend.jurisdictions.models import Jurisdiction
+
+    with session_scope() as session:
+        actor = SYSTEM
+        if actor_username:
+            found = session.execute(
+                select(Account).where(col(Account.username) == actor_username)
+            ).scalar_one_or_none()
+            if found is None:
+                console.print(f"[red]账号不存在 / no such account: {actor_username}[/red]")
+                raise typer.Exit(2)
+            actor = found
+        path = "/"
+        if jurisdiction:
+            j = session.get(Jurisdiction, jurisdiction)
+            if j is None:
+                console.print(f"[red]行政区划不存在 / unknown division: {jurisdiction}[/red]")
+                raise typer.Exit(2)
+            path = j.path
+        return Scope(actor, path)
+
+
+def _count_rows(path: Path) -> int:
+    with path.open("rb") as fh:
+        return max(0, sum(1 for _ in fh) - 1)
+
+
+def _run_import(
+    kind: str, path: Path, jurisdiction: str | None, actor: str | None, report: Path | None
+) -> None:
+    from backend.db import session_scope
+    from backend.operators import importer
+
+    scope = _scope_for(jurisdiction, actor)
+    total = _count_rows(path)
+    func = importer.import_operators if kind == "operators" else importer.import_instruments
+    with _progress() as progress, path.open(encoding="utf-8-sig", newline="") as fh:
+        task = progress.add_task(f"导入 / importing {kind}", total=total)
+        with session_scope() as session:
+            result = func(session, fh, scope=scope, progress=lambda n: progress.advance(task, n))
+    console.print(
+        f"新增 created {result.created} · 更新 updated {result.updated} · 未变 unchanged {result.unchanged}"
+        f" · 错误 errors {len(result.errors)}"
+    )
+    if result.errors:
+        target = report or path.with_suffix(".errors.csv")
+        import csv
+
+        with target.open("w", encoding="utf-8-sig", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["行号 row", "错误代码 code", "说明 message"])
+            writer.writerows([e.row, e.code, e.message] for e in result.errors)
+        console.print(f"逐行错误报告 / per-row error report: {target}")
+
+
+_JUR = typer.Option("--jurisdiction", "-j", help="limit to this division (GB/T 2260 code)")
+_ACTOR = typer.Option("--actor", help="username recorded in the audit log (default: system)")
+_REPORT = typer.Option("--report", help="where to write the per-row error report")
+
+
+@import_app.command("operators")
+def import_operators(
+    path: Path,
+    jurisdiction: Annotated[str | None, _JUR] = None,
+    actor: Annotated[str | None, _ACTOR] = None,
+    report: Annotated[Path | None, _REPORT] = None,
+) -> None:
+    """Import operators from CSV (idempotent on the Unified Social Credit Code)."""
+    _run_import("operators", path, jurisdiction, actor, report)
+
+
+@import_app.command("instruments")
+def import_instruments(
+    path: Path,
+    jurisdiction: Annotated[str | None, _JUR] = None,
+    actor: Annotated[str | None, _ACTOR] = None,
+    report: Annotated[Path | None, _REPORT] = None,
+) -> None:
+    """Import instruments and their latest verification from CSV (idempotent on operator + serial)."""
+    _run_import("instruments", path, jurisdiction, actor, report)
+
+
+def openapi_document() -> str:
+    """The app's OpenAPI document as committed (stable key order, UTF-8)."""
+    from backend.main import create_app
+
+    return json.dumps(create_app().openapi(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+@app.command()
+def openapi(
+    check: Annotated[bool, typer.Option("--check", help="fail if the committed file is stale")] = False,
+) -> None:
+    """Write openapi/openapi.json from the app (or check it is current)."""
+    document = openapi_document()
+    if check:
+        current = OPENAPI_PATH.read_text(encoding="utf-8") if OPENAPI_PATH.exists() else ""
+        if current != document:
+            console.print("[red]openapi/openapi.json 已过期，请运行 gongping openapi / is stale[/red]")
+            raise typer.Exit(1)
+        console.print("openapi/openapi.json is current")
+        return
+    OPENAPI_PATH.parent.mkdir(parents=True, exist_ok=True)
+    OPENAPI_PATH.write_text(document, encoding="utf-8")
+    console.print(f"wrote {OPENAPI_PATH}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain: any altered, inserted or deleted entry is reported (exit 1)."""
+    from backend.audit.service import verify_chain
+    from backend.db import session_scope
+
+    with session_scope() as session:
+        checked, problems = verify_chain(session)
+    if problems:
+        for p in problems:
+            console.print(f"[red]{p.kind}[/red] seq={p.seq}: {p.detail}")
+        console.print(
+            f"[red]审计链校验失败 / audit chain broken: {len(problems)} problem(s) in {checked} entries[/red]"
+        )
+        raise typer.Exit(1)
+    console.print(f"[green]审计链完整 / audit chain intact: {checked} entries[/green]")
+
+
+if __name__ == "__main__":
+    app()

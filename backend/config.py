@@ -1,0 +1,93 @@
+"""Typed settings for every Gongping process, read from the environment (prefix ``GONGPING_``) and ``.env``."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The project root: everything the embedded defaults write lives under ``var/`` here.
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+#: Only usable where ``environment == "dev"``; anything else must bring its own secret.
+DEV_SECRET_KEY = "gongping-dev-secret-do-not-use-in-production-0000"
+
+
+class Settings(BaseSettings):
+    """All configuration; defaults run the whole product on one machine with SQLite and an embedded broker."""
+
+    model_config = SettingsConfigDict(env_prefix="GONGPING_", env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "staging", "production"] = "dev"
+    database_url: str = f"sqlite:///{VAR / 'gongping.db'}"
+    broker_url: str = "filesystem://"
+    broker_dir: Path = VAR / "broker"
+    media_dir: Path = VAR / "media"
+    geo_cache_dir: Path = VAR / "geo"
+    secret_key: str = DEV_SECRET_KEY
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    default_locale: Literal["zh-CN", "en"] = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+
+    # Auth
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    login_free_failures: int = Field(default=3, ge=1, le=20)
+    login_max_delay_seconds: int = Field(default=900, ge=1)
+    rate_limit_storage_url: str = "memory://"
+    # argon2id cost (RFC 9106 second recommendation by default); tests lower it for speed.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=1024)
+    activation_code_days: int = Field(default=14, ge=1, le=90)
+
+    # Requests
+    max_json_body_bytes: int = 256 * 1024
+    max_upload_bytes: int = 60 * 1024 * 1024
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Outbox relay
+    relay_batch_size: int = Field(default=200, ge=1, le=5000)
+    relay_poll_seconds: float = Field(default=0.5, gt=0)
+
+    # Verification reminders (Art. 7/13(3)): "due soon" horizon for the derived instrument state.
+    verification_due_days: int = Field(default=30, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        """A default or short secret is a forgeable QR code and token; refuse it outside dev and test."""
+        if self.environment not in ("dev", "test") and (
+            self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "GONGPING_SECRET_KEY 未设置或过短（至少 32 个字符）；仅开发环境可使用默认值。"
+                " / GONGPING_SECRET_KEY must be set (≥ 32 characters) outside dev."
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        """Whether Celery runs on kombu's filesystem transport (no Redis or RabbitMQ needed)."""
+        return self.broker_url.startswith("filesystem")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def generate_secret() -> str:
+    """A fresh secret suitable for GONGPING_SECRET_KEY."""
+    return secrets.token_urlsafe(48)

@@ -1,0 +1,198 @@
+"""One error shape for the whole API: ``{"error": {"code", "message", "details"}}``, messages in zh-CN or en."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.i18n import Locale, request_locale
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """A domain error with an HTTP status, a stable machine code and a bilingual message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message_zh: str,
+        message_en: str,
+        details: Any = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        keep_changes: bool = False,
+    ) -> None:
+        super().__init__(f"{code}: {message_en}")
+        # Some refusals must still persist what they did (a failed sign-in counted, a reused token's family
+        # revoked); the request boundary commits instead of rolling back when this is set.
+        self.keep_changes = keep_changes
+        self.status = status
+        self.code = code
+        self.message_zh = message_zh
+        self.message_en = message_en
+        self.details = details
+        self.headers = dict(headers or {})
+
+    def message(self, locale: Locale) -> str:
+        """The message in the caller's locale."""
+        return self.message_zh if locale == "zh-CN" else self.message_en
+
+
+def not_found(what_zh: str = "资源", what_en: str = "resource") -> AppError:
+    """A 404 that says nothing about whether the thing exists outside the caller's scope."""
+    return AppError(404, "not_found", f"{what_zh}不存在", f"{what_en} not found")
+
+
+def forbidden(message_zh: str = "无权执行此操作", message_en: str = "not allowed") -> AppError:
+    """A 403 for an authenticated caller acting outside its role or scope."""
+    return AppError(403, "forbidden", message_zh, message_en)
+
+
+def conflict(code: str, message_zh: str, message_en: str, details: Any = None) -> AppError:
+    """A 409 for a request that clashes with existing state."""
+    return AppError(409, code, message_zh, message_en, details)
+
+
+class ErrorDetail(BaseModel):
+    """The inside of the error shape."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """The one JSON error shape."""
+
+    error: ErrorDetail
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def error_responses(*statuses: int) -> Responses:
+    """OpenAPI ``responses=`` entries for the given statuses, all with the error shape."""
+    return {
+        status: {"model": ErrorResponse, "description": _STATUS_CODES.get(status, ("", "", "error"))[2]}
+        for status in statuses
+    }
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The single JSON error shape."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+#: Pydantic error types we raise ourselves (``PydanticCustomError``) whose type becomes the top-level code.
+DOMAIN_VALIDATION_CODES = frozenset(
+    {"invalid_uscc", "invalid_coordinates", "invalid_coord_system", "invalid_jurisdiction_code"}
+)
+
+_STATUS_CODES: dict[int, tuple[str, str, str]] = {
+    400: ("bad_request", "请求无效", "bad request"),
+    401: ("unauthorized", "未登录或凭证无效", "not authenticated"),
+    403: ("forbidden", "无权执行此操作", "not allowed"),
+    404: ("not_found", "资源不存在", "not found"),
+    405: ("method_not_allowed", "不支持该请求方法", "method not allowed"),
+    406: ("not_acceptable", "不支持请求的格式", "not acceptable"),
+    409: ("conflict", "请求与现有数据冲突", "conflict"),
+    413: ("payload_too_large", "请求内容过大", "payload too large"),
+    415: ("unsupported_media_type", "不支持的内容类型", "unsupported media type"),
+    429: ("rate_limited", "请求过于频繁，请稍后再试", "too many requests"),
+}
+
+
+def _jsonable(value: Any) -> Any:
+    """Make validation-error details JSON-safe (they may hold bytes, exceptions or NaN from hostile input)."""
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [_jsonable(v) for v in value]
+    text = repr(value) if isinstance(value, bytes | bytearray) else str(value)
+    return text[:200]
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors():
+        item = {"loc": _jsonable(list(err.get("loc", ()))), "type": err.get("type"), "msg": err.get("msg")}
+        ctx = err.get("ctx")
+        if ctx:
+            item["ctx"] = _jsonable({k: v for k, v in ctx.items() if k != "error"})
+        details.append(item)
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every exception the app can meet to the one error shape."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        locale = request_locale(request)
+        return JSONResponse(
+            error_body(exc.code, exc.message(locale), _jsonable(exc.details)),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        locale = request_locale(request)
+        details = _validation_details(exc)
+        domain = next((d["type"] for d in details if d["type"] in DOMAIN_VALIDATION_CODES), None)
+        if domain is not None:
+            first = next(d for d in details if d["type"] == domain)
+            return JSONResponse(error_body(domain, str(first["msg"]), details), status_code=422)
+        if any(d["type"] == "json_invalid" for d in details):
+            msg = "请求体不是合法的 JSON" if locale == "zh-CN" else "request body is not valid JSON"
+            return JSONResponse(error_body("invalid_json", msg, details), status_code=422)
+        msg = "请求参数校验失败" if locale == "zh-CN" else "request validation failed"
+        return JSONResponse(error_body("validation_error", msg, details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        locale = request_locale(request)
+        code, zh, en = _STATUS_CODES.get(exc.status_code, ("http_error", "请求失败", "request failed"))
+        message = zh if locale == "zh-CN" else en
+        return JSONResponse(
+            error_body(code, message, None),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.orig)
+        locale = request_locale(request)
+        message = "数据库暂时不可用，请稍后重试" if locale == "zh-CN" else "database temporarily unavailable"
+        return JSONResponse(
+            error_body("service_unavailable", message), status_code=503, headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _db_unavailable(request, OperationalError(exc.statement, exc.params, exc))
+        log.exception("database error", exc_info=exc)
+        return await _internal(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        locale = request_locale(request)
+        message = "服务器内部错误" if locale == "zh-CN" else "internal server error"
+        return JSONResponse(error_body("internal_error", message), status_code=500)

@@ -1,0 +1,47 @@
+"""The FastAPI application factory: middleware, error handlers and router wiring."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from backend.auth.router import router as auth_router
+from backend.config import Settings, get_settings
+from backend.errors import install_error_handlers
+from backend.health.router import router as health_router
+from backend.instruments.router import router as instruments_router
+from backend.jurisdictions.router import router as jurisdictions_router
+from backend.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from backend.operators.router import router as operators_router
+
+DESCRIPTION = """
+公平（Gongping）：服务业诚信计量监督管理平台后端。依据《服务业诚信计量监督管理制度建设指南》（国质检量函〔2017〕566号）。
+
+Gongping: the backend for service-industry integrity metrology supervision. Errors always have the shape
+`{"error": {"code", "message", "details"}}`; messages follow `Accept-Language` (zh-CN by default) or `?lang=en`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application."""
+    settings = settings or get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = FastAPI(title="Gongping 公平", version="0.1.0", description=DESCRIPTION)
+    install_error_handlers(app)
+    for router in (health_router, auth_router, jurisdictions_router, operators_router, instruments_router):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Accept-Language"],
+            max_age=600,
+        )
+    app.add_middleware(
+        BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

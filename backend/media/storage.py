@@ -1,0 +1,162 @@
+"""Blob storage for complaint media behind a small protocol (local disk now, S3-compatible later)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Final, Protocol, runtime_checkable
+
+MAX_KEY_LENGTH: Final = 512
+# Segments of ASCII letters, digits, '.', '_' and '-' that do not start with '.', joined by single '/'.
+# This rules out '..', '.', hidden names, absolute paths, backslashes, NULs, drive letters and
+# empty segments, and leaves room for our own '.tmp-' files next to the stored ones.
+_KEY: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
+_EXTENSION: Final = re.compile(r"[A-Za-z0-9]{1,10}")
+
+
+class MediaNotFound(LookupError):
+    """No object is stored under the key."""
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise ``ValueError``."""
+    if not isinstance(key, str):
+        raise ValueError("storage key must be a str")
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"storage key must be 1..{MAX_KEY_LENGTH} characters")
+    if "\x00" in key or "\\" in key:
+        raise ValueError("storage key must not contain NUL or backslash")
+    if key.startswith("/"):
+        raise ValueError("storage key must be relative")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise ValueError("storage key must not contain empty, '.' or '..' segments")
+    if not _KEY.fullmatch(key):
+        raise ValueError("storage key may use only A-Z a-z 0-9 . _ - and /; no segment may start with '.'")
+    return key
+
+
+def content_key(data: bytes, *, namespace: str = "sha256", extension: str = "") -> str:
+    """Return the content-addressed key ``namespace/ab/cd/<sha256>[.ext]`` for ``data``."""
+    digest = hashlib.sha256(data).hexdigest()
+    suffix = ""
+    if extension:
+        extension = extension.removeprefix(".")
+        if not _EXTENSION.fullmatch(extension):
+            raise ValueError("extension must be 1-10 ASCII letters or digits")
+        suffix = f".{extension.lower()}"
+    return validate_key(f"{namespace}/{digest[:2]}/{digest[2:4]}/{digest}{suffix}")
+
+
+@runtime_checkable
+class MediaStorage(Protocol):
+    """Where media objects live, addressed by validated relative keys."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` atomically, replacing any previous object."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """Return the object stored under ``key`` or raise ``MediaNotFound``."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object under ``key``; removing a missing object is not an error."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Return True if an object is stored under ``key``."""
+        ...
+
+    def open_stream(self, key: str) -> BinaryIO:
+        """Open the object under ``key`` for streaming reads (caller closes) or raise ``MediaNotFound``."""
+        ...
+
+
+def put_content_addressed(
+    storage: MediaStorage, data: bytes, *, namespace: str = "sha256", extension: str = ""
+) -> str:
+    """Store ``data`` under its content key unless already there, and return the key."""
+    key = content_key(data, namespace=namespace, extension=extension)
+    if not storage.exists(key):
+        storage.put(key, data)
+    return key
+
+
+class LocalMediaStorage:
+    """``MediaStorage`` on a local directory; writes go to a temp file, fsync, then rename."""
+
+    def __init__(self, root: Path, *, file_mode: int = 0o644) -> None:
+        self.root = Path(root).resolve()
+        self.file_mode = file_mode
+
+    def _path(self, key: str) -> Path:
+        path = self.root.joinpath(*validate_key(key).split("/"))
+        # The key syntax already forbids escaping; this also refuses symlinked directories inside root.
+        if not path.parent.resolve().is_relative_to(self.root):
+            raise ValueError("storage key resolves outside the storage root")
+        return path
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` atomically, replacing any previous object."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, self.file_mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        _fsync_dir(path.parent)
+
+    def get(self, key: str) -> bytes:
+        """Return the object stored under ``key`` or raise ``MediaNotFound``."""
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise MediaNotFound(key) from exc
+
+    def delete(self, key: str) -> None:
+        """Remove the object under ``key``; removing a missing object is not an error."""
+        path = self._path(key)
+        if path.is_dir():
+            return
+        path.unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        """Return True if an object is stored under ``key``."""
+        return self._path(key).is_file()
+
+    def open_stream(self, key: str) -> BinaryIO:
+        """Open the object under ``key`` for streaming reads (caller closes) or raise ``MediaNotFound``."""
+        path = self._path(key)
+        if not path.is_file():
+            raise MediaNotFound(key)
+        try:
+            return path.open("rb")
+        except FileNotFoundError as exc:
+            raise MediaNotFound(key) from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist a rename by syncing its directory (best effort where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,53 @@
+"""Integrity records and the pure classification engine (Art. 8, 10, 13) with inspection planning."""
+
+from backend.records.engine import (
+    AGGREGATE_SQL,
+    OperatorFacts,
+    Rating,
+    RatingInputs,
+    Reason,
+    RecordFact,
+    add_years,
+    aggregate,
+    aggregate_sql_params,
+    rate,
+    rate_from_aggregates,
+    rate_many,
+    window_start,
+)
+from backend.records.rules import (
+    DEFAULT_RULES,
+    IntegrityClass,
+    RecordKind,
+    RecordState,
+    Rule,
+    RuleRow,
+    RuleSet,
+    ShortChangingWindow,
+    rule_table,
+)
+
+__all__ = [
+    "AGGREGATE_SQL",
+    "DEFAULT_RULES",
+    "IntegrityClass",
+    "OperatorFacts",
+    "Rating",
+    "RatingInputs",
+    "Reason",
+    "RecordFact",
+    "RecordKind",
+    "RecordState",
+    "Rule",
+    "RuleRow",
+    "RuleSet",
+    "ShortChangingWindow",
+    "add_years",
+    "aggregate",
+    "aggregate_sql_params",
+    "rate",
+    "rate_from_aggregates",
+    "rate_many",
+    "rule_table",
+    "window_start",
+]

@@ -1,0 +1,1 @@
+"""Shared test support code (stand-ins for external services)."""

@@ -1,0 +1,61 @@
+"""The Celery application: at-least-once delivery, JSON only, time limits, and the beat schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from backend.config import Settings, get_settings
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """Transport options; the embedded broker is kombu's filesystem transport in a folder under var/."""
+    if settings.uses_embedded_broker:
+        queue = settings.broker_dir / "queue"
+        processed = settings.broker_dir / "processed"
+        queue.mkdir(parents=True, exist_ok=True)
+        processed.mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "processed_folder": str(processed),
+            "store_processed": False,
+        }
+    # Redis: a message not acknowledged within this time is redelivered (must exceed the longest task).
+    return {"visibility_timeout": 3600}
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """Build the Celery app for ``settings``."""
+    settings = settings or get_settings()
+    app = Celery("gongping", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        # At-least-once: acknowledge after the task ran, and give the message back if the worker dies.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=300,
+        task_soft_time_limit=240,
+        task_default_queue="gongping",
+        timezone=settings.timezone,
+        enable_utc=True,
+        worker_hijack_root_logger=False,
+        # The filesystem transport has no fan-out exchange, so remote control cannot work there.
+        worker_enable_remote_control=not settings.uses_embedded_broker,
+        beat_schedule={
+            "outbox-relay": {"task": "gongping.outbox.relay", "schedule": 5.0},
+            "instrument-sweep": {"task": "gongping.instruments.sweep", "schedule": 3600.0},
+        },
+    )
+    return app
+
+
+celery_app = make_celery()

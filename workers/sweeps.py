@@ -1,0 +1,36 @@
+"""Periodic sweeps over instruments (Art. 13(3): overdue instruments still in use)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from backend.db import session_scope
+from backend.instruments.service import overdue_in_use
+from backend.outbox.service import emit
+
+BATCH = 5000
+
+
+def sweep_overdue_instruments(today: date, batch: int = BATCH) -> int:
+    """Emit one ``instrument.overdue`` event per instrument and due date, however often this runs."""
+    emitted = 0
+    after_id = 0
+    while True:
+        with session_scope() as session:
+            rows = overdue_in_use(session, today, after_id, batch)
+            for instrument_id, valid_until, operator_id in rows:
+                # The dedupe key makes a second sweep over the same due date a no-op.
+                if emit(
+                    session,
+                    "instrument.overdue",
+                    {
+                        "instrument_id": instrument_id,
+                        "operator_id": operator_id,
+                        "valid_until": valid_until.isoformat(),
+                    },
+                    dedupe_key=f"instrument.overdue:{instrument_id}:{valid_until.isoformat()}",
+                ):
+                    emitted += 1
+        if len(rows) < batch:
+            return emitted
+        after_id = rows[-1][0]

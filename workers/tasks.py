@@ -1,0 +1,37 @@
+"""Celery tasks. Each reloads what it needs by id, is idempotent, and commits its own unit of work."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from backend.db import session_scope
+from backend.outbox.models import OutboxEvent
+from workers.celery_app import celery_app
+from workers.relay import relay_once
+from workers.sweeps import sweep_overdue_instruments
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name="gongping.outbox.relay")
+def relay_task() -> int:
+    """Beat's safety net for the relay process: publish whatever is pending."""
+    with session_scope() as session:
+        return relay_once(session)
+
+
+@celery_app.task(name="gongping.instruments.sweep")
+def instrument_sweep_task(today: str | None = None) -> int:
+    """Find instruments that became overdue; one ``instrument.overdue`` event per instrument and due date."""
+    day = date.fromisoformat(today) if today else date.today()
+    return sweep_overdue_instruments(day)
+
+
+@celery_app.task(name="gongping.events.log")
+def log_event_task(event_id: int) -> None:
+    """Record that an event reached the workers (consumers for each topic come with their issues)."""
+    with session_scope() as session:
+        event = session.get(OutboxEvent, event_id)
+        if event is not None:
+            log.info("event %s %s %s", event.id, event.topic, event.payload)
