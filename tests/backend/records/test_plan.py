@@ -128,8 +128,9 @@ def test_csv_in_english_by_locale() -> None:
     for locale in ("en", "en-US", "EN_gb"):
         table = list(csv.reader(io.StringIO(to_csv(rows, locale).decode("utf-8-sig"))))
         assert table[0][0] == "period" and table[1][3] == "untrustworthy"
-    for locale in ("zh-CN", "zh", None, "fr"):
-        assert to_csv(rows, locale).decode("utf-8-sig").startswith("检查周期")
+    chinese: tuple[str | None, ...] = ("zh-CN", "zh", None, "fr")
+    for other in chinese:
+        assert to_csv(rows, other).decode("utf-8-sig").startswith("检查周期")
 
 
 def test_csv_cells_cannot_become_formulas() -> None:
