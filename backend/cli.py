@@ -23,8 +23,10 @@ app = typer.Typer(
 )
 import_app = typer.Typer(help="批量导入 / bulk import from CSV", no_args_is_help=True)
 audit_app = typer.Typer(help="审计日志 / the audit log", no_args_is_help=True)
+qr_app = typer.Typer(help="二维码 / QR codes", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
+app.add_typer(qr_app, name="qr")
 console = Console(stderr=True)
 OPENAPI_PATH = ROOT / "openapi" / "openapi.json"
 
@@ -321,6 +323,41 @@ def audit_verify() -> None:
         )
         raise typer.Exit(1)
     console.print(f"[green]审计链完整 / audit chain intact: {checked} entries[/green]")
+
+
+@qr_app.command("sheet")
+def qr_sheet(
+    market: Annotated[int, typer.Option("--market", help="the market operator's id")],
+    fmt: Annotated[str, typer.Option("--format", help="pdf (A4 pages) or png (one sheet)")] = "pdf",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="output file (default market-ID-qr.FORMAT)")
+    ] = None,
+) -> None:
+    """Print a market's stall QR codes, labelled with stall numbers and names."""
+    from backend.db import session_scope
+    from backend.qr.sheet import SheetFormat, find_cjk_font, market_codes, render
+
+    if fmt not in {f.value for f in SheetFormat}:
+        console.print(f"[red]不支持的格式 / unsupported format: {fmt} (pdf, png)[/red]")
+        raise typer.Exit(2)
+    font = find_cjk_font()
+    with session_scope() as session:
+        try:
+            market_row, codes = market_codes(session, market, cjk=font is not None)
+        except LookupError:
+            console.print(f"[red]市场不存在 / no market with id {market}[/red]")
+            raise typer.Exit(2) from None
+    sheet = render(codes, SheetFormat(fmt), font_path=font)
+    target = out or Path(f"market-{market}-qr.{fmt}")
+    target.write_bytes(sheet.data)
+    if font is None:
+        console.print(
+            "[yellow]未找到中文字体，标签以 ASCII 印制（设置 GONGPING_QR_SHEET_FONT 或安装 fonts-noto-cjk）"
+            " / no CJK font found: labels are ASCII (set GONGPING_QR_SHEET_FONT or install a CJK font)[/yellow]"
+        )
+    console.print(
+        f"{market_row.name}: {sheet.codes} 个摊位码 / stall codes, {sheet.pages} 页 / page(s) → {target}"
+    )
 
 
 if __name__ == "__main__":

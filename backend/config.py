@@ -59,6 +59,28 @@ class Settings(BaseSettings):
     # Verification reminders (Art. 7/13(3)): "due soon" horizon for the derived instrument state.
     verification_due_days: int = Field(default=30, ge=1, le=365)
 
+    # QR codes (单位码 / 一器一码): Ed25519 keys derived from secret_key per key id; new codes are signed with
+    # the active kid, codes printed under a retired kid keep verifying until it is dropped from this list.
+    qr_active_kid: int = Field(default=1, ge=0, le=65535)
+    qr_retired_kids: list[int] = Field(default_factory=list)
+    # A TrueType/OpenType font with Chinese glyphs for printed QR sheets; found with fontconfig when unset.
+    qr_sheet_font: Path | None = None
+
+    # Complaint intake: 12-48 MP phone photos are 3-25 MB as JPEG, less as HEIC.
+    complaint_photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    complaint_request_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    complaint_json_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    complaint_photo_max_pixels: int = Field(default=64_000_000, ge=1_000_000)
+    # Moving-window limits (``limits`` syntax): per account (an app install is one device account) on new
+    # complaints, and per client address on every submission attempt.
+    complaint_rate_per_account: str = "20/hour"
+    complaint_rate_per_address: str = "120/hour"
+    # Idempotency keys are kept at least this long, so a phone retrying after days offline never files twice.
+    idempotency_key_days: int = Field(default=7, ge=7, le=90)
+    # Perceptual-hash reuse check: how far back to compare, and the largest Hamming distance that flags reuse.
+    photo_reuse_window_days: int = Field(default=180, ge=1)
+    photo_reuse_max_distance: int = Field(default=10, ge=0, le=32)
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         """A default or short secret is a forgeable QR code and token; refuse it outside dev and test."""

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Table, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, create_engine
@@ -111,6 +111,13 @@ def get_session() -> Iterator[Session]:
 
 # scope="function" runs the commit before the response leaves, so a failed commit is never reported as success.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a model, for bulk statements that skip ORM object construction."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
 
 
 def is_postgres(session: Session) -> bool:

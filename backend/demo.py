@@ -195,7 +195,7 @@ def seed(session: Session, today: date | None = None) -> list[DemoAccount]:
 def demo_accounts(session: Session) -> list[DemoAccount]:
     """The demo accounts as they exist."""
     names = [a[0] for a in _ACCOUNTS] + ["operator_market"]
-    rows = session.execute(select(Account).where(col(col(Account.username)).in_(names))).scalars().all()
+    rows = session.execute(select(Account).where(col(Account.username).in_(names))).scalars().all()
     order = {n: i for i, n in enumerate(names)}
     return [
         DemoAccount(a.username, DEMO_PASSWORD, a.role.value, a.jurisdiction_code, a.operator_id)

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from backend.auth.router import router as auth_router
+from backend.complaints.router import router as complaints_router
 from backend.config import Settings, get_settings
 from backend.errors import install_error_handlers
 from backend.health.router import router as health_router
@@ -15,6 +16,7 @@ from backend.instruments.router import router as instruments_router
 from backend.jurisdictions.router import router as jurisdictions_router
 from backend.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from backend.operators.router import router as operators_router
+from backend.qr.router import router as qr_router
 
 DESCRIPTION = """
 公平（Gongping）：服务业诚信计量监督管理平台后端。依据《服务业诚信计量监督管理制度建设指南》（国质检量函〔2017〕566号）。
@@ -30,7 +32,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = FastAPI(title="Gongping 公平", version="0.1.0", description=DESCRIPTION)
     install_error_handlers(app)
-    for router in (health_router, auth_router, jurisdictions_router, operators_router, instruments_router):
+    for router in (
+        health_router,
+        auth_router,
+        jurisdictions_router,
+        operators_router,
+        instruments_router,
+        qr_router,
+        complaints_router,
+    ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(

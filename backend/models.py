@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from backend.audit.models import AuditEntry, AuditHead
 from backend.auth.models import Account, ActivationCode, LoginThrottle, RefreshToken
+from backend.complaints.models import Complaint, ComplaintEvent, ComplaintPhoto, IdempotencyKey
 from backend.db import metadata
 from backend.instruments.models import Instrument, InstrumentType, VerificationRecord
 from backend.jurisdictions.models import Jurisdiction
@@ -15,6 +16,10 @@ __all__ = [
     "ActivationCode",
     "AuditEntry",
     "AuditHead",
+    "Complaint",
+    "ComplaintEvent",
+    "ComplaintPhoto",
+    "IdempotencyKey",
     "Instrument",
     "InstrumentType",
     "Jurisdiction",

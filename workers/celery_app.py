@@ -29,7 +29,9 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 def make_celery(settings: Settings | None = None) -> Celery:
     """Build the Celery app for ``settings``."""
     settings = settings or get_settings()
-    app = Celery("gongping", broker=settings.broker_url, include=["workers.tasks"])
+    app = Celery(
+        "gongping", broker=settings.broker_url, include=["workers.tasks", "workers.complaints_tasks"]
+    )
     app.conf.update(
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
@@ -53,6 +55,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
         beat_schedule={
             "outbox-relay": {"task": "gongping.outbox.relay", "schedule": 5.0},
             "instrument-sweep": {"task": "gongping.instruments.sweep", "schedule": 3600.0},
+            "complaint-photo-sweep": {"task": "gongping.complaints.sweep_pending_photos", "schedule": 900.0},
+            "idempotency-key-purge": {
+                "task": "gongping.complaints.purge_idempotency_keys",
+                "schedule": 3600.0,
+            },
         },
     )
     return app

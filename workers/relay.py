@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 #: Which Celery tasks each topic fans out to. A topic with no task is only marked published.
 TOPIC_TASKS: dict[str, tuple[str, ...]] = {
     "instrument.overdue": ("gongping.events.log",),
+    "complaint.created": ("gongping.complaints.process_photos",),
 }
 
 Sender = Callable[[str, list[Any], str], None]
@@ -40,7 +41,7 @@ def relay_once(session: Session, *, batch: int = 200, sender: Sender = celery_se
     now = utcnow()
     stmt = (
         select(OutboxEvent)
-        .where(col(col(OutboxEvent.published_at)).is_(None), col(col(OutboxEvent.available_at)) <= now)
+        .where(col(OutboxEvent.published_at).is_(None), col(OutboxEvent.available_at) <= now)
         .order_by(col(OutboxEvent.id))
         .limit(batch)
     )

@@ -11,10 +11,11 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol
 
+from sqlalchemy import insert
 from sqlmodel import Session, SQLModel, col, select
 
 from backend.audit.models import AuditEntry, AuditHead
-from backend.db import utcnow
+from backend.db import table_of, utcnow
 
 GENESIS_HASH = "0" * 64
 
@@ -78,7 +79,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def entry_hash(entry: AuditEntry) -> str:
+def entry_hash(entry: AuditEntry | AppendedEntry) -> str:
     """The SHA-256 that links ``entry`` to its predecessor; any edited field changes it."""
     material = _canonical(
         [
@@ -96,6 +97,24 @@ def entry_hash(entry: AuditEntry) -> str:
         ]
     )
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+@dataclass
+class AppendedEntry:
+    """An entry as appended (plain data: bulk imports append hundreds of thousands without ORM objects)."""
+
+    seq: int
+    at: datetime
+    actor_id: int | None
+    actor_role: str
+    action: str
+    entity_type: str
+    entity_id: str
+    before: Any
+    after: Any
+    request_id: str | None
+    prev_hash: str
+    hash: str = ""
 
 
 def _lock_head(session: Session) -> AuditHead:
@@ -123,17 +142,17 @@ class AuditItem:
 
 def record_many(
     session: Session, *, actor: Actor, items: Sequence[AuditItem], request_id: str | None = None
-) -> list[AuditEntry]:
+) -> list[AppendedEntry]:
     """Append several entries under one lock, in order, in the caller's transaction."""
     if not items:
         return []
     head = _lock_head(session)
     seq, prev = head.seq, head.hash
     now = utcnow()
-    rows: list[AuditEntry] = []
+    rows: list[AppendedEntry] = []
     for item in items:
         seq += 1
-        entry = AuditEntry(
+        entry = AppendedEntry(
             seq=seq,
             at=now,
             actor_id=actor.id,
@@ -145,12 +164,12 @@ def record_many(
             after=_jsonable(item.after),
             request_id=request_id,
             prev_hash=prev,
-            hash="",
         )
         entry.hash = entry_hash(entry)
         prev = entry.hash
         rows.append(entry)
-    session.add_all(rows)
+    # vars() is a shallow copy; dataclasses.asdict would deep-copy every before/after dict.
+    session.execute(insert(table_of(AuditEntry)), [dict(vars(r)) for r in rows])
     head.seq, head.hash = seq, prev
     session.add(head)
     session.flush()
@@ -167,7 +186,7 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     request_id: str | None = None,
-) -> AuditEntry:
+) -> AppendedEntry:
     """Append one entry (a change, or a staff read of non-public data) in the caller's transaction."""
     item = AuditItem(action, entity_type, str(entity_id), before, after)
     return record_many(session, actor=actor, items=[item], request_id=request_id)[0]

@@ -1,14 +1,13 @@
-"""Statutory case deadlines in working days on the mainland China calendar, adjusted days (调休) included.
+"""Statutory case deadlines in working days on the mainland China calendar, adjusted days (调休) included."""
 
-Counting convention (Civil Code Art. 201, 203): the day of the starting event (receipt, acceptance…) is not
-counted; day 1 is the first working day after it, so a receipt on a Saturday or a holiday counts from the next
-working day, exactly like a receipt on the working day before. The period ends at 24:00 of the last day.
-
-Calendar source: the ``chinesecalendar`` package, whose data stops at the last year the State Council has
-published. Years outside its data (and not supplied by a bureau through ``YearSchedule``) fall back to
-"Monday to Friday are working days" and every result touching them carries ``calendar_exact=False``, so staff
-see that a holiday or 调休 day may move the date; nothing crashes.
-"""
+# Counting convention (Civil Code Art. 201, 203): the day of the starting event (receipt, acceptance…) is not
+# counted; day 1 is the first working day after it, so a receipt on a Saturday or a holiday counts from the
+# next working day, exactly like a receipt on the working day before. The period ends at 24:00 of the last day.
+#
+# Calendar source: the chinesecalendar package, whose data stops at the last year the State Council has
+# published. Years outside its data (and not supplied by a bureau through YearSchedule) fall back to "Monday
+# to Friday are working days", and every result touching them carries calendar_exact=False, so staff see
+# that a holiday or 调休 day may move the date; nothing crashes.
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
 from chinese_calendar import constants as _cc_constants
 
 _ONE_DAY: Final = timedelta(days=1)
@@ -61,11 +59,9 @@ class WorkingCalendar:
                 return True
             return day.weekday() < 5 and day not in schedule.holidays
         if PACKAGE_FIRST_YEAR <= day.year <= PACKAGE_LAST_YEAR:
-            try:
-                return bool(chinese_calendar.is_workday(day))
-            except NotImplementedError:
-                # Only if the package's own range check disagrees with ours; degrade rather than crash.
-                pass
+            # chinese_calendar.is_workday's own rule, minus its per-call range check (a min/max over every
+            # holiday), which made long working-day counts slow; a test pins the two to each other.
+            return day in _cc_constants.workdays or (day.weekday() < 5 and day not in _cc_constants.holidays)
         return day.weekday() < 5
 
 

@@ -127,7 +127,7 @@ def create(session: Session, *, operator: Operator, data: InstrumentCreate, acto
     _check_stall(session, operator, data.stall_id)
     exists = session.execute(
         select(col(Instrument.id)).where(
-            Instrument.operator_id == operator.id, col(col(Instrument.serial)) == data.serial
+            Instrument.operator_id == operator.id, col(Instrument.serial) == data.serial
         )
     ).first()
     if exists is not None:
@@ -233,7 +233,7 @@ def history(session: Session, instrument_id: int) -> Sequence[VerificationRecord
         session.execute(
             select(VerificationRecord)
             .where(col(VerificationRecord.instrument_id) == instrument_id)
-            .order_by(col(col(VerificationRecord.verified_on)).desc(), col(col(VerificationRecord.id)).desc())
+            .order_by(col(VerificationRecord.verified_on).desc(), col(VerificationRecord.id).desc())
         )
         .scalars()
         .all()
@@ -245,11 +245,11 @@ def overdue_in_use(
 ) -> Sequence[tuple[int, date, int]]:
     """(id, valid_until, operator_id) of in-use instruments whose validity ended before ``today``, by id."""
     rows = session.execute(
-        select(col(Instrument.id), col(col(Instrument.valid_until)), col(col(Instrument.operator_id)))
+        select(col(Instrument.id), col(Instrument.valid_until), col(Instrument.operator_id))
         .where(
-            col(col(Instrument.status)) == InstrumentStatus.in_use,
-            col(col(Instrument.valid_until)) < today,
-            col(col(Instrument.id)) > after_id,
+            col(Instrument.status) == InstrumentStatus.in_use,
+            col(Instrument.valid_until) < today,
+            col(Instrument.id) > after_id,
         )
         .order_by(col(Instrument.id))
         .limit(batch)

@@ -67,7 +67,7 @@ def ancestors(session: Session, jurisdiction: Jurisdiction) -> list[Jurisdiction
         return []
     rows = {
         j.code: j
-        for j in session.execute(select(Jurisdiction).where(col(col(Jurisdiction.code)).in_(codes))).scalars()
+        for j in session.execute(select(Jurisdiction).where(col(Jurisdiction.code).in_(codes))).scalars()
     }
     return [rows[c] for c in codes if c in rows]
 
@@ -89,4 +89,4 @@ def is_within(child_path: str, scope_path: str) -> bool:
 
 def descendant_codes_stmt(scope_path: str) -> SelectOfScalar[str]:
     """A sub-select of the codes at or below a scope, for filtering scoped queries in SQL."""
-    return select(col(Jurisdiction.code)).where(col(col(Jurisdiction.path)).startswith(scope_path))
+    return select(col(Jurisdiction.code)).where(col(Jurisdiction.path).startswith(scope_path))

@@ -13,12 +13,12 @@ from itertools import islice
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from backend.audit.service import Actor, AuditItem, record_many
 from backend.auth.dependencies import Scope
-from backend.db import utcnow
+from backend.db import table_of, utcnow
 from backend.errors import AppError
 from backend.instruments.catalogue import BY_CODE
 from backend.instruments.models import Instrument, VerificationRecord
@@ -125,8 +125,8 @@ def _counties_in_scope(session: Session, scope: Scope) -> set[str]:
     return set(
         session.execute(
             select(col(Jurisdiction.code)).where(
-                col(col(Jurisdiction.level)) == DivisionLevel.county,
-                col(col(Jurisdiction.path)).startswith(scope.path),
+                col(Jurisdiction.level) == DivisionLevel.county,
+                col(Jurisdiction.path).startswith(scope.path),
             )
         ).scalars()
     )
@@ -186,7 +186,7 @@ def _write_operator_batch(
         return
     existing = {
         row.uscc: row
-        for row in session.execute(select(Operator).where(col(col(Operator.uscc)).in_(list(valid)))).scalars()
+        for row in session.execute(select(Operator).where(col(Operator.uscc).in_(list(valid)))).scalars()
     }
     now = utcnow()
     new_rows = [
@@ -197,7 +197,7 @@ def _write_operator_batch(
     audit_items: list[AuditItem] = []
     if new_rows:
         ids = session.execute(
-            insert(Operator).returning(col(Operator.id), col(col(Operator.uscc))), new_rows
+            insert(table_of(Operator)).returning(table_of(Operator).c.id, table_of(Operator).c.uscc), new_rows
         ).all()
         by_uscc = {u: i for i, u in ids}
         for row in new_rows:
@@ -219,7 +219,10 @@ def _write_operator_batch(
         audit_items.append(AuditItem("operator.import_update", "operator", str(current.id), before, diff))
     if changes:
         for change in changes:
-            session.execute(update(Operator).where(col(Operator.id) == change["id"]).values(**change))
+            # Rows change different columns, so each is its own UPDATE; re-imports change few rows.
+            table = table_of(Operator)
+            values = {k: v for k, v in change.items() if k != "id"}
+            session.execute(update(table).where(table.c.id == change["id"]).values(**values))
         report.updated += len(changes)
     record_many(session, actor=actor, items=audit_items)
     session.expire_all()
@@ -248,25 +251,25 @@ def import_instruments(
         operators = {
             uscc: (op_id, path)
             for op_id, uscc, path in session.execute(
-                select(col(Operator.id), col(col(Operator.uscc)), col(col(Jurisdiction.path)))
-                .join(Jurisdiction, col(col(Jurisdiction.code)) == col(col(Operator.jurisdiction_code)))
-                .where(col(col(Operator.uscc)).in_(usccs))
+                select(col(Operator.id), col(Operator.uscc), col(Jurisdiction.path))
+                .join(Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code))
+                .where(col(Operator.uscc).in_(usccs))
             ).all()
         }
         op_ids = [op_id for op_id, path in operators.values() if scope.covers(path)]
         existing = {
             (op_id, serial): inst_id
             for inst_id, op_id, serial in session.execute(
-                select(
-                    col(Instrument.id), col(col(Instrument.operator_id)), col(col(Instrument.serial))
-                ).where(col(col(Instrument.operator_id)).in_(op_ids))
+                select(col(Instrument.id), col(Instrument.operator_id), col(Instrument.serial)).where(
+                    col(Instrument.operator_id).in_(op_ids)
+                )
             ).all()
         }
         stalls = {
             (m, num): sid
             for sid, m, num in session.execute(
-                select(col(Stall.id), col(col(Stall.market_id)), col(col(Stall.number))).where(
-                    col(col(Stall.market_id)).in_(op_ids)
+                select(col(Stall.id), col(Stall.market_id), col(Stall.number)).where(
+                    col(Stall.market_id).in_(op_ids)
                 )
             ).all()
         }
@@ -305,18 +308,20 @@ def import_instruments(
         if new_rows:
             now = utcnow()
             created = session.execute(
-                insert(Instrument).returning(
-                    col(Instrument.id), col(Instrument.operator_id), col(Instrument.serial)
+                insert(table_of(Instrument)).returning(
+                    table_of(Instrument).c.id,
+                    table_of(Instrument).c.operator_id,
+                    table_of(Instrument).c.serial,
                 ),
                 [{**r, "created_at": now} for r in new_rows],
             ).all()
             for inst_id, op_id, serial in created:
                 existing[(op_id, serial)] = inst_id
                 new_ids.add(inst_id)
+            by_key = {(r["operator_id"], r["serial"]): r for r in new_rows}
+            # One entry per new instrument, carrying its first verification too.
             audit_items += [
-                AuditItem(
-                    "instrument.import_create", "instrument", str(i), None, {"operator_id": o, "serial": s}
-                )
+                AuditItem("instrument.import_create", "instrument", str(i), None, by_key[(o, s)])
                 for i, o, s in created
             ]
             report.created += len(new_rows)
@@ -359,6 +364,10 @@ def _instrument_row(
         "stall_id": stall_id,
         "status": "in_use",
         "qr_serial": 1,
+        # Every row carries every column: Core executemany needs uniform parameter sets.
+        "last_verified_on": None,
+        "last_passed": None,
+        "valid_until": None,
     }
     try:
         verified_on = _parse_date(raw.get("verified_on", ""))
@@ -396,18 +405,18 @@ def _write_verifications(
     known = set(
         session.execute(
             select(
-                col(col(VerificationRecord.instrument_id)),
-                col(col(VerificationRecord.verified_on)),
-                col(col(VerificationRecord.certificate_no)),
-            ).where(col(col(VerificationRecord.instrument_id)).in_(ids))
+                col(VerificationRecord.instrument_id),
+                col(VerificationRecord.verified_on),
+                col(VerificationRecord.certificate_no),
+            ).where(col(VerificationRecord.instrument_id).in_(ids))
         ).all()
     )
     current = {
         i: (d, p)
         for i, d, p in session.execute(
-            select(
-                col(Instrument.id), col(col(Instrument.last_verified_on)), col(col(Instrument.last_passed))
-            ).where(col(col(Instrument.id)).in_(ids))
+            select(col(Instrument.id), col(Instrument.last_verified_on), col(Instrument.last_passed)).where(
+                col(Instrument.id).in_(ids)
+            )
         ).all()
     }
     now = utcnow()
@@ -422,13 +431,31 @@ def _write_verifications(
         if last_on is None or v["verified_on"] >= last_on:
             latest[inst_id] = v
     if new_records:
-        session.execute(insert(VerificationRecord), new_records)
+        session.execute(insert(table_of(VerificationRecord)), new_records)
+    updates = []
     for inst_id, v in latest.items():
-        audit_items.append(AuditItem("instrument.import_verification", "instrument", str(inst_id), None, v))
-        if inst_id in new_ids:
-            continue
-        session.execute(
-            update(Instrument)
-            .where(col(Instrument.id) == inst_id)
-            .values(last_verified_on=v["verified_on"], last_passed=v["passed"], valid_until=v["valid_until"])
+        if inst_id not in new_ids:
+            audit_items.append(
+                AuditItem("instrument.import_verification", "instrument", str(inst_id), None, v)
+            )
+            updates.append(
+                {
+                    "b_id": inst_id,
+                    "b_on": v["verified_on"],
+                    "b_passed": v["passed"],
+                    "b_until": v["valid_until"],
+                }
+            )
+    if updates:
+        # One executemany for the whole batch instead of a round trip per instrument.
+        table = table_of(Instrument)
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                last_verified_on=bindparam("b_on"),
+                last_passed=bindparam("b_passed"),
+                valid_until=bindparam("b_until"),
+            )
         )
+        session.execute(stmt, updates)

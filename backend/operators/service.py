@@ -82,8 +82,8 @@ def create(session: Session, *, data: OperatorCreate, scope: Scope) -> Operator:
 def get_in_scope(session: Session, scope: Scope, operator_id: int) -> Operator:
     """The operator if it lies in the scope; 404 otherwise, so ids outside reveal nothing."""
     row = session.execute(
-        select(Operator, col(col(Jurisdiction.path)))
-        .join(Jurisdiction, col(col(Jurisdiction.code)) == col(col(Operator.jurisdiction_code)))
+        select(Operator, col(Jurisdiction.path))
+        .join(Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code))
         .where(col(Operator.id) == operator_id)
     ).first()
     if row is None or not scope.covers(row[1]):
@@ -132,38 +132,32 @@ def list_in_scope(
     offset: int,
 ) -> tuple[Sequence[Operator], int]:
     """Operators in the scope, filtered, newest first."""
-    stmt = select(Operator).join(
-        Jurisdiction, col(col(Jurisdiction.code)) == col(col(Operator.jurisdiction_code))
-    )
-    stmt = stmt.where(col(col(Jurisdiction.path)).startswith(scope.path))
+    stmt = select(Operator).join(Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code))
+    stmt = stmt.where(col(Jurisdiction.path).startswith(scope.path))
     if jurisdiction_code:
         target = session.get(Jurisdiction, jurisdiction_code)
         if target is None:
             return [], 0
-        stmt = stmt.where(col(col(Jurisdiction.path)).startswith(target.path))
+        stmt = stmt.where(col(Jurisdiction.path).startswith(target.path))
     if sector:
         stmt = stmt.where(col(Operator.sector) == sector)
     if q:
         term = q.strip()
         stmt = stmt.where(
             or_(
-                col(col(Operator.name)).contains(term, autoescape=True),
-                col(col(Operator.uscc)) == term.upper(),
+                col(Operator.name).contains(term, autoescape=True),
+                col(Operator.uscc) == term.upper(),
             )
         )
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    rows = (
-        session.execute(stmt.order_by(col(col(Operator.id)).desc()).limit(limit).offset(offset))
-        .scalars()
-        .all()
-    )
+    rows = session.execute(stmt.order_by(col(Operator.id).desc()).limit(limit).offset(offset)).scalars().all()
     return rows, int(total)
 
 
 def add_stall(session: Session, *, market: Operator, data: StallCreate, actor: Actor) -> Stall:
     """Add a stall to a market; stall numbers are unique within the market."""
     exists = session.execute(
-        select(col(Stall.id)).where(col(Stall.market_id) == market.id, col(col(Stall.number)) == data.number)
+        select(col(Stall.id)).where(col(Stall.market_id) == market.id, col(Stall.number) == data.number)
     ).first()
     if exists is not None:
         raise conflict(
@@ -254,9 +248,7 @@ def current_commitment(session: Session, operator_id: int) -> SelfCommitment | N
     """The operator's commitment in force, if any."""
     return session.execute(
         select(SelfCommitment)
-        .where(
-            col(SelfCommitment.operator_id) == operator_id, col(col(SelfCommitment.withdrawn_at)).is_(None)
-        )
-        .order_by(col(col(SelfCommitment.signed_at)).desc())
+        .where(col(SelfCommitment.operator_id) == operator_id, col(SelfCommitment.withdrawn_at).is_(None))
+        .order_by(col(SelfCommitment.signed_at).desc())
         .limit(1)
     ).scalar_one_or_none()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from backend.db import utcnow
 from backend.outbox.models import OutboxEvent
@@ -27,6 +27,11 @@ def emit(session: Session, topic: str, payload: dict[str, Any], *, dedupe_key: s
         "attempts": 0,
     }
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(OutboxEvent).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    result = session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    stmt = (
+        insert(OutboxEvent)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(col(OutboxEvent.id))
+    )
+    # RETURNING yields a row only when the insert happened (rowcount is unreliable for ORM inserts).
+    return session.execute(stmt).first() is not None

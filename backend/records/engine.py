@@ -85,13 +85,11 @@ class Rating:
     rules_version: str = DEFAULT_RULES.version
 
 
+# Counts are of VERIFIED records dated on or before as_of; "in an N-year window" means
+# fact_date + interval 'N years' >= as_of (Civil Code Art. 202 arithmetic, which PostgreSQL shares).
 @dataclass(frozen=True, slots=True)
 class RatingInputs:
-    """Per-operator counts that SQL can compute set-wise; rate_from_aggregates turns them into a class.
-
-    Counts are of VERIFIED records dated on or before as_of; "in an N-year window" means
-    ``fact_date + interval 'N years' >= as_of`` (Civil Code Art. 202 arithmetic, as PostgreSQL does it).
-    """
+    """Per-operator counts that SQL can compute set-wise; rate_from_aggregates turns them into a class."""
 
     management_sound: bool | None
     # Art. 13(1)-(4): in the untrustworthy look-back window.
@@ -140,6 +138,8 @@ def _ids(records: Iterable[RecordFact]) -> tuple[str, ...]:
 
 def _check_unique(records: Sequence[RecordFact]) -> None:
     """Refuse duplicate record ids, which would double-count toward Art. 13's thresholds."""
+    if len({r.id for r in records}) == len(records):
+        return
     seen: set[str] = set()
     for record in records:
         if record.id in seen:
@@ -149,6 +149,8 @@ def _check_unique(records: Sequence[RecordFact]) -> None:
 
 def _short_changing_any_span(penalties: list[RecordFact], years: int, threshold: int) -> list[RecordFact]:
     """Penalties that belong to some group of ``threshold`` or more lying within one ``years`` span."""
+    if len(penalties) < threshold:
+        return []
     ordered = sorted(penalties, key=_sort_key)
     qualifying: set[int] = set()
     end = 0
@@ -186,16 +188,54 @@ def _classify(
     return cls, (Rule.GAP,)
 
 
+@lru_cache(maxsize=4096)
+def _explanations(rule: Rule, rules: RuleSet, count: int) -> tuple[str, str]:
+    """The zh and en explanation of a rule for an evidence count; cached, as bulk re-rating repeats them."""
+    text = RULE_TEXT[rule]
+    return render(text.explanation_zh, rule, rules, count), render(text.explanation_en, rule, rules, count)
+
+
 def _reason(rule: Rule, rules: RuleSet, record_ids: tuple[str, ...]) -> Reason:
     """A Reason for a rule, its text filled from the rule set and the evidence."""
-    text = RULE_TEXT[rule]
-    count = len(record_ids)
+    zh, en = _explanations(rule, rules, len(record_ids))
     return Reason(
         rule=rule.value,
-        article=text.article,
+        article=RULE_TEXT[rule].article,
         record_ids=record_ids,
-        explanation_zh=render(text.explanation_zh, rule, rules, count),
-        explanation_en=render(text.explanation_en, rule, rules, count),
+        explanation_zh=zh,
+        explanation_en=en,
+    )
+
+
+# Where each kind's evidence goes in rate(): Art. 13 item number minus one.
+_ART13_SLOT: dict[RecordKind, int] = {
+    RecordKind.INSPECTION_FAILED: 0,
+    RecordKind.METROLOGY_ACCIDENT: 1,
+    **dict.fromkeys(INSTRUMENT_KINDS, 2),
+    RecordKind.COMPLAINT_SUBSTANTIATED: 3,
+    RecordKind.SHORT_CHANGING_PENALTY: 4,
+}
+
+
+@lru_cache(maxsize=256)
+def _window_starts(as_of: date, rules: RuleSet) -> tuple[date, date, date, date]:
+    """First fact dates inside the look-back, clean-record, good-record and short-changing windows."""
+    return (
+        window_start(as_of, rules.untrustworthy_lookback_years),
+        window_start(as_of, rules.clean_record_years),
+        window_start(as_of, rules.good_record_years),
+        window_start(as_of, rules.short_changing_window_years),
+    )
+
+
+def _art13_thresholds(rules: RuleSet) -> tuple[int, int, int, int, int]:
+    """Art. 13(1)-(5) thresholds in article order."""
+    return (
+        rules.inspection_failed_threshold,
+        rules.accident_threshold,
+        rules.instrument_in_use_threshold,
+        rules.complaint_threshold,
+        rules.short_changing_threshold,
     )
 
 
@@ -204,16 +244,15 @@ def rate(
 ) -> Rating:
     """Classify one operator on ``as_of`` from its records, with reasons citing record ids."""
     _check_unique(records)
-    art13_start = window_start(as_of, rules.untrustworthy_lookback_years)
-    clean_start = window_start(as_of, rules.clean_record_years)
-    good_start = window_start(as_of, rules.good_record_years)
+    art13_start, clean_start, good_start, trailing_start = _window_starts(as_of, rules)
 
-    evidence: dict[Rule, list[RecordFact]] = {rule: [] for rule in ART13_RULES}
+    evidence: tuple[list[RecordFact], ...] = ([], [], [], [], [])
     bad: list[RecordFact] = []
     good: list[RecordFact] = []
+    verified = RecordState.VERIFIED
     for record in records:
         day = record.fact_date
-        if record.state is not RecordState.VERIFIED or day > as_of:
+        if record.state is not verified or day > as_of:
             continue
         kind = record.kind
         if kind in GOOD_KINDS:
@@ -222,47 +261,35 @@ def rate(
             continue
         if day >= clean_start:
             bad.append(record)
-        if day < art13_start:
+        slot = _ART13_SLOT.get(kind)
+        if slot is None or day < art13_start:
             continue
-        if kind is RecordKind.INSPECTION_FAILED:
-            evidence[Rule.ART13_1_INSPECTION_FAILED].append(record)
-        elif kind is RecordKind.METROLOGY_ACCIDENT:
-            if record.social_impact is True:
-                evidence[Rule.ART13_2_ACCIDENT_SOCIAL_IMPACT].append(record)
-        elif kind in INSTRUMENT_KINDS:
-            if record.instrument_still_in_use is True:
-                evidence[Rule.ART13_3_INSTRUMENT_IN_USE].append(record)
-        elif kind is RecordKind.COMPLAINT_SUBSTANTIATED:
-            evidence[Rule.ART13_4_COMPLAINTS_SUBSTANTIATED].append(record)
-        elif kind is RecordKind.SHORT_CHANGING_PENALTY:
-            evidence[Rule.ART13_5_SHORT_CHANGING_PENALTIES].append(record)
+        # Art. 13(2) and (3) need a positive finding; a missing one (None) does not meet the condition.
+        if slot == 1 and record.social_impact is not True:
+            continue
+        if slot == 2 and record.instrument_still_in_use is not True:
+            continue
+        evidence[slot].append(record)
 
-    penalties = evidence[Rule.ART13_5_SHORT_CHANGING_PENALTIES]
+    thresholds = _art13_thresholds(rules)
+    penalties = evidence[4]
     if rules.short_changing_window_mode is ShortChangingWindow.ANY_SPAN:
-        evidence[Rule.ART13_5_SHORT_CHANGING_PENALTIES] = _short_changing_any_span(
-            penalties, rules.short_changing_window_years, rules.short_changing_threshold
-        )
+        qualifying = _short_changing_any_span(penalties, rules.short_changing_window_years, thresholds[4])
     else:
-        trailing_start = window_start(as_of, rules.short_changing_window_years)
         in_window = [r for r in penalties if r.fact_date >= trailing_start]
-        enough = len(in_window) >= rules.short_changing_threshold
-        evidence[Rule.ART13_5_SHORT_CHANGING_PENALTIES] = in_window if enough else []
-
-    thresholds = {
-        Rule.ART13_1_INSPECTION_FAILED: rules.inspection_failed_threshold,
-        Rule.ART13_2_ACCIDENT_SOCIAL_IMPACT: rules.accident_threshold,
-        Rule.ART13_3_INSTRUMENT_IN_USE: rules.instrument_in_use_threshold,
-        Rule.ART13_4_COMPLAINTS_SUBSTANTIATED: rules.complaint_threshold,
-        # Already filtered to qualifying groups above, so any survivor means the condition holds.
-        Rule.ART13_5_SHORT_CHANGING_PENALTIES: 1,
-    }
-    hits = [rule for rule in ART13_RULES if len(evidence[rule]) >= thresholds[rule]]
+        qualifying = in_window if len(in_window) >= thresholds[4] else []
+    # Short-changing evidence is reduced to the penalties in qualifying spans, so any one left meets (5).
+    evidence = (*evidence[:4], qualifying)
+    needed = (*thresholds[:4], 1)
+    hits = [
+        rule for rule, found, need in zip(ART13_RULES, evidence, needed, strict=True) if len(found) >= need
+    ]
     cls, decided = _classify(hits, bool(bad), facts.management_sound, rules)
 
     reasons: list[Reason] = []
     for rule in decided:
-        if rule in evidence:
-            ids = _ids(evidence[rule])
+        if rule in ART13_RULES:
+            ids = _ids(evidence[ART13_RULES.index(rule)])
         elif rule is Rule.GAP:
             ids = _ids(bad)
         else:
@@ -347,19 +374,26 @@ def rate_from_aggregates(
     agg: RatingInputs, rules: RuleSet = DEFAULT_RULES
 ) -> tuple[IntegrityClass, tuple[str, ...]]:
     """Classify from pre-aggregated counts; returns the class and the reason rule keys rate() would give."""
-    counts = (
-        (Rule.ART13_1_INSPECTION_FAILED, agg.inspections_failed, rules.inspection_failed_threshold),
-        (Rule.ART13_2_ACCIDENT_SOCIAL_IMPACT, agg.accidents_with_social_impact, rules.accident_threshold),
-        (Rule.ART13_3_INSTRUMENT_IN_USE, agg.instruments_in_use, rules.instrument_in_use_threshold),
-        (Rule.ART13_4_COMPLAINTS_SUBSTANTIATED, agg.complaints_substantiated, rules.complaint_threshold),
-        (Rule.ART13_5_SHORT_CHANGING_PENALTIES, agg.short_changing_peak, rules.short_changing_threshold),
-    )
-    hits = [rule for rule, n, threshold in counts if n >= threshold]
+    t1, t2, t3, t4, t5 = _art13_thresholds(rules)
+    hits = [
+        rule
+        for rule, met in zip(
+            ART13_RULES,
+            (
+                agg.inspections_failed >= t1,
+                agg.accidents_with_social_impact >= t2,
+                agg.instruments_in_use >= t3,
+                agg.complaints_substantiated >= t4,
+                agg.short_changing_peak >= t5,
+            ),
+            strict=True,
+        )
+        if met
+    ]
     cls, decided = _classify(hits, agg.bad_records > 0, agg.management_sound, rules)
-    keys = tuple(rule.value for rule in decided)
     if agg.good_records > 0:
-        keys += (Rule.GOOD_RECORD.value,)
-    return cls, keys
+        return cls, (*decided, Rule.GOOD_RECORD)
+    return cls, decided
 
 
 # The set-based form of aggregate() for PostgreSQL. The caller supplies a relation named rating_records

@@ -83,6 +83,8 @@ class PlanRow:
 
 def draw_ticket(seed: int | str, period_key: str, operator_id: str) -> str:
     """An operator's lottery ticket for a period: a hash, so the draw is reproducible and auditable."""
+    # Whoever knows the seed can predict the draw: generate it at draw time (e.g. secrets.randbits(64)) and
+    # store it with the plan, so the draw can be audited afterwards but not foreseen.
     # Unit separators keep ("1", "2x") and ("12", "x") from hashing the same text.
     text = f"{seed}\x1f{period_key}\x1f{operator_id}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -95,11 +97,9 @@ def draw_plan(
     rates: InspectionRates = DEFAULT_RATES,
     already_drawn: Collection[str] = frozenset(),
 ) -> list[PlanRow]:
-    """Draw the operators to inspect this period: per (jurisdiction, class), lowest tickets up to the quota.
-
-    The quota is ceil(rate x stratum size) for the whole period; operators in ``already_drawn`` count toward
-    it and are never drawn again, so repeated draws within a period top up and never exceed the rate.
-    """
+    """Draw the operators to inspect this period: per (jurisdiction, class), lowest tickets up to the quota."""
+    # The quota, ceil(rate x stratum size), is for the whole period: operators in already_drawn count toward
+    # it and are never drawn again, so repeated draws within a period top up and never exceed the rate.
     strata: dict[tuple[str, IntegrityClass], list[PlanCandidate]] = {}
     seen: set[str] = set()
     for candidate in candidates:

@@ -1,0 +1,290 @@
+"""Request-side dependencies for complaints: the early filer check, the idempotency key and the multipart parse.
+
+The upload is parsed and its photos validated before the request touches the database, so a slow phone
+upload never holds a connection or (on SQLite) the write lock; only the bearer token's signature is checked
+before the body is read, so strangers cannot make us parse 50 MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend import ratelimit
+from backend.auth.dependencies import Scope, oauth2_scheme
+from backend.auth.models import Account, Role
+from backend.auth.security import AccessClaims, decode_access_token, unauthorized
+from backend.complaints.models import PhotoKind
+from backend.complaints.schemas import MAX_PHOTOS, ComplaintSubmission
+from backend.complaints.service import FILER_ROLES, IncomingPhoto, Submission, request_hash
+from backend.config import get_settings
+from backend.errors import AppError, forbidden
+from backend.jurisdictions.models import Jurisdiction
+from backend.media.processing import MediaError, validate
+
+# Printable ASCII: a UUID, a ULID or anything a phone generates; never blank.
+_KEY_RE = re.compile(r"[\x20-\x7e]{1,100}")
+
+
+def _filer_claims(token: Annotated[str | None, Depends(oauth2_scheme)]) -> AccessClaims:
+    if not token:
+        raise unauthorized("not_authenticated", "请先登录", "not authenticated")
+    claims = decode_access_token(token)
+    if claims.role not in FILER_ROLES:
+        raise forbidden(
+            "仅消费者和计量诚信监督员可提交投诉", "only consumers and supervisors file complaints"
+        )
+    return claims
+
+
+FilerClaims = Annotated[AccessClaims, Depends(_filer_claims)]
+
+
+def _idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1–100 printable ASCII characters, new for each complaint and the same on every retry.",
+        ),
+    ] = None,
+) -> str:
+    if idempotency_key is None:
+        raise AppError(
+            422,
+            "idempotency_key_required",
+            "缺少 Idempotency-Key 请求头",
+            "the Idempotency-Key header is required",
+        )
+    if not _KEY_RE.fullmatch(idempotency_key) or not idempotency_key.strip():
+        raise AppError(
+            422,
+            "invalid_idempotency_key",
+            "Idempotency-Key 须为 1–100 个可打印 ASCII 字符",
+            "Idempotency-Key must be 1–100 printable ASCII characters",
+        )
+    return idempotency_key
+
+
+IdempotencyKeyHeader = Annotated[str, Depends(_idempotency_key)]
+
+
+def _too_many_photos(count: int | None = None) -> AppError:
+    return AppError(
+        422,
+        "too_many_photos",
+        f"每件投诉最多上传 {MAX_PHOTOS} 张照片",
+        f"at most {MAX_PHOTOS} photos per complaint",
+        {"max": MAX_PHOTOS, "received": count},
+    )
+
+
+def _too_large(code: str, zh: str, en: str, limit: int, photo: int | None = None) -> AppError:
+    details: dict[str, Any] = {"limit_bytes": limit}
+    if photo is not None:
+        details["photo"] = photo
+        details["reason"] = "too_many_bytes"
+    return AppError(413, code, zh, en, details)
+
+
+def _photo_error(index: int, exc: MediaError) -> AppError:
+    return AppError(
+        exc.status, exc.code, exc.message_zh, exc.message_en, {"photo": index, "reason": exc.reason}
+    )
+
+
+async def _read_form(request: Request) -> tuple[bytes, list[bytes]]:
+    """The raw JSON part and the photo parts, within every limit."""
+    settings = get_settings()
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise AppError(
+            415,
+            "unsupported_media_type",
+            "投诉须以 multipart/form-data 提交",
+            "submit complaints as multipart/form-data",
+        )
+    try:
+        # A few files over the limit are still parsed so the answer can be the precise too_many_photos.
+        form = await request.form(
+            max_files=MAX_PHOTOS + 4, max_fields=4, max_part_size=settings.complaint_json_max_bytes
+        )
+    except StarletteHTTPException as exc:
+        detail = str(exc.detail)
+        if detail.startswith("Too many files"):
+            raise _too_many_photos() from None
+        if detail.startswith("Part exceeded"):
+            raise _too_large(
+                "complaint_too_large",
+                "投诉内容过大",
+                "the complaint part is too large",
+                settings.complaint_json_max_bytes,
+            ) from None
+        raise AppError(
+            400, "invalid_multipart", "请求格式无效", "malformed multipart body", {"reason": detail}
+        ) from None
+    try:
+        unexpected = sorted({key for key in form if key not in ("complaint", "photos")})
+        if unexpected:
+            raise AppError(
+                422,
+                "unexpected_part",
+                "请求包含无法识别的部分",
+                "unexpected multipart part",
+                {"parts": unexpected[:10], "expected": ["complaint", "photos"]},
+            )
+        complaint_parts = form.getlist("complaint")
+        if len(complaint_parts) != 1:
+            raise AppError(
+                422,
+                "complaint_part_required",
+                "须有且仅有一个 complaint 部分",
+                "exactly one complaint part is needed",
+            )
+        photo_parts = form.getlist("photos")
+        if len(photo_parts) > MAX_PHOTOS:
+            raise _too_many_photos(len(photo_parts))
+        part = complaint_parts[0]
+        if isinstance(part, UploadFile):
+            raw_json = await part.read(settings.complaint_json_max_bytes + 1)
+            if len(raw_json) > settings.complaint_json_max_bytes:
+                raise _too_large(
+                    "complaint_too_large",
+                    "投诉内容过大",
+                    "the complaint part is too large",
+                    settings.complaint_json_max_bytes,
+                )
+        else:
+            raw_json = part.encode("utf-8")
+        photos: list[bytes] = []
+        total = len(raw_json)
+        for index, photo_part in enumerate(photo_parts):
+            if not isinstance(photo_part, UploadFile):
+                raise AppError(
+                    422,
+                    "invalid_photo_part",
+                    "photos 须为文件",
+                    "each photos part must be a file",
+                    {"photo": index},
+                )
+            data = await photo_part.read(settings.complaint_photo_max_bytes + 1)
+            if len(data) > settings.complaint_photo_max_bytes:
+                limit = settings.complaint_photo_max_bytes
+                raise _too_large(
+                    "media_too_large",
+                    f"第 {index + 1} 张照片过大，单张不能超过 {limit // 1_048_576} MB",
+                    f"photo {index + 1} is too large; the limit is {limit // 1_048_576} MB per photo",
+                    limit,
+                    index,
+                )
+            total += len(data)
+            if total > settings.complaint_request_max_bytes:
+                raise _too_large(
+                    "payload_too_large",
+                    "照片总量过大，请减少照片数量",
+                    "the photos are too large together; send fewer",
+                    settings.complaint_request_max_bytes,
+                )
+            photos.append(data)
+    finally:
+        await form.close()
+    return raw_json, photos
+
+
+def _parse_json(raw_json: bytes) -> tuple[dict[str, Any], ComplaintSubmission]:
+    try:
+        raw = json.loads(raw_json.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise AppError(
+            422, "invalid_json", "complaint 部分不是合法的 JSON", "the complaint part is not valid JSON"
+        ) from None
+    if not isinstance(raw, dict):
+        raise AppError(
+            422, "invalid_json", "complaint 部分须为 JSON 对象", "the complaint part must be a JSON object"
+        )
+    try:
+        data = ComplaintSubmission.model_validate(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", "complaint", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+    return raw, data
+
+
+def _validate_photo(index: int, data: bytes) -> IncomingPhoto:
+    settings = get_settings()
+    try:
+        info = validate(data, settings.complaint_photo_max_bytes, settings.complaint_photo_max_pixels)
+    except MediaError as exc:
+        raise _photo_error(index, exc) from None
+    except Exception:
+        # validate() promises MediaError for bad input; whatever else a decoder throws is still bad input.
+        raise AppError(
+            422,
+            "media_rejected",
+            "图片无法解码，文件可能已损坏",
+            "the image could not be decoded",
+            {"photo": index, "reason": "corrupt"},
+        ) from None
+    return IncomingPhoto(
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=info.format,
+        width=info.width,
+        height=info.height,
+        kind=PhotoKind.other,
+    )
+
+
+async def _submission(request: Request, claims: FilerClaims, key: IdempotencyKeyHeader) -> Submission:
+    # Counted per attempt and address before reading a byte: the cheap guard against upload floods.
+    ratelimit.limit(request, "complaint-address", get_settings().complaint_rate_per_address)
+    raw_json, photo_bytes = await _read_form(request)
+    raw, data = _parse_json(raw_json)
+    kinds = data.photo_kinds or [PhotoKind.other] * len(photo_bytes)
+    if len(kinds) != len(photo_bytes):
+        raise AppError(
+            422,
+            "photo_kinds_mismatch",
+            "photo_kinds 的数量须与照片数量一致",
+            "photo_kinds must list one kind per photo",
+            {"photos": len(photo_bytes), "photo_kinds": len(kinds)},
+        )
+    photos = []
+    for index, (data_bytes, kind) in enumerate(zip(photo_bytes, kinds, strict=True)):
+        checked = await run_in_threadpool(_validate_photo, index, data_bytes)
+        photos.append(
+            IncomingPhoto(
+                data=checked.data,
+                sha256=checked.sha256,
+                format=checked.format,
+                width=checked.width,
+                height=checked.height,
+                kind=kind,
+            )
+        )
+    return Submission(
+        data=data, photos=tuple(photos), request_hash=request_hash(raw, [p.sha256 for p in photos])
+    )
+
+
+ParsedSubmission = Annotated[Submission, Depends(_submission)]
+
+
+def staff_scope_of(session: Session, user: Account) -> Scope | None:
+    """A staff member's or admin's scope, or None for everyone else."""
+    if user.role == Role.admin:
+        return Scope(user, "/")
+    if user.role == Role.staff and user.jurisdiction_code:
+        jurisdiction = session.get(Jurisdiction, user.jurisdiction_code)
+        if jurisdiction is not None:
+            return Scope(user, jurisdiction.path)
+    return None

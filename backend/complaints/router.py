@@ -1,0 +1,320 @@
+"""Complaint endpoints: submission from the phone, the filer's own view, similar counts, staff reads, photos."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Annotated, Any, BinaryIO, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from backend import audit, ratelimit
+from backend.auth.dependencies import CurrentUser, StaffScope
+from backend.common.schemas import Latitude, Longitude, Page, PageLimit, PageOffset
+from backend.complaints import service
+from backend.complaints.dependencies import IdempotencyKeyHeader, ParsedSubmission, staff_scope_of
+from backend.complaints.models import Complaint, ComplaintCategory, ComplaintPhoto, PhotoStatus
+from backend.complaints.schemas import (
+    MAX_PHOTOS,
+    ComplaintCreated,
+    ComplaintRead,
+    ComplaintStaffRead,
+    ComplaintSubmission,
+    ComplaintSummary,
+    CoordSystemIn,
+    SimilarCounts,
+)
+from backend.config import get_settings
+from backend.db import SessionDep
+from backend.errors import AppError, Responses, error_responses, forbidden, not_found
+from backend.i18n import request_locale
+from backend.media.processing import ImageFormat
+from backend.media.storage import MediaNotFound
+from geo import CoordSystem, to_wgs84
+
+router = APIRouter(prefix="/api/v1", tags=["complaints"])
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its ``$defs`` inlined, to embed in a multipart part's ``contentSchema``."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = resolve(copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]]))
+                return {**target, **{k: resolve(v) for k, v in node.items() if k != "$ref"}}
+            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+_SUBMIT_DESCRIPTION = f"""
+File a complaint (consumer device or account) or a patrol report (supervisor) as `multipart/form-data`:
+
+* part **`complaint`**: the JSON object described below (`ComplaintSubmission`), as a text field or a file
+  part of type `application/json`, at most 64 KB;
+* 0–{MAX_PHOTOS} parts **`photos`**: JPEG, PNG, WebP or HEIC/HEIF images, told apart by their bytes (never by name
+  or declared type). **The kind of each photo** (`receipt`, `scale_display`, `goods`, `other`) is given in the JSON
+  as `photo_kinds`, a list aligned with the order of the `photos` parts; when it is omitted every photo is `other`.
+
+The header **`Idempotency-Key`** is required. The same key with the same body (the canonical JSON and the photos'
+SHA-256s) answers with the same complaint — 201 the first time, 200 after; the same key with a different body is
+409 `idempotency_conflict`. Keys are scoped to the account and kept at least 7 days.
+
+Supervisors must give `finding` and the operator (QR token or ids); consumers must give a location or the
+operator. The geotag is stored as sent and converted to WGS-84. Photos are processed after the answer; their
+status moves from `pending` to `processed` or `rejected`. Routing to the bureau with jurisdiction follows.
+
+Errors: 413 for a photo, the JSON part or the request over its limit; 415 for a photo that is not an accepted
+image (or a body that is not multipart); 422 `too_many_photos`, `invalid_json`, `invalid_coordinates`,
+`invalid_coord_system`, `forged_qr`, `revoked_qr`, `media_rejected` (truncated, corrupt, decompression bomb), …;
+429 with `Retry-After`.
+"""
+
+_SUBMIT_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["complaint"],
+                    "properties": {
+                        "complaint": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": _inline_refs(ComplaintSubmission.model_json_schema()),
+                            "description": "ComplaintSubmission as JSON",
+                        },
+                        "photos": {
+                            "type": "array",
+                            "maxItems": MAX_PHOTOS,
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "photos in the order of photo_kinds",
+                        },
+                    },
+                },
+                "encoding": {
+                    "complaint": {"contentType": "application/json, text/plain"},
+                    "photos": {"contentType": "image/jpeg, image/png, image/webp, image/heic, image/heif"},
+                },
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/complaints",
+    response_model=ComplaintCreated,
+    status_code=201,
+    description=_SUBMIT_DESCRIPTION,
+    responses={
+        200: {"model": ComplaintCreated, "description": "a retry: the complaint made by the first request"},
+        **error_responses(400, 401, 403, 409, 413, 415, 422, 429),
+    },
+    openapi_extra=_SUBMIT_OPENAPI,
+)
+def submit_complaint(
+    response: Response,
+    submission: ParsedSubmission,
+    key: IdempotencyKeyHeader,
+    session: SessionDep,
+    user: CurrentUser,
+) -> ComplaintCreated:
+    """File a complaint or a patrol report with photos, safely retried with an Idempotency-Key."""
+    if user.role not in service.FILER_ROLES:
+        raise forbidden(
+            "仅消费者和计量诚信监督员可提交投诉", "only consumers and supervisors file complaints"
+        )
+    complaint = service.find_replay(
+        session, account_id=user.id or 0, key=key, body_hash=submission.request_hash
+    )
+    created = False
+    if complaint is None:
+        ratelimit.hit("complaint-account", str(user.id), get_settings().complaint_rate_per_account)
+        complaint, created = service.submit(
+            session, account=user, key=key, submission=submission, storage=service.media_storage()
+        )
+    if not created:
+        response.status_code = 200
+    return service.to_created(session, complaint)
+
+
+class SimilarQuery(BaseModel):
+    """Either an operator, or a point (in its coordinate system); optionally a category."""
+
+    model_config = ConfigDict(extra="forbid")
+    operator_id: int | None = None
+    lon: Longitude | None = None
+    lat: Latitude | None = None
+    coord_system: CoordSystemIn = CoordSystem.WGS84
+    category: ComplaintCategory | None = None
+
+
+@router.get("/complaints/similar", response_model=SimilarCounts, responses=error_responses(401, 422, 429))
+def similar(
+    request: Request, session: SessionDep, user: CurrentUser, query: Annotated[SimilarQuery, Query()]
+) -> SimilarCounts:
+    """How many others reported the same operator, or within 250 m, in the last 7 days (counts only)."""
+    ratelimit.limit(request, "complaint-similar", "120/minute")
+    point = None
+    if query.operator_id is None:
+        if query.lon is None or query.lat is None:
+            raise AppError(
+                422,
+                "similar_basis_required",
+                "请提供 operator_id，或 lon 与 lat",
+                "give operator_id, or lon and lat",
+            )
+        point = to_wgs84(query.lon, query.lat, query.coord_system)
+    return service.similar_counts(
+        session, account_id=user.id or 0, operator_id=query.operator_id, point=point, category=query.category
+    )
+
+
+@router.get(
+    "/me/complaints", response_model=Page[ComplaintSummary], tags=["me"], responses=error_responses(401)
+)
+def my_complaints(
+    session: SessionDep, user: CurrentUser, limit: PageLimit = 20, offset: PageOffset = 0
+) -> Page[ComplaintSummary]:
+    """Your complaints, newest first."""
+    items, total = service.list_own(session, user, limit=limit, offset=offset)
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/complaints/{complaint_id}", response_model=ComplaintRead, responses=error_responses(401, 404))
+def get_complaint(
+    request: Request, session: SessionDep, user: CurrentUser, complaint_id: int
+) -> ComplaintRead:
+    """Your complaint with its status timeline (anyone else's is 404)."""
+    complaint = service.get_own(session, user, complaint_id)
+    return service.to_read(session, complaint, request_locale(request))
+
+
+_IMAGE: Responses = {200: {"content": {"image/jpeg": {}}, "description": "a metadata-free JPEG"}}
+
+
+def _photo(session: SessionDep, complaint: Complaint, photo_id: int) -> ComplaintPhoto:
+    photo = session.get(ComplaintPhoto, photo_id)
+    if photo is None or photo.complaint_id != complaint.id:
+        raise not_found("照片", "photo")
+    return photo
+
+
+@router.get(
+    "/complaints/{complaint_id}/photos/{photo_id}/{rendition}",
+    response_class=Response,
+    responses={**_IMAGE, **error_responses(401, 404, 409)},
+)
+def photo_rendition(
+    session: SessionDep,
+    user: CurrentUser,
+    complaint_id: int,
+    photo_id: int,
+    rendition: Literal["display", "thumbnail"],
+) -> Response:
+    """A photo's display copy or thumbnail (the filer, or staff in scope); never the original."""
+    complaint = session.get(Complaint, complaint_id)
+    if complaint is None or complaint.account_id != user.id:
+        scope = staff_scope_of(session, user)
+        if scope is None:
+            raise not_found("投诉", "complaint")
+        complaint = service.get_for_staff(session, scope, complaint_id)
+    photo = _photo(session, complaint, photo_id)
+    key = photo.display_key if rendition == "display" else photo.thumbnail_key
+    if photo.status != PhotoStatus.processed or key is None:
+        if photo.status == PhotoStatus.rejected:
+            raise AppError(
+                409,
+                "photo_rejected",
+                "该照片未通过处理",
+                "this photo was rejected",
+                {"reason": photo.reject_reason},
+            )
+        raise AppError(
+            409, "photo_not_ready", "照片正在处理，请稍后再试", "the photo is still being processed"
+        )
+    try:
+        data = service.media_storage().get(key)
+    except MediaNotFound:
+        raise not_found("照片", "photo") from None
+    return Response(
+        content=data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+@router.get(
+    "/staff/complaints/{complaint_id}",
+    response_model=ComplaintStaffRead,
+    tags=["staff"],
+    responses=error_responses(401, 403, 404),
+)
+def staff_get_complaint(
+    request: Request, session: SessionDep, scope: StaffScope, complaint_id: int
+) -> ComplaintStaffRead:
+    """A complaint with the filer's identity, contact, precise location and photo evidence; audited (Art. 20)."""
+    complaint = service.get_for_staff(session, scope, complaint_id)
+    audit.service.record(
+        session,
+        actor=scope.user,
+        action="complaint.read",
+        entity_type="complaint",
+        entity_id=complaint_id,
+        request_id=getattr(request.state, "request_id", None),
+    )
+    return service.to_staff_read(session, complaint, request_locale(request))
+
+
+def _chunks(stream: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(size):
+            yield chunk
+
+
+@router.get(
+    "/staff/complaints/{complaint_id}/photos/{photo_id}/original",
+    response_class=StreamingResponse,
+    tags=["staff"],
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the original bytes as uploaded"},
+        **error_responses(401, 403, 404),
+    },
+)
+def staff_photo_original(
+    request: Request, session: SessionDep, scope: StaffScope, complaint_id: int, photo_id: int
+) -> StreamingResponse:
+    """The original photo exactly as uploaded (evidence, EXIF included); staff in scope only, audited."""
+    complaint = service.get_for_staff(session, scope, complaint_id)
+    photo = _photo(session, complaint, photo_id)
+    # Audited first: if the file is missing the 404 rolls the entry back with everything else.
+    audit.service.record(
+        session,
+        actor=scope.user,
+        action="complaint_photo.read",
+        entity_type="complaint_photo",
+        entity_id=photo_id,
+        after={"rendition": "original", "sha256": photo.original_sha256},
+        request_id=getattr(request.state, "request_id", None),
+    )
+    try:
+        stream = service.media_storage().open_stream(photo.original_key)
+    except MediaNotFound:
+        raise not_found("照片原件", "original photo") from None
+    fmt = ImageFormat(photo.original_format)
+    return StreamingResponse(
+        _chunks(stream),
+        media_type=fmt.mime_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="complaint-{complaint_id}-photo-{photo_id}.{fmt.value}"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,0 +1,49 @@
+"""QR endpoints: the public profile behind a scan, and staff printing and reprinting codes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+
+from backend.auth.dependencies import StaffScope
+from backend.db import SessionDep
+from backend.errors import ErrorResponse, Responses, error_responses
+from backend.i18n import request_locale
+from backend.qr import service
+from backend.qr.schemas import QRCodeRead, QRKind, QRProfilePublic
+
+router = APIRouter(prefix="/api/v1", tags=["qr"])
+
+_REVOKED: Responses = {
+    410: {"model": ErrorResponse, "description": "revoked_qr: a genuine code that was reprinted or retired"}
+}
+_FORGED: Responses = {404: {"model": ErrorResponse, "description": "forged_qr: a code we did not sign"}}
+# Tokens are at most 106 characters; anything longer is refused before any work.
+Token = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+@router.get(
+    "/public/qr/{token}", response_model=QRProfilePublic, tags=["public"], responses={**_FORGED, **_REVOKED}
+)
+def scan(request: Request, response: Response, session: SessionDep, token: Token) -> QRProfilePublic:
+    """The public profile behind a scanned code, or `forged_qr` (404) / `revoked_qr` (410)."""
+    target = service.resolve(session, token, forged_status=404, revoked_status=410)
+    # The profile is public and changes slowly; a minute of caching absorbs scan peaks at the edge.
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return service.public_profile(session, target, request_locale(request))
+
+
+@router.get("/qr/{kind}/{subject_id}", response_model=QRCodeRead, responses=error_responses(403, 404))
+def current_code(session: SessionDep, scope: StaffScope, kind: QRKind, subject_id: int) -> QRCodeRead:
+    """The current code of an operator, stall or instrument in your jurisdiction, for printing."""
+    return service.code_of(service.subject_in_scope(session, scope, kind, subject_id))
+
+
+@router.post(
+    "/qr/{kind}/{subject_id}/reprint", response_model=QRCodeRead, responses=error_responses(403, 404)
+)
+def reprint_code(session: SessionDep, scope: StaffScope, kind: QRKind, subject_id: int) -> QRCodeRead:
+    """Revoke the printed code (a lost or copied sticker) and issue the next one; audited."""
+    subject = service.subject_in_scope(session, scope, kind, subject_id)
+    return service.reprint(session, subject=subject, actor=scope.user)

@@ -1,0 +1,218 @@
+"""Issue 2 figures: CSV import of 100,000 operators + 300,000 instruments (SQLite and PostgreSQL), and the
+p99 of GET /api/v1/operators/{id} in-process on PostgreSQL with 100,000 operators.
+
+Run: .venv/bin/python -m bench.bench_foundation [--operators N] [--skip-sqlite]
+Each database backend runs in its own subprocess, because settings and engines are per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from bench.common import Figure, fresh_postgres, machine, save, table
+
+ROOT = Path(__file__).resolve().parent.parent
+COUNTIES = [
+    "330106",
+    "330102",
+    "330105",
+    "330108",
+    "330109",
+    "330110",
+    "110105",
+    "440305",
+    "510104",
+    "420106",
+]
+SECTORS = ["market", "fuel_station", "catering", "retail", "medical", "optical", "road_transport", "utility"]
+TYPES = ["price_scale", "fuel_dispenser", "taximeter", "sphygmomanometer", "refractometer", "water_meter"]
+
+
+def write_csvs(folder: Path, n_operators: int, per_operator: int) -> tuple[Path, Path]:
+    """Synthetic operator and instrument CSVs with Chinese headers, as a bureau would export them."""
+    from backend.operators.uscc import random_usccs
+
+    rng = random.Random(2260)
+    codes = random_usccs("330106", n_operators, seed=11)
+    ops, insts = folder / "operators.csv", folder / "instruments.csv"
+    today = date.today()
+    with ops.open("w", encoding="utf-8") as fo, insts.open("w", encoding="utf-8") as fi:
+        fo.write("统一社会信用代码,名称,行业,地址,法定代表人,行政区划代码,经度,纬度\n")
+        fi.write("统一社会信用代码,器具类型,出厂编号,制造商,型号,检定日期,检定结果,证书编号,检定机构\n")
+        for i, code in enumerate(codes):
+            county = COUNTIES[i % len(COUNTIES)]
+            fo.write(
+                f"{code},经营者{i},{SECTORS[i % 8]},某路{i}号,法人{i},{county},"
+                f"{110 + rng.random() * 10:.6f},{25 + rng.random() * 10:.6f}\n"
+            )
+            for j in range(per_operator):
+                verified = today - timedelta(days=rng.randrange(0, 600))
+                result = "合格" if rng.random() > 0.05 else "不合格"
+                fi.write(
+                    f"{code},{TYPES[(i + j) % len(TYPES)]},SN{i}-{j},厂家,M{j},{verified},{result},C{i}-{j},计量院\n"
+                )
+    return ops, insts
+
+
+def child_import(url: str, ops: str, insts: str) -> None:
+    """Runs in a subprocess: migrate, import both files, print timings as JSON."""
+    os.environ["GONGPING_DATABASE_URL"] = url
+    from backend.audit.service import SYSTEM
+    from backend.auth.dependencies import Scope
+    from backend.db import session_scope
+    from backend.migrate import upgrade
+    from backend.operators.importer import import_instruments, import_operators
+
+    upgrade(url)
+    scope = Scope(SYSTEM, "/")
+    t0 = time.perf_counter()
+    with session_scope() as session, open(ops, encoding="utf-8") as fh:
+        r1 = import_operators(session, fh, scope=scope)
+    t1 = time.perf_counter()
+    with session_scope() as session, open(insts, encoding="utf-8") as fh:
+        r2 = import_instruments(session, fh, scope=scope)
+    t2 = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "operators_s": t1 - t0,
+                "instruments_s": t2 - t1,
+                "created": [r1.created, r2.created],
+                "errors": [len(r1.errors), len(r2.errors)],
+            }
+        )
+    )
+
+
+def child_get_p99(url: str, requests: int) -> None:
+    """Runs in a subprocess on an imported database: time GET /api/v1/operators/{id} in-process."""
+    os.environ["GONGPING_DATABASE_URL"] = url
+    os.environ["GONGPING_ARGON2_MEMORY_KIB"] = "8192"
+    from fastapi.testclient import TestClient
+    from sqlmodel import func, select
+
+    from backend.audit.service import SYSTEM
+    from backend.auth import service as auth_service
+    from backend.auth.models import Role
+    from backend.db import session_scope
+    from backend.main import create_app
+    from backend.operators.models import Operator
+
+    with session_scope() as session:
+        auth_service.create_account(
+            session,
+            actor=SYSTEM,
+            username="bench_admin",
+            password="Bench-admin-2026",
+            role=Role.admin,
+            check_policy=False,
+        )
+        max_id = session.exec(select(func.max(Operator.id))).one() or 1
+    client = TestClient(create_app())
+    token = client.post(
+        "/api/v1/auth/token", data={"username": "bench_admin", "password": "Bench-admin-2026"}
+    )
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    rng = random.Random(1)
+    for _ in range(200):  # warm-up
+        client.get(f"/api/v1/operators/{rng.randint(1, max_id)}", headers=headers)
+    samples = []
+    for _ in range(requests):
+        oid = rng.randint(1, max_id)
+        t = time.perf_counter()
+        resp = client.get(f"/api/v1/operators/{oid}", headers=headers)
+        samples.append(time.perf_counter() - t)
+        assert resp.status_code == 200, resp.text
+    samples.sort()
+    print(
+        json.dumps(
+            {
+                "p50_ms": samples[len(samples) // 2] * 1000,
+                "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+                "requests": requests,
+            }
+        )
+    )
+
+
+def _run_child(*args: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_foundation", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--operators", type=int, default=100_000)
+    parser.add_argument("--per-operator", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--child", nargs="+")
+    args = parser.parse_args()
+    if args.child:
+        if args.child[0] == "import":
+            child_import(*args.child[1:])
+        else:
+            child_get_p99(args.child[1], int(args.child[2]))
+        return
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ops, insts = write_csvs(Path(tmp), args.operators, args.per_operator)
+        label = f"{args.operators:,} operators + {args.operators * args.per_operator:,} instruments"
+        if not args.skip_sqlite:
+            db = Path(tmp) / "bench.db"
+            r = _run_child("--child", "import", f"sqlite:///{db}", str(ops), str(insts))
+            figures.append(
+                Figure(
+                    f"CSV import on SQLite ({label})",
+                    r["operators_s"] + r["instruments_s"],
+                    "s",
+                    60,
+                    "≤ 60 s",
+                    "lower",
+                )
+            )
+        with fresh_postgres() as url:
+            r = _run_child("--child", "import", url, str(ops), str(insts))
+            figures.append(
+                Figure(
+                    f"CSV import on PostgreSQL ({label})",
+                    r["operators_s"] + r["instruments_s"],
+                    "s",
+                    60,
+                    "≤ 60 s",
+                    "lower",
+                )
+            )
+            g = _run_child("--child", "get", url, str(args.requests))
+            figures.append(
+                Figure(
+                    f"GET /api/v1/operators/{{id}} p99 in-process, PostgreSQL, {args.operators:,} ops",
+                    g["p99_ms"],
+                    "ms",
+                    10,
+                    "≤ 10 ms",
+                    "lower",
+                )
+            )
+    print(f"Machine: {machine()}\n")
+    print(table("Issue 2 — foundation", figures))
+    save("foundation", figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Shared helpers for the benchmark scripts: machine description, fresh databases, result tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PG_ADMIN_URL = os.environ.get("GONGPING_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+OUT = Path(__file__).resolve().parent / "out"
+
+
+@dataclass
+class Figure:
+    """One measured figure beside its anchor (the target or the compared implementation)."""
+
+    name: str
+    value: float
+    unit: str
+    anchor: float
+    anchor_label: str
+    better: str  # "lower" or "higher"
+
+    @property
+    def ratio(self) -> float:
+        """value / anchor (or anchor / value when lower is better), > 1 means the anchor is met with room."""
+        if self.better == "lower":
+            return self.anchor / self.value if self.value else float("inf")
+        return self.value / self.anchor if self.anchor else float("inf")
+
+    @property
+    def ok(self) -> bool:
+        """Whether the figure meets its anchor."""
+        return self.ratio >= 1.0
+
+
+def machine() -> str:
+    """A one-line description of the machine."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    pg = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    return f"{os.cpu_count()} cores · {cpu} · {mem:.0f} GiB · Python {platform.python_version()} · {pg}"
+
+
+def table(title: str, figures: list[Figure]) -> str:
+    """A markdown table of figures with their anchors and ratios."""
+    lines = [f"### {title}", "", "| figure | measured | anchor | ratio | ok |", "|---|---|---|---|---|"]
+    for f in figures:
+        lines.append(
+            f"| {f.name} | {f.value:,.3f} {f.unit} | {f.anchor_label} | {f.ratio:.2f}× | {'✅' if f.ok else '❌'} |"
+        )
+    return "\n".join(lines)
+
+
+def save(name: str, figures: list[Figure], extra: dict[str, object] | None = None) -> None:
+    """Write the figures as JSON under bench/out/ for the report."""
+    OUT.mkdir(exist_ok=True)
+    payload = {"machine": machine(), "figures": [asdict(f) | {"ratio": f.ratio, "ok": f.ok} for f in figures]}
+    payload |= extra or {}
+    (OUT / f"{name}.json").write_text(json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+@contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL database; yields its URL and drops it afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"gongping_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(
+        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

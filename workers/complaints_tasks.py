@@ -1,0 +1,85 @@
+"""Complaint tasks: process photos after commit, re-enqueue stale ones, purge old idempotency keys."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, cast
+
+from celery import Task
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from backend.complaints.photos import process_photo, stale_pending_photos
+from backend.complaints.service import purge_idempotency_keys
+from backend.db import session_scope
+from backend.outbox.models import OutboxEvent
+from workers.celery_app import celery_app
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 6
+#: A photo still pending this long after upload lost its task (or it gave up): the sweep sends it again.
+STALE_AFTER = timedelta(minutes=30)
+
+
+def _task(**options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
+    """``celery_app.task`` with a type: Celery's decorator is untyped."""
+    return cast(Callable[[Callable[..., Any]], "Task[Any, Any]"], celery_app.task(**options))
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors worth retrying: the database or the photo store being briefly unavailable."""
+    if isinstance(exc, OperationalError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated)
+    return isinstance(exc, OSError)
+
+
+def _backoff(retries: int) -> int:
+    return int(min(600, 10 * 2**retries))
+
+
+def _process(task: Task[Any, Any], photo_id: int) -> str | None:
+    try:
+        status = process_photo(photo_id)
+    except Exception as exc:
+        if not _transient(exc):
+            raise
+        log.warning("photo %s: transient error, retrying: %s", photo_id, exc)
+        raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from exc
+    return status.value if status is not None else None
+
+
+@_task(name="gongping.complaints.process_photo", bind=True, max_retries=MAX_RETRIES)
+def process_photo_task(self: Task[Any, Any], photo_id: int) -> str | None:
+    """Process one complaint photo (renditions, evidence, hashes, reuse check); a no-op once done."""
+    return _process(self, photo_id)
+
+
+@_task(name="gongping.complaints.process_photos", bind=True, max_retries=MAX_RETRIES)
+def process_photos_task(self: Task[Any, Any], event_id: int) -> list[str | None]:
+    """The ``complaint.created`` consumer: process every photo of the complaint, each idempotently."""
+    with session_scope() as session:
+        event = session.get(OutboxEvent, event_id)
+        photo_ids = [int(i) for i in (event.payload.get("photo_ids") or [])] if event is not None else []
+    # One after another in this task: a retry after a transient error skips the photos already done.
+    return [_process(self, photo_id) for photo_id in photo_ids]
+
+
+@_task(name="gongping.complaints.sweep_pending_photos")
+def sweep_pending_photos_task() -> int:
+    """Send photos that are still pending long after upload to be processed again."""
+    with session_scope() as session:
+        photo_ids = stale_pending_photos(session, older_than=STALE_AFTER)
+    for photo_id in photo_ids:
+        process_photo_task.apply_async(args=[photo_id])
+    return len(photo_ids)
+
+
+@_task(name="gongping.complaints.purge_idempotency_keys")
+def purge_idempotency_keys_task() -> int:
+    """Delete idempotency keys past their retention (at least 7 days)."""
+    with session_scope() as session:
+        return purge_idempotency_keys(session)
