@@ -7,7 +7,17 @@ import io
 import json
 
 import pytest
-from media_images import encode, jpeg, jpeg_segments, make_exif, photo_like, zip_archive
+from media_images import (
+    SRGB_GREEN_D50,
+    SRGB_RED_D50,
+    encode,
+    jpeg,
+    jpeg_segments,
+    make_exif,
+    matrix_icc,
+    photo_like,
+    zip_archive,
+)
 from PIL import ExifTags, Image, ImageCms, JpegImagePlugin
 from PIL.TiffImagePlugin import IFDRational
 
@@ -125,10 +135,8 @@ def test_southern_and_western_hemispheres(photo: Image.Image) -> None:
     exif = make_exif(latitude=-33.8568, longitude=-70.6483, altitude=-12.0)
     gps = process(jpeg(photo, exif=exif)).evidence.gps
     assert gps is not None
-    assert (gps.latitude, gps.longitude) == (
-        pytest.approx(-33.8568, abs=1e-6),
-        pytest.approx(-70.6483, abs=1e-6),
-    )
+    assert gps.latitude == pytest.approx(-33.8568, abs=1e-6)
+    assert gps.longitude == pytest.approx(-70.6483, abs=1e-6)
     assert gps.altitude_m == pytest.approx(-12.0)
 
 
@@ -214,8 +222,15 @@ def test_mpo_multi_picture_jpeg_is_accepted(photo: Image.Image) -> None:
     _assert_stripped(result.display.data)
 
 
+def _cheap(width: int, height: int) -> Image.Image:
+    """A large but quick-to-code picture: a gradient with a frame."""
+    im = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    im.paste((200, 30, 30), (0, 0, width, 8))
+    return im
+
+
 def test_sizes_fit_the_boxes_and_never_upscale() -> None:
-    big = process(jpeg(photo_like(2560, 1440, seed=3)))
+    big = process(jpeg(_cheap(2560, 1440)))
     assert (big.display.width, big.display.height) == (DISPLAY_MAX_SIDE, 1152)
     assert (big.thumbnail.width, big.thumbnail.height) == (THUMBNAIL_MAX_SIDE, 288)
     small = process(jpeg(photo_like(300, 200, seed=3)))
@@ -238,7 +253,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale(monkeypatch: pytest.MonkeyPatch)
         return result
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
-    result = process(jpeg(photo_like(4400, 1100, seed=5), quality=80))
+    result = process(jpeg(_cheap(4400, 1100), quality=80))
     assert calls == [("RGB", (2048, 512), (2200, 550))]  # libjpeg scaled by 1/2, still >= the target
     assert (result.display.width, result.display.height) == (2048, 512)
 
@@ -307,6 +322,20 @@ def test_webp_with_alpha_and_heic(photo: Image.Image) -> None:
     _assert_stripped(heic.display.data)
 
 
+def test_pixels_in_another_colour_space_are_converted_to_srgb() -> None:
+    # A profile whose "red" channel has sRGB's green primary (and vice versa), like a wide-gamut
+    # Display P3 photo but unmistakable: the converted, profile-less output must show green.
+    swapped = matrix_icc("Swapped RG test", SRGB_GREEN_D50, SRGB_RED_D50)
+    result = process(jpeg(Image.new("RGB", (64, 64), (200, 0, 0)), icc_profile=swapped, quality=95))
+    assert result.evidence.color_profile == "Swapped RG test"
+    _assert_stripped(result.display.data)
+    assert _close(_pixel(result.display.data, (32, 32)), (0, 200, 0), tolerance=8)
+
+    same = matrix_icc("Display test", SRGB_RED_D50, SRGB_GREEN_D50)
+    result = process(jpeg(Image.new("RGB", (64, 64), (200, 0, 0)), icc_profile=same, quality=95))
+    assert _close(_pixel(result.display.data, (32, 32)), (200, 0, 0), tolerance=8)
+
+
 def test_bogus_icc_profile_is_ignored(photo: Image.Image) -> None:
     result = process(jpeg(photo, icc_profile=b"not really a colour profile" * 4))
     assert result.evidence.color_profile is None
@@ -326,7 +355,7 @@ def test_phash_survives_reencoding_resizing_and_format_change(photo: Image.Image
     for copy in (
         _reencoded_copy(photo),
         encode(photo, "PNG"),
-        encode(photo.resize((1280, 960), Image.Resampling.BICUBIC), "WEBP", quality=60),
+        encode(photo.resize((960, 720), Image.Resampling.BICUBIC), "WEBP", quality=60),
         jpeg(photo.transpose(Image.Transpose.ROTATE_90), exif=make_exif(orientation=6)),  # same view
     ):
         assert hamming(reference.phash, process(copy).phash) <= 4

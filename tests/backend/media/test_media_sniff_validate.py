@@ -110,7 +110,7 @@ def test_sniff_heif_brands(ftyp: bytes) -> None:
 def test_sniff_rejects_everything_else(data: bytes) -> None:
     with pytest.raises(UnsupportedMedia) as caught:
         sniff(data)
-    assert caught.value.http_status == 415
+    assert caught.value.status == 415
     assert caught.value.reason == "unsupported_format"
 
 
@@ -124,7 +124,7 @@ def test_svg_named_jpg_is_refused_by_content_alone() -> None:
     # There is no file-name or content-type parameter to trust: the bytes decide.
     for fn in (sniff, validate, process):
         with pytest.raises(UnsupportedMedia):
-            fn(SVG)  # type: ignore[operator]
+            fn(SVG)
 
 
 # ----- errors -----------------------------------------------------------------------------------
@@ -135,12 +135,13 @@ def test_errors_carry_code_status_and_both_languages() -> None:
         validate(b"\xff\xd8\xff\xe0" + b"\x00" * 2000, max_bytes=1000)
     error = caught.value
     assert isinstance(error, MediaError)
-    assert (error.http_status, error.code, error.reason) == (413, "media_too_large", "too_many_bytes")
+    assert (error.status, error.code, error.reason) == (413, "media_too_large", "too_many_bytes")
     assert any("\u4e00" <= ch <= "\u9fff" for ch in error.message_zh)
     assert error.message("en") == error.message_en and error.message("zh-CN") == error.message_zh
     body = error.to_dict()
     assert json.loads(json.dumps(body, ensure_ascii=False)) == body
     assert body["message"] == {"zh-CN": error.message_zh, "en": error.message_en}
+    assert error.details == {"reason": "too_many_bytes"}
 
 
 def test_size_limit_is_checked_before_format(photo: Image.Image) -> None:
@@ -192,7 +193,7 @@ def _assert_bomb(data: bytes, **limits: int) -> MediaRejected:
         validate(data, **limits)
     assert time.perf_counter() - started < 1.0, "must be refused from the header, without decoding"
     assert caught.value.reason == "decompression_bomb"
-    assert caught.value.http_status == 422
+    assert caught.value.status == 422
     return caught.value
 
 
