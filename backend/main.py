@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -29,7 +27,6 @@ Gongping: the backend for service-industry integrity metrology supervision. Erro
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application."""
     settings = settings or get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = FastAPI(title="Gongping 公平", version="0.1.0", description=DESCRIPTION)
     install_error_handlers(app)
     for router in (

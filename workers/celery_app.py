@@ -14,12 +14,14 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     if settings.uses_embedded_broker:
         queue = settings.broker_dir / "queue"
         processed = settings.broker_dir / "processed"
-        queue.mkdir(parents=True, exist_ok=True)
-        processed.mkdir(parents=True, exist_ok=True)
+        control = settings.broker_dir / "control"
+        for folder in (queue, processed, control):
+            folder.mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
             "processed_folder": str(processed),
+            "control_folder": str(control),
             "store_processed": False,
         }
     # Redis: a message not acknowledged within this time is redelivered (must exceed the longest task).
