@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import chinese_calendar
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.cases.deadlines import (
@@ -208,6 +209,7 @@ def test_zero_and_negative_counts() -> None:
         add_working_days(date(2025, 10, 3), -1)
 
 
+@settings(deadline=None)
 @given(span_dates, st.integers(0, 80))
 def test_working_days_between_inverts_add_working_days(start: date, n: int) -> None:
     due = add_working_days(start, n)
@@ -218,7 +220,15 @@ def test_working_days_between_inverts_add_working_days(start: date, n: int) -> N
         assert add_working_days(start, n - 1) < due
 
 
+@settings(deadline=None)
 @given(span_dates, span_dates)
 def test_working_days_between_is_additive(a: date, b: date) -> None:
     middle = min(a, b) + (max(a, b) - min(a, b)) / 2
     assert working_days_between(a, b) == working_days_between(a, middle) + working_days_between(middle, b)
+
+
+def test_calendar_matches_the_package_on_every_covered_day() -> None:
+    day = date(PACKAGE_FIRST_YEAR, 1, 1)
+    while day.year <= PACKAGE_LAST_YEAR:
+        assert CAL.is_working_day(day) is chinese_calendar.is_workday(day), day
+        day += timedelta(days=1)

@@ -117,7 +117,7 @@ def extra_records(draw: st.DrawFn, as_of: date, kinds: frozenset[RecordKind]) ->
     )
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(scenarios())
 def test_rate_agrees_with_rate_from_aggregates(
     scenario: tuple[OperatorFacts, list[RecordFact], date, RuleSet],
@@ -150,7 +150,7 @@ def penalty_scenarios(draw: st.DrawFn) -> tuple[OperatorFacts, list[RecordFact],
     return facts, records, as_of, draw(rule_sets_or_default)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(penalty_scenarios())
 def test_rate_agrees_with_aggregates_on_penalty_edges(
     scenario: tuple[OperatorFacts, list[RecordFact], date, RuleSet],
@@ -161,7 +161,7 @@ def test_rate_agrees_with_aggregates_on_penalty_edges(
     assert (rating.cls, tuple(r.rule for r in rating.reasons)) == (cls, rule_keys)
 
 
-@settings(max_examples=250)
+@settings(max_examples=250, deadline=None)
 @given(scenarios(), st.data())
 def test_adding_a_verified_bad_record_never_improves_the_class(
     scenario: tuple[OperatorFacts, list[RecordFact], date, RuleSet], data: st.DataObject
@@ -173,7 +173,7 @@ def test_adding_a_verified_bad_record_never_improves_the_class(
     assert after.rank <= before.rank
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(scenarios(), st.data())
 def test_good_records_never_change_the_class(
     scenario: tuple[OperatorFacts, list[RecordFact], date, RuleSet], data: st.DataObject
@@ -183,7 +183,7 @@ def test_good_records_never_change_the_class(
     assert rate(facts, [*records, extra], as_of, rules).cls is rate(facts, records, as_of, rules).cls
 
 
-@settings(max_examples=250)
+@settings(max_examples=250, deadline=None)
 @given(scenarios(), st.data())
 def test_revoking_a_record_never_worsens_the_class(
     scenario: tuple[OperatorFacts, list[RecordFact], date, RuleSet], data: st.DataObject
@@ -200,7 +200,7 @@ def test_revoking_a_record_never_worsens_the_class(
     assert rate(facts, changed, as_of, rules).cls.rank >= rate(facts, records, as_of, rules).cls.rank
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(scenarios(), st.randoms(use_true_random=False))
 def test_rating_is_deterministic_and_order_independent(
     scenario: tuple[OperatorFacts, list[RecordFact], date, RuleSet], rnd: random.Random
@@ -214,7 +214,7 @@ def test_rating_is_deterministic_and_order_independent(
     assert aggregate(facts, shuffled, as_of, rules) == aggregate(facts, records, as_of, rules)
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(as_of_dates, st.integers(1, 8), st.integers(-4, 4))
 def test_window_start_is_the_exact_boundary_of_add_years(as_of: date, years: int, offset: int) -> None:
     start = window_start(as_of, years)
@@ -222,6 +222,7 @@ def test_window_start_is_the_exact_boundary_of_add_years(as_of: date, years: int
     assert (add_years(probe, years) >= as_of) == (probe >= start)
 
 
+@settings(deadline=None)
 @given(st.dates(min_value=date(1901, 1, 1), max_value=date(2990, 12, 31)), st.integers(-50, 50))
 def test_add_years_keeps_month_and_clamps_only_feb_29(d: date, years: int) -> None:
     moved = add_years(d, years)
