@@ -19,6 +19,7 @@ County polygons::
                                overlap_tolerance=0.001, cache_path=None)
     BoundaryIndex.load(cache_path)
     index.save(cache_path)                        # atomic: temp file + os.replace
+    index.warm()                                  # optional: prepare every polygon now, not on first use
     index.codes -> tuple[str, ...]                # ascending; position == rank
     index.locate(lon, lat) -> LocateResult        # WGS-84; lowest code wins on a shared border
     index.locate_many(lons, lats) -> ndarray[intp]  # positions, -1 = none; index.codes_for(...) → codes

@@ -3,7 +3,7 @@
 Each cell is classified once, when the boundary cache is built:
 
 * *pure* — no county border comes near the cell, and its centre lies in county ``i``: the whole cell is in
-  county ``i``, so a lookup is an array read. Most of China's land area is pure at the default 1/32°.
+  county ``i``, so a lookup is an array read. Most of China is pure at the default 1/32°.
 * *outside* — no border near, centre in no county: every point of the cell is in no county.
 * *mixed* — a border may cross the cell. The cell lists every county that can cover any part of it, and a
   lookup tests only those (with prepared-polygon ``contains_xy``) instead of walking the STRtree.
@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from geo.boundaries import GeometryArray
 
-# 1/32° ≈ 3.5 km: ~3 M cells over China (12 MB as int32), ~2/3 of random land points land in a pure cell.
+# 1/32° ≈ 3.5 km: ~3 M cells over China (12 MB as int32); ~3/4 of random points in China hit a pure cell.
 # A power-of-two fraction keeps (lon - x0) * inv exact, so build-time and query-time binning agree.
 DEFAULT_CELL_DEG: Final = 1.0 / 32.0
 MAX_CELLS: Final = 6_000_000
