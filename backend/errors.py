@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geo.errors import GeoInputError, InvalidCoordinateError, UnknownCoordSystemError
+
 from backend.i18n import Locale, request_locale
 
 log = logging.getLogger(__name__)
@@ -162,6 +164,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(error_body("invalid_json", msg, details), status_code=422)
         msg = "请求参数校验失败" if locale == "zh-CN" else "request validation failed"
         return JSONResponse(error_body("validation_error", msg, details), status_code=422)
+
+    @app.exception_handler(GeoInputError)
+    async def _geo_input(request: Request, exc: GeoInputError) -> JSONResponse:
+        locale = request_locale(request)
+        if isinstance(exc, InvalidCoordinateError):
+            code = "invalid_coordinates"
+        elif isinstance(exc, UnknownCoordSystemError):
+            code = "invalid_coord_system"
+        else:
+            code = exc.code
+        message = exc.message_zh if locale == "zh-CN" else str(exc)
+        return JSONResponse(error_body(code, message, {"reason": exc.code}), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
