@@ -1,8 +1,9 @@
 """A local stand-in for the FCM HTTP v1 send API and Google's OAuth2 token endpoint (tests and bench).
 
-The stand-in is a raw ASGI app served by uvicorn (httptools + uvloop when installed), because the
-bench needs well over 5,000 requests/s on one core with HTTP/1.1 keep-alive, which the stdlib
-``http.server`` cannot sustain. It behaves like FCM as far as firebase-admin can tell:
+The server is a raw asyncio protocol on the httptools parser (uvloop when installed) with HTTP/1.1
+keep-alive: the bench needs well over 5,000 requests/s from one core, which neither the stdlib
+``http.server`` nor an ASGI stack on this class of machine delivers. It behaves like FCM as far as
+firebase-admin can tell:
 
 * ``POST {token_path}`` answers a JWT-bearer grant with ``{access_token, expires_in, token_type}``;
   the service account's ``token_uri`` points here (see :func:`write_service_account`).
@@ -13,7 +14,8 @@ bench needs well over 5,000 requests/s on one core with HTTP/1.1 keep-alive, whi
   clear the state; in-process tests use the :class:`FcmStandin` attributes directly.
 
 Run it in its own process with ``python -m tests.support.fcm_standin --port 0`` (prints ``READY <port>``)
-or through :func:`spawn_standin_process`; in-process with :class:`StandinServer`.
+or through :func:`spawn_standin_process`; in-process with :class:`StandinServer`, which can also go
+down (connections refused) and come back up on the same port.
 """
 
 from __future__ import annotations
@@ -30,16 +32,16 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
-import uvicorn
+import httptools
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -49,10 +51,7 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_PROJECT = "gongping-test"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+Answer = tuple[int, dict[str, Any], dict[str, str]]
 
 _SEND_PATH = re.compile(r"^/v1/projects/(?P<project>[^/]+)/messages:send$")
 
@@ -80,10 +79,11 @@ ERRORS_BY_PREFIX: dict[str, ErrorSpec] = {
     "quota-": ErrorSpec(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded for 'Send requests'."),
     "unavailable-": ErrorSpec(503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable."),
     "internal-": ErrorSpec(500, "INTERNAL", "INTERNAL", "Internal error encountered."),
+    # A payload problem carries google.rpc.BadRequest details and no FcmError, unlike a bad token.
     "badpayload-": ErrorSpec(
         400,
         "INVALID_ARGUMENT",
-        "INVALID_ARGUMENT",
+        None,
         "Invalid value at 'message.android.ttl'",
         field_violation="message.android.ttl",
     ),
@@ -118,7 +118,7 @@ def _b64url_json(segment: str) -> dict[str, Any]:
 
 
 class FcmStandin:
-    """The ASGI app and its recorded state; all state access goes through ``lock``."""
+    """The fake FCM: request handling and recorded state; all state access goes through ``lock``."""
 
     def __init__(
         self,
@@ -183,37 +183,21 @@ class FcmStandin:
     def recorded_tokens(self) -> list[str]:
         """Registration tokens of the recorded (accepted) messages, in arrival order."""
         with self.lock:
-            return [str(m.get("token")) for m in self.messages]
+            return [str(m.get("token") or m.get("fid")) for m in self.messages]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI entry point."""
-        if scope["type"] != "http":
-            return
-        body = bytearray()
-        while True:
-            event = await receive()
-            body += event.get("body", b"")
-            if not event.get("more_body", False):
-                break
-        status, payload, extra_headers = self._dispatch(scope, bytes(body))
-        if self.latency_s:
-            # Simulates the FCM round trip so the bench exercises client-side concurrency.
-            await asyncio.sleep(self.latency_s)
-        raw = json.dumps(payload).encode()
-        headers = [
-            (b"content-type", b"application/json; charset=UTF-8"),
-            (b"content-length", str(len(raw)).encode()),
-        ]
-        headers.extend((k.encode(), v.encode()) for k, v in extra_headers.items())
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": raw})
+    def message_for(self, token: str) -> dict[str, Any]:
+        """The recorded message sent to ``token`` (KeyError when none arrived)."""
+        with self.lock:
+            for message in self.messages:
+                if token in (message.get("token"), message.get("fid")):
+                    return message
+        raise KeyError(token)
 
-    def _dispatch(self, scope: Scope, body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
-        method, path = scope["method"], scope["path"]
+    def dispatch(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        """Answer one request: (status, JSON payload, extra headers)."""
         if method == "POST":
             match = _SEND_PATH.match(path)
             if match is not None:
-                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
                 return self._send(match["project"], headers, body)
             if path == self.token_path:
                 return self._token(body)
@@ -228,7 +212,7 @@ class FcmStandin:
             {},
         )
 
-    def _token(self, body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _token(self, body: bytes) -> Answer:
         form = urllib.parse.parse_qs(body.decode())
         assertion = form.get("assertion", [""])[0]
         if form.get("grant_type", [""])[0] != JWT_BEARER_GRANT or assertion.count(".") != 2:
@@ -240,9 +224,7 @@ class FcmStandin:
             self._issued_tokens.add(access_token)
         return 200, {"access_token": access_token, "expires_in": self.token_ttl_s, "token_type": "Bearer"}, {}
 
-    def _send(
-        self, project: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _send(self, project: str, headers: dict[str, str], body: bytes) -> Answer:
         auth = headers.get("authorization", "")
         with self.lock:
             self.send_requests += 1
@@ -255,7 +237,8 @@ class FcmStandin:
                 self._fail_next -= 1
                 return self._fail(self._fail_next_spec)
             message: dict[str, Any] = json.loads(body).get("message", {})
-            token = message.get("token")
+            # firebase-admin 7.x can address a device by registration token or installation id (fid).
+            token = message.get("token") or message.get("fid")
             if not isinstance(token, str) or not token:
                 return self._fail(
                     ErrorSpec(400, "INVALID_ARGUMENT", None, "Recipient of the message is not set.")
@@ -279,7 +262,7 @@ class FcmStandin:
                 self.request_headers.append(headers)
             return 200, {"name": f"projects/{project}/messages/{next(self._ids)}"}, {}
 
-    def _fail(self, spec: ErrorSpec) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _fail(self, spec: ErrorSpec) -> Answer:
         code = spec.fcm_code or spec.rpc_status
         self.errors_by_code[code] = self.errors_by_code.get(code, 0) + 1
         extra = (
@@ -294,13 +277,120 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(4096)
+    sock.setblocking(False)
     return sock
 
 
-def _uvicorn_config(app: FcmStandin) -> uvicorn.Config:
-    return uvicorn.Config(
-        app, lifespan="off", access_log=False, log_level="warning", timeout_keep_alive=60, backlog=4096
-    )
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def _encode_response(status: int, payload: dict[str, Any], extra: dict[str, str], keep_alive: bool) -> bytes:
+    body = json.dumps(payload).encode()
+    lines = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        "Content-Type: application/json; charset=UTF-8",
+        f"Content-Length: {len(body)}",
+        f"Connection: {'keep-alive' if keep_alive else 'close'}",
+    ]
+    lines += [f"{name}: {value}" for name, value in extra.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class _HttpConnection(asyncio.Protocol):
+    """One client connection: parse requests with httptools, answer them in order."""
+
+    def __init__(self, app: FcmStandin, connections: set[_HttpConnection]) -> None:
+        self._app = app
+        self._connections = connections
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Track the connection so the server can drop it when it goes down."""
+        # uvloop's transports are not asyncio.Transport subclasses, only compatible with them.
+        self._transport = cast(asyncio.Transport, transport)
+        self._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the connection."""
+        self._connections.discard(self)
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; a malformed request closes the connection."""
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.close()
+
+    def close(self) -> None:
+        """Drop the connection."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def on_message_begin(self) -> None:
+        """httptools callback: a new request starts."""
+        self._url = b""
+        self._headers = {}
+        self._body = []
+
+    def on_url(self, url: bytes) -> None:
+        """httptools callback: (part of) the request target."""
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """httptools callback: one header."""
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        """httptools callback: (part of) the body."""
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        """httptools callback: the request is complete; answer it (after the simulated latency)."""
+        method = self._parser.get_method().decode("latin-1")
+        path = self._url.split(b"?", 1)[0].decode("latin-1")
+        status, payload, extra = self._app.dispatch(method, path, self._headers, b"".join(self._body))
+        keep_alive = self._parser.should_keep_alive()
+        response = _encode_response(status, payload, extra, keep_alive)
+        if self._app.latency_s:
+            # HTTP/1.1 clients wait for each answer before the next request, so delaying keeps order.
+            asyncio.get_running_loop().call_later(self._app.latency_s, self._write, response, keep_alive)
+        else:
+            self._write(response, keep_alive)
+
+    def _write(self, response: bytes, keep_alive: bool) -> None:
+        if self._transport is None:
+            return
+        self._transport.write(response)
+        if not keep_alive:
+            self._transport.close()
+
+
+class _Listener:
+    """The listening socket and live connections of one serving period, driven by one event loop."""
+
+    def __init__(self, app: FcmStandin, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.connections: set[_HttpConnection] = set()
+        self._loop = loop
+        factory: Callable[[], _HttpConnection] = lambda: _HttpConnection(app, self.connections)  # noqa: E731
+        self._server = loop.run_until_complete(loop.create_server(factory, sock=sock, backlog=4096))
+
+    def shutdown(self) -> None:
+        """Stop accepting and drop every connection (called on the loop's thread)."""
+        self._server.close()
+        for connection in list(self.connections):
+            connection.close()
+        self._loop.stop()
 
 
 class StandinServer:
@@ -310,7 +400,8 @@ class StandinServer:
         self.app = app if app is not None else FcmStandin()
         self.host = host
         self.port = port
-        self._server: uvicorn.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener: _Listener | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -327,26 +418,28 @@ class StandinServer:
         """Start serving (on the same port as before, after :meth:`go_down`)."""
         sock = _bound_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
-        server = uvicorn.Server(_uvicorn_config(self.app))
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fcm-standin", daemon=True
-        )
+        loop = _new_loop()
+        listener = _Listener(self.app, sock, loop)
+        thread = threading.Thread(target=self._run, args=(loop,), name="fcm-standin", daemon=True)
+        self._loop, self._listener, self._thread = loop, listener, thread
         thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("FCM stand-in failed to start")
-            time.sleep(0.005)
-        self._server, self._thread = server, thread
         return self
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+        # Let the transports finish closing before the loop goes away.
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
 
     def stop(self) -> None:
         """Stop serving and close every connection."""
-        if self._server is None or self._thread is None:
+        if self._loop is None or self._listener is None or self._thread is None:
             return
-        self._server.should_exit = True
+        self._loop.call_soon_threadsafe(self._listener.shutdown)
         self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._loop = self._listener = self._thread = None
 
     def go_down(self) -> None:
         """Close the listener and all connections: clients now get 'connection refused'."""
@@ -458,8 +551,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app = FcmStandin(args.project, latency_s=args.latency_ms / 1000, record=args.record)
     sock = _bound_socket(args.host, args.port)
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    _Listener(app, sock, loop)
     print(f"READY {sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])
+    loop.run_forever()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,320 @@
+"""Fan-out benchmark: verification-due reminders through firebase-admin to the local FCM stand-in.
+
+The stand-in runs in its own process so it does not share the senders' GIL. Senders run in one or more
+worker processes (as Celery prefork children would); each renders its share of the reminders, builds
+its own push channel after the fork, then all start sending together.
+
+Examples::
+
+    .venv/bin/python bench/bench_push.py                      # 100,000 messages, tuned channel
+    .venv/bin/python bench/bench_push.py --compare            # also the variants we tried (10,000 each)
+    .venv/bin/python bench/bench_push.py --processes 2 --concurrency 200 --latency-ms 30 --json
+
+Besides wall-clock throughput it reports CPU per message for senders and stand-in, because on a shared
+machine wall time measures the neighbours too; "2-core ceiling" is 2 CPU-seconds divided by the CPU one
+message costs end to end, i.e. the rate two dedicated cores could sustain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import firebase_admin  # noqa: E402
+import requests  # noqa: E402
+from firebase_admin import credentials, messaging  # noqa: E402
+
+from notifications.channels import OutgoingMessage, Platform  # noqa: E402
+from notifications.compose import Device, push_messages  # noqa: E402
+from notifications.policy import DueThreshold, due_event_id, due_thresholds  # noqa: E402
+from notifications.push import PushChannel, build_push_channel, to_fcm_message  # noqa: E402
+from notifications.templates import render  # noqa: E402
+from tests.support.fcm_standin import spawn_standin_process, write_service_account  # noqa: E402
+
+SEND_BATCH = 1000  # messages handed to one PushChannel.send call, like one Celery task's slice
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One configuration to measure."""
+
+    label: str
+    # "tuned": PushChannel as shipped; "sdk-defaults": send_each as shipped, 500 per call;
+    # "lean-experiment": PushChannel with the SDK's requests client swapped for http.client (not shipped).
+    mode: str
+    processes: int
+    concurrency: int
+
+
+@dataclass(slots=True)
+class Result:
+    """Measured figures of one variant."""
+
+    label: str
+    mode: str
+    processes: int
+    concurrency: int
+    messages: int
+    delivered: int
+    other_statuses: dict[str, int]
+    compose_s: float
+    wall_s: float
+    msg_per_s: float
+    sender_cpu_us_per_msg: float
+    server_cpu_us_per_msg: float
+    two_core_ceiling_msg_per_s: float
+
+
+def reminders(indices: range, today: date) -> list[OutgoingMessage]:
+    """Render the 7-day verification reminder for each instrument index (one device per operator)."""
+    valid_until = today + timedelta(days=7)
+    threshold = due_thresholds(valid_until, today)
+    assert threshold is DueThreshold.DAYS_7
+    out: list[OutgoingMessage] = []
+    for i in indices:
+        instrument_id = f"ins-{i:07d}"
+        rendered = render(
+            threshold.kind,
+            "en" if i % 10 == 0 else "zh-CN",
+            {
+                "instrument_id": instrument_id,
+                "instrument_name": f"电子计价秤 #{i % 50 + 1}",
+                "valid_until": valid_until,
+                "days_left": 7,
+            },
+        )
+        platform_name: Platform = "ios" if i % 4 == 0 else "android"
+        device = Device(device_ref=f"dev-{i}", token=f"bench-{i:07d}", platform=platform_name)
+        out += push_messages(
+            rendered,
+            event_id=due_event_id(instrument_id, valid_until, threshold),
+            recipient_ref=f"operator-{i}",
+            devices=[device],
+        )
+    return out
+
+
+class LeanJsonClient:
+    """Experiment only (not shipped): the SDK's requests-based JsonHttpClient replaced by http.client."""
+
+    # Keeps the SDK contract (body() returns parsed JSON, errors raise requests.HTTPError with a response)
+    # so send_each and its error mapping run unchanged; it shows what the HTTP layer costs.
+
+    def __init__(self, credential: Any, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port
+        self._credential = credential
+        self._local = threading.local()
+
+    def body(self, method: str, url: str, headers: dict[str, str] | None = None, json: Any = None) -> Any:
+        """POST ``json`` and return the parsed answer, as JsonHttpClient.body does."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = http.client.HTTPConnection(self._host, self._port, timeout=10)
+        request_headers = {
+            **(headers or {}),
+            "Authorization": f"Bearer {self._credential.token}",
+            "Content-Type": "application/json",
+        }
+        conn.request(method.upper(), urlsplit(url).path, body=_dumps(json), headers=request_headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status >= 300:
+            error = requests.Response()
+            error.status_code = resp.status
+            error._content = data
+            error.headers.update(dict(resp.getheaders()))
+            raise requests.exceptions.HTTPError(response=error)
+        return _loads(data)
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def _loads(data: bytes) -> Any:
+    return json.loads(data)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _sender(
+    variant: Variant, index: int, total: int, account: str, endpoint: str, barrier: Any, queue: Any
+) -> None:
+    started = time.perf_counter()
+    messages = reminders(range(index, total, variant.processes), date(2026, 6, 1))
+    compose_s = time.perf_counter() - started
+    statuses: Counter[str] = Counter()
+    if variant.mode in ("tuned", "lean-experiment"):
+        channel = build_push_channel(account, endpoint, concurrency=variant.concurrency)
+        assert channel is not None
+        if variant.mode == "lean-experiment":
+            _swap_http_client(channel, endpoint)
+        channel.send(messages[:1])  # token and first connection outside the timing
+        barrier.wait()
+        cpu0 = time.process_time()
+        for start in range(0, len(messages), SEND_BATCH):
+            statuses.update(r.status.value for r in channel.send(messages[start : start + SEND_BATCH]))
+        cpu = time.process_time() - cpu0
+        channel.close()
+    else:
+        # firebase-admin as shipped; only the URL is changed, since there is no other way to reach a relay.
+        app = firebase_admin.initialize_app(
+            credentials.Certificate(account), name=f"bench-{uuid.uuid4().hex}"
+        )
+        service = messaging._get_messaging_service(app)
+        service._fcm_url = f"{endpoint}/v1/projects/{app.project_id}/messages:send"
+        fcm = [to_fcm_message(m) for m in messages]
+        messaging.send_each(fcm[:1], app=app)
+        barrier.wait()
+        cpu0 = time.process_time()
+        for start in range(0, len(fcm), 500):
+            response = messaging.send_each(fcm[start : start + 500], app=app)
+            statuses.update(
+                "delivered" if r.success else type(r.exception).__name__ for r in response.responses
+            )
+        cpu = time.process_time() - cpu0
+        firebase_admin.delete_app(app)
+    queue.put({"statuses": dict(statuses), "cpu": cpu, "compose_s": compose_s})
+
+
+def _swap_http_client(channel: PushChannel, endpoint: str) -> None:
+    service = messaging._get_messaging_service(channel._app)
+    service._client = LeanJsonClient(channel._app.credential.get_credential(), endpoint)
+
+
+def run_variant(variant: Variant, total: int, account: str, standin: Any) -> Result:
+    """Measure one variant with ``total`` messages split across its sender processes."""
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(variant.processes + 1)
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_sender, args=(variant, i, total, account, standin.base_url, barrier, queue), daemon=True
+        )
+        for i in range(variant.processes)
+    ]
+    for proc in procs:
+        proc.start()
+    barrier.wait()
+    server_cpu0 = _cpu_seconds(standin.proc.pid)
+    wall0 = time.perf_counter()
+    reports = [queue.get() for _ in procs]
+    wall = time.perf_counter() - wall0
+    server_cpu = _cpu_seconds(standin.proc.pid) - server_cpu0
+    for proc in procs:
+        proc.join()
+    statuses: Counter[str] = Counter()
+    for report in reports:
+        statuses.update(report["statuses"])
+    sender_us = sum(r["cpu"] for r in reports) / total * 1e6
+    server_us = server_cpu / total * 1e6
+    delivered = statuses.pop("delivered", 0)
+    return Result(
+        label=variant.label,
+        mode=variant.mode,
+        processes=variant.processes,
+        concurrency=variant.concurrency,
+        messages=total,
+        delivered=delivered,
+        other_statuses=dict(statuses),
+        compose_s=max(r["compose_s"] for r in reports),
+        wall_s=wall,
+        msg_per_s=total / wall,
+        sender_cpu_us_per_msg=sender_us,
+        server_cpu_us_per_msg=server_us,
+        two_core_ceiling_msg_per_s=2e6 / (sender_us + server_us),
+    )
+
+
+def markdown(results: list[Result], header: dict[str, Any]) -> str:
+    """The results as a markdown table with the run conditions above it."""
+    lines = [f"- {key}: {value}" for key, value in header.items()]
+    lines += [
+        "",
+        "| variant | mode | procs | concurrency | messages | delivered | wall s | msg/s "
+        "| sender CPU µs/msg | stand-in CPU µs/msg | 2-core ceiling msg/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.label} | {r.mode} | {r.processes} | {r.concurrency} | {r.messages:,} | {r.delivered:,} "
+            f"| {r.wall_s:.1f} | {r.msg_per_s:,.0f} | {r.sender_cpu_us_per_msg:,.0f} "
+            f"| {r.server_cpu_us_per_msg:,.0f} | {r.two_core_ceiling_msg_per_s:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print a markdown table (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=100, help="messages per send_each call")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="stand-in delay per request (FCM RTT)")
+    parser.add_argument("--compare", action="store_true", help="also run the variants we tried")
+    parser.add_argument("--compare-messages", type=int, default=10_000)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    args = parser.parse_args(argv)
+
+    header = {
+        "cpus": os.cpu_count(),
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": platform.python_version(),
+        "firebase-admin": firebase_admin.__version__,
+        "stand-in latency ms": args.latency_ms,
+    }
+    plan = [(Variant("main", "tuned", args.processes, args.concurrency), args.messages)]
+    if args.compare:
+        n = args.compare_messages
+        plan += [
+            (Variant("sdk defaults", "sdk-defaults", 1, 500), n),
+            (Variant("tuned c=50", "tuned", 1, 50), n),
+            (Variant("tuned c=100", "tuned", 1, 100), n),
+            (Variant("tuned c=500", "tuned", 1, 500), n),
+            (Variant("tuned c=100 x2 procs", "tuned", 2, 100), n),
+            (Variant("tuned c=100 x4 procs", "tuned", 4, 100), n),
+            (Variant("lean http.client (experiment)", "lean-experiment", 1, 100), n),
+            (Variant("lean http.client x2 procs (experiment)", "lean-experiment", 2, 100), n),
+        ]
+    standin = spawn_standin_process(latency_ms=args.latency_ms)
+    results: list[Result] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            account = str(write_service_account(Path(tmp) / "service-account.json", standin.token_uri))
+            for variant, total in plan:
+                results.append(run_variant(variant, total, account, standin))
+                print(f"done: {variant.label}", file=sys.stderr, flush=True)
+    finally:
+        standin.close()
+    header["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    if args.json:
+        print(json.dumps({"conditions": header, "results": [asdict(r) for r in results]}, indent=2))
+    else:
+        print(markdown(results, header))
+
+
+if __name__ == "__main__":
+    main()
