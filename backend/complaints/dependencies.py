@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -24,6 +25,7 @@ from backend import ratelimit
 from backend.auth.dependencies import Scope, oauth2_scheme
 from backend.auth.models import Account, Role
 from backend.auth.security import AccessClaims, decode_access_token, unauthorized
+from backend.auth.service import term_is_current
 from backend.complaints.models import PhotoKind
 from backend.complaints.schemas import MAX_PHOTOS, ComplaintSubmission
 from backend.complaints.service import FILER_ROLES, IncomingPhoto, Submission, request_hash
@@ -53,10 +55,9 @@ FilerClaims = Annotated[AccessClaims, Depends(_filer_claims)]
 def _idempotency_key(
     idempotency_key: Annotated[
         str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="1–100 printable ASCII characters, new for each complaint and the same on every retry.",
-        ),
+        # Documented by hand as a required header (IDEMPOTENCY_KEY_PARAMETER); optional here so that a
+        # missing key gets its own error code rather than a generic validation error.
+        Header(alias="Idempotency-Key", include_in_schema=False),
     ] = None,
 ) -> str:
     if idempotency_key is None:
@@ -77,6 +78,15 @@ def _idempotency_key(
 
 
 IdempotencyKeyHeader = Annotated[str, Depends(_idempotency_key)]
+
+#: The OpenAPI description of the header.
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "1–100 printable ASCII characters: new for each complaint, the same on every retry of it.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[\\x20-\\x7e]{1,100}$"},
+}
 
 
 def _too_many_photos(count: int | None = None) -> AppError:
@@ -106,7 +116,9 @@ def _photo_error(index: int, exc: MediaError) -> AppError:
 async def _read_form(request: Request) -> tuple[bytes, list[bytes]]:
     """The raw JSON part and the photo parts, within every limit."""
     settings = get_settings()
-    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+    content_type = request.headers.get("content-type", "").lower()
+    # A submission without photos may come URL-encoded (what many HTTP clients send for fields alone).
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise AppError(
             415,
             "unsupported_media_type",
@@ -277,6 +289,18 @@ async def _submission(request: Request, claims: FilerClaims, key: IdempotencyKey
 
 
 ParsedSubmission = Annotated[Submission, Depends(_submission)]
+
+
+def load_filer(session: Session, claims: AccessClaims) -> Account:
+    """The filing account behind verified claims: active, in term, and still a filer role."""
+    account = session.get(Account, claims.account_id)
+    if account is None or not account.is_active or not term_is_current(account, date.today()):
+        raise unauthorized("invalid_token", "账号不可用", "account disabled")
+    if account.role not in FILER_ROLES:
+        raise forbidden(
+            "仅消费者和计量诚信监督员可提交投诉", "only consumers and supervisors file complaints"
+        )
+    return account
 
 
 def staff_scope_of(session: Session, user: Account) -> Scope | None:

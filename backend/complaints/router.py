@@ -9,12 +9,22 @@ from typing import Annotated, Any, BinaryIO, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from backend import audit, ratelimit
 from backend.auth.dependencies import CurrentUser, StaffScope
+from backend.auth.security import AccessClaims
 from backend.common.schemas import Latitude, Longitude, Page, PageLimit, PageOffset
 from backend.complaints import service
-from backend.complaints.dependencies import IdempotencyKeyHeader, ParsedSubmission, staff_scope_of
+from backend.complaints.dependencies import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    FilerClaims,
+    IdempotencyKeyHeader,
+    ParsedSubmission,
+    load_filer,
+    staff_scope_of,
+)
 from backend.complaints.models import Complaint, ComplaintCategory, ComplaintPhoto, PhotoStatus
 from backend.complaints.schemas import (
     MAX_PHOTOS,
@@ -26,9 +36,10 @@ from backend.complaints.schemas import (
     CoordSystemIn,
     SimilarCounts,
 )
+from backend.complaints.service import Submission
 from backend.config import get_settings
 from backend.db import SessionDep
-from backend.errors import AppError, Responses, error_responses, forbidden, not_found
+from backend.errors import AppError, Responses, error_responses, not_found
 from backend.i18n import request_locale
 from backend.media.processing import ImageFormat
 from backend.media.storage import MediaNotFound
@@ -59,7 +70,7 @@ _SUBMIT_DESCRIPTION = f"""
 File a complaint (consumer device or account) or a patrol report (supervisor) as `multipart/form-data`:
 
 * part **`complaint`**: the JSON object described below (`ComplaintSubmission`), as a text field or a file
-  part of type `application/json`, at most 64 KB;
+  part of type `application/json`, at most 64 KB by default;
 * 0–{MAX_PHOTOS} parts **`photos`**: JPEG, PNG, WebP or HEIC/HEIF images, told apart by their bytes (never by name
   or declared type). **The kind of each photo** (`receipt`, `scale_display`, `goods`, `other`) is given in the JSON
   as `photo_kinds`, a list aligned with the order of the `photos` parts; when it is omitted every photo is `other`.
@@ -79,6 +90,7 @@ image (or a body that is not multipart); 422 `too_many_photos`, `invalid_json`, 
 """
 
 _SUBMIT_OPENAPI: dict[str, Any] = {
+    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {
@@ -107,7 +119,7 @@ _SUBMIT_OPENAPI: dict[str, Any] = {
                 },
             }
         },
-    }
+    },
 }
 
 
@@ -122,18 +134,27 @@ _SUBMIT_OPENAPI: dict[str, Any] = {
     },
     openapi_extra=_SUBMIT_OPENAPI,
 )
-def submit_complaint(
+async def submit_complaint(
     response: Response,
     submission: ParsedSubmission,
     key: IdempotencyKeyHeader,
+    claims: FilerClaims,
     session: SessionDep,
-    user: CurrentUser,
 ) -> ComplaintCreated:
     """File a complaint or a patrol report with photos, safely retried with an Idempotency-Key."""
-    if user.role not in service.FILER_ROLES:
-        raise forbidden(
-            "仅消费者和计量诚信监督员可提交投诉", "only consumers and supervisors file complaints"
-        )
+    # All database work runs in one worker-thread hop, and the answer is serialised on the event loop: a sync
+    # endpoint would hold its connection (and SQLite's write lock) while queueing for a second thread to
+    # serialise the response, and a burst of retries then starves the thread pool until timeouts.
+    created, created_now = await run_in_threadpool(_submit, session, claims, key, submission)
+    if not created_now:
+        response.status_code = 200
+    return created
+
+
+def _submit(
+    session: Session, claims: AccessClaims, key: str, submission: Submission
+) -> tuple[ComplaintCreated, bool]:
+    user = load_filer(session, claims)
     complaint = service.find_replay(
         session, account_id=user.id or 0, key=key, body_hash=submission.request_hash
     )
@@ -143,15 +164,14 @@ def submit_complaint(
         complaint, created = service.submit(
             session, account=user, key=key, submission=submission, storage=service.media_storage()
         )
-    if not created:
-        response.status_code = 200
-    return service.to_created(session, complaint)
+    return service.to_created(session, complaint), created
 
 
 class SimilarQuery(BaseModel):
     """Either an operator, or a point (in its coordinate system); optionally a category."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Other query parameters (``lang``) belong to the whole API, not to this model.
+    model_config = ConfigDict(extra="ignore")
     operator_id: int | None = None
     lon: Longitude | None = None
     lat: Latitude | None = None

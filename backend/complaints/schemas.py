@@ -6,11 +6,11 @@ location, originals and EXIF; ``ComplaintOperatorView`` and ``SimilarCounts`` si
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from backend.auth.models import Role
@@ -27,6 +27,15 @@ from backend.complaints.models import (
 )
 from backend.complaints.weighing import GoodsClass
 from geo import CoordSystem, UnknownCoordSystemError, parse_coord_system
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything is stored in UTC, so naive means UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A timestamp in answers: always with its offset (UTC).
+UTCDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 #: At most this many photos per complaint.
 MAX_PHOTOS = 6
@@ -124,7 +133,7 @@ class ComplaintCreated(BaseModel):
     __audience__: ClassVar[Audience] = Audience.FILER
     id: int
     status: ComplaintStatus
-    created_at: datetime
+    created_at: UTCDatetime
     photos: list[PhotoStatusRead]
     routing: RoutingRead
 
@@ -152,7 +161,7 @@ class LocationRead(BaseModel):
     original_lat: float
     coord_system: CoordSystem
     accuracy_m: float | None
-    captured_at: datetime | None
+    captured_at: UTCDatetime | None
 
 
 class WeighingRead(BaseModel):
@@ -197,7 +206,7 @@ class TimelineEntry(BaseModel):
     """One step of the complaint's progress."""
 
     __audience__: ClassVar[Audience] = Audience.FILER
-    at: datetime
+    at: UTCDatetime
     status: ComplaintStatus
     note: str
 
@@ -212,8 +221,8 @@ class ComplaintRead(BaseModel):
     finding: PatrolFinding | None
     description: str
     status: ComplaintStatus
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDatetime
+    updated_at: UTCDatetime
     subject: SubjectRead
     location: LocationRead | None
     weighing: WeighingRead | None
@@ -231,7 +240,7 @@ class ComplaintSummary(BaseModel):
     source: ComplaintSource
     category: ComplaintCategory
     status: ComplaintStatus
-    created_at: datetime
+    created_at: UTCDatetime
     operator_name: str | None
     photo_count: int
     routing: RoutingRead
@@ -266,8 +275,8 @@ class PhotoStaffRead(BaseModel):
     phash: str | None
     duplicate_of_photo_ids: list[int]
     evidence: dict[str, Any] | None
-    created_at: datetime
-    processed_at: datetime | None
+    created_at: UTCDatetime
+    processed_at: UTCDatetime | None
     display_url: str | None
     thumbnail_url: str | None
     original_url: str
@@ -283,8 +292,8 @@ class ComplaintStaffRead(BaseModel):
     finding: PatrolFinding | None
     description: str
     status: ComplaintStatus
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDatetime
+    updated_at: UTCDatetime
     filer: FilerRead
     contact: ContactRead | None
     subject: SubjectRead

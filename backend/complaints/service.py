@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -314,7 +314,8 @@ def create(session: Session, *, account: Account, submission: Submission, storag
         complaint.original_lon, complaint.original_lat = loc.lon, loc.lat
         complaint.coord_system = loc.coord_system
         complaint.accuracy_m = loc.accuracy_m
-        complaint.captured_at = loc.captured_at
+        # Stored in UTC: SQLite would otherwise drop the phone's offset and shift the time.
+        complaint.captured_at = loc.captured_at.astimezone(UTC) if loc.captured_at is not None else None
     if data.weighing is not None:
         complaint.weighing_result, complaint.short_weight = weighing_result(data.weighing)
         complaint.declared_g = data.weighing.declared_g
@@ -477,7 +478,10 @@ def _location(complaint: Complaint) -> LocationRead | None:
 
 
 def _decimal(value: Any) -> Decimal | None:
-    return Decimal(str(value)) if value is not None else None
+    """A mass or percentage without trailing zeros or exponent (1000.000 → 1000)."""
+    if value is None:
+        return None
+    return Decimal(format(Decimal(str(value)).normalize(), "f"))
 
 
 def _weighing(complaint: Complaint, locale: Locale) -> WeighingRead | None:
@@ -490,8 +494,8 @@ def _weighing(complaint: Complaint, locale: Locale) -> WeighingRead | None:
     ):
         return None
     return WeighingRead(
-        declared_g=complaint.declared_g,
-        measured_g=complaint.measured_g,
+        declared_g=_decimal(complaint.declared_g) or complaint.declared_g,
+        measured_g=_decimal(complaint.measured_g) or complaint.measured_g,
         goods_class=complaint.goods_class,
         checked=bool(result.get("checked")),
         shortfall_g=_decimal(result.get("shortfall_g")),

@@ -139,10 +139,10 @@ def resolve(session: Session, token: str, *, forged_status: int, revoked_status:
         operator = row
     elif subject.kind is SubjectKind.STALL:
         row = stall = session.get(Stall, subject.subject_id)
-        operator = session.get(Operator, stall.market_id) if stall else None
+        operator = session.get(Operator, stall.market_id) if stall is not None else None
     else:
         row = instrument = session.get(Instrument, subject.subject_id)
-        operator = session.get(Operator, instrument.operator_id) if instrument else None
+        operator = session.get(Operator, instrument.operator_id) if instrument is not None else None
         if instrument is not None and instrument.stall_id is not None:
             stall = session.get(Stall, instrument.stall_id)
     if row is None or operator is None:

@@ -1,0 +1,86 @@
+"""A real Celery worker for the worker tests: a subprocess on the test database and its own queue.
+
+The broker is ``GONGPING_TEST_BROKER_URL`` (Redis in CI) or the filesystem transport in a temporary folder;
+the queue name is unique per run, so concurrent test runs sharing a Redis never take each other's tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from sqlalchemy.engine import Engine
+
+from backend.config import ROOT, Settings
+from workers.celery_app import make_celery
+
+
+@dataclass
+class WorkerProcess:
+    """The running worker, the queue it consumes, and a relay sender that publishes to that queue."""
+
+    process: subprocess.Popen[bytes]
+    queue: str
+    app: Celery
+    log: Path
+
+    def send(self, name: str, args: list[Any], task_id: str) -> None:
+        """A ``workers.relay`` sender publishing to this worker's queue."""
+        self.app.send_task(name, args=args, task_id=task_id, queue=self.queue)
+
+    def output(self) -> str:
+        """What the worker has logged so far (for assertion messages)."""
+        return self.log.read_text(errors="replace")[-5000:]
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    db_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """``celery worker -P solo`` as a subprocess, sharing the test database and media folder."""
+    folder = tmp_path_factory.mktemp("celery")
+    broker_url = os.environ.get("GONGPING_TEST_BROKER_URL") or "filesystem://"
+    queue = f"gongping-test-{uuid.uuid4().hex[:10]}"
+    env = {**os.environ, "GONGPING_BROKER_URL": broker_url, "GONGPING_BROKER_DIR": str(folder / "broker")}
+    log = folder / "worker.log"
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app:celery_app",
+        "worker",
+        "-P",
+        "solo",
+        "-Q",
+        queue,
+        "-n",
+        f"{queue}@%h",
+        "-l",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    app = make_celery(Settings(broker_url=broker_url, broker_dir=folder / "broker"))
+    worker = WorkerProcess(process=process, queue=queue, app=app, log=log)
+    try:
+        yield worker
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        app.close()
