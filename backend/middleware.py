@@ -112,3 +112,26 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class ConcurrencyLimitMiddleware:
+    """Admit at most ``limit`` requests at once; the rest wait on the event loop, holding nothing.
+
+    Sync routes take a database connection in one worker thread (the session dependency) and need another
+    thread later for the handler. If more requests than the connection pool can serve were admitted, threads
+    would block waiting for connections while the holders wait for threads: a deadlock until pool_timeout.
+    Keeping admissions at or below the pool size (and below the thread limiter) makes that impossible.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        import asyncio
+
+        self.app = app
+        self.semaphore = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self.semaphore:
+            await self.app(scope, receive, send)

@@ -6,16 +6,15 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol
 
-from sqlalchemy import insert
 from sqlmodel import Session, SQLModel, col, select
 
 from backend.audit.models import AuditEntry, AuditHead
-from backend.db import table_of, utcnow
+from backend.db import bulk_insert, iso_utc, json_default, table_of, utcnow
 
 GENESIS_HASH = "0" * 64
 
@@ -44,7 +43,7 @@ SYSTEM = SystemActor()
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return _iso(value)
+        return iso_utc(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -68,15 +67,9 @@ def snapshot(obj: SQLModel | None, exclude: Iterable[str] = ()) -> dict[str, Any
     return result
 
 
-def _iso(at: datetime) -> str:
-    # SQLite returns naive datetimes; everything is stored in UTC, so naive means UTC.
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    # The same conversion of dates, decimals and enums as the JSON columns use, so stored and hashed agree.
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=json_default)
 
 
 def entry_hash(entry: AuditEntry | AppendedEntry) -> str:
@@ -85,7 +78,7 @@ def entry_hash(entry: AuditEntry | AppendedEntry) -> str:
         [
             entry.prev_hash,
             entry.seq,
-            _iso(entry.at),
+            iso_utc(entry.at),
             entry.actor_id,
             entry.actor_role,
             entry.action,
@@ -160,8 +153,8 @@ def record_many(
             action=item.action,
             entity_type=item.entity_type,
             entity_id=item.entity_id,
-            before=_jsonable(item.before),
-            after=_jsonable(item.after),
+            before=item.before,
+            after=item.after,
             request_id=request_id,
             prev_hash=prev,
         )
@@ -169,7 +162,7 @@ def record_many(
         prev = entry.hash
         rows.append(entry)
     # vars() is a shallow copy; dataclasses.asdict would deep-copy every before/after dict.
-    session.execute(insert(table_of(AuditEntry)), [dict(vars(r)) for r in rows])
+    bulk_insert(session, table_of(AuditEntry), [dict(vars(r)) for r in rows])
     head.seq, head.hash = seq, prev
     session.add(head)
     session.flush()

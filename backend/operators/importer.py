@@ -13,12 +13,12 @@ from itertools import islice
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from backend.audit.service import Actor, AuditItem, record_many
 from backend.auth.dependencies import Scope
-from backend.db import table_of, utcnow
+from backend.db import bulk_insert, table_of, utcnow
 from backend.errors import AppError
 from backend.instruments.catalogue import BY_CODE
 from backend.instruments.models import Instrument, VerificationRecord
@@ -196,10 +196,8 @@ def _write_operator_batch(
     ]
     audit_items: list[AuditItem] = []
     if new_rows:
-        ids = session.execute(
-            insert(table_of(Operator)).returning(table_of(Operator).c.id, table_of(Operator).c.uscc), new_rows
-        ).all()
-        by_uscc = {u: i for i, u in ids}
+        bulk_insert(session, table_of(Operator), new_rows, assign_ids=True)
+        by_uscc = {row["uscc"]: row["id"] for row in new_rows}
         for row in new_rows:
             audit_items.append(
                 AuditItem("operator.import_create", "operator", str(by_uscc[row["uscc"]]), None, row)
@@ -307,14 +305,9 @@ def import_instruments(
         new_ids: set[int] = set()
         if new_rows:
             now = utcnow()
-            created = session.execute(
-                insert(table_of(Instrument)).returning(
-                    table_of(Instrument).c.id,
-                    table_of(Instrument).c.operator_id,
-                    table_of(Instrument).c.serial,
-                ),
-                [{**r, "created_at": now} for r in new_rows],
-            ).all()
+            rows = [{**r, "created_at": now} for r in new_rows]
+            bulk_insert(session, table_of(Instrument), rows, assign_ids=True)
+            created = [(r["id"], r["operator_id"], r["serial"]) for r in rows]
             for inst_id, op_id, serial in created:
                 existing[(op_id, serial)] = inst_id
                 new_ids.add(inst_id)
@@ -431,7 +424,7 @@ def _write_verifications(
         if last_on is None or v["verified_on"] >= last_on:
             latest[inst_id] = v
     if new_records:
-        session.execute(insert(table_of(VerificationRecord)), new_records)
+        bulk_insert(session, table_of(VerificationRecord), new_records)
     updates = []
     for inst_id, v in latest.items():
         if inst_id not in new_ids:
