@@ -1,4 +1,4 @@
-"""The ``gongping`` command: serve, worker, beat, relay, run, migrate, demo, import, openapi, audit."""
+"""The ``gongping`` command: serve, worker, beat, relay, run, migrate, demo, import, openapi, audit, rerate, open311."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ qr_app = typer.Typer(help="二维码 / QR codes", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 app.add_typer(qr_app, name="qr")
+geo_app = typer.Typer(help="辖区边界与定位 / boundaries and point location", no_args_is_help=True)
+app.add_typer(geo_app, name="geo")
+open311_app = typer.Typer(help="Open311 GeoReport v2 接口 / the Open311 interface", no_args_is_help=True)
+open311_key_app = typer.Typer(help="Open311 客户端密钥 / civic-tech client API keys", no_args_is_help=True)
+open311_app.add_typer(open311_key_app, name="key")
+app.add_typer(open311_app, name="open311")
 console = Console(stderr=True)
 OPENAPI_PATH = ROOT / "openapi" / "openapi.json"
 
@@ -307,6 +313,35 @@ def openapi(
     console.print(f"wrote {OPENAPI_PATH}")
 
 
+@app.command()
+def rerate(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="rating date YYYY-MM-DD (default: today, bureau time)")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=100, help="operator ids per transaction")] = 20_000,
+) -> None:
+    """Re-rate every operator now (what the nightly beat task does, in this process)."""
+    from datetime import date
+
+    from backend.records.rating import rerate_all
+
+    day = date.fromisoformat(as_of) if as_of else None
+    with _progress() as progress:
+        task = progress.add_task("重新评级 / re-rating", total=None)
+
+        def _advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = rerate_all(as_of=day, batch=batch, progress=_advance)
+    console.print(
+        f"经营者 operators {report.operators} · 重算 recomputed {report.candidates} · 写入 written "
+        f"{report.written} · 等级变化 class changes {report.class_changes} · 冲突 conflicts {report.conflicts}"
+    )
+    if report.mismatches:
+        console.print(f"[red]集合计算与逐户计算不一致 / set-based mismatches: {report.mismatches}[/red]")
+        raise typer.Exit(1)
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit chain: any altered, inserted or deleted entry is reported (exit 1)."""
@@ -358,6 +393,125 @@ def qr_sheet(
     console.print(
         f"{market_row.name}: {sheet.codes} 个摊位码 / stall codes, {sheet.pages} 页 / page(s) → {target}"
     )
+
+
+@geo_app.command("build")
+def geo_build() -> None:
+    """Convert the configured boundaries into the fast cache (a bad source never replaces a good cache)."""
+    from backend.jurisdictions import locator
+
+    started = time.perf_counter()
+    locator.reset()
+    loaded = locator.boundaries()
+    console.print(
+        f"边界已就绪 / boundaries ready: {len(loaded.index.codes)} counties from {loaded.index.source}"
+        f" in {time.perf_counter() - started:.1f} s"
+    )
+    for note in loaded.index.notes:
+        console.print(f"  · {note}")
+
+
+@geo_app.command("locate")
+def geo_locate(
+    lon: float,
+    lat: float,
+    coord_system: Annotated[str, typer.Option("--coord-system", "-c", help="wgs84 | gcj02 | bd09")] = "wgs84",
+    accuracy_m: Annotated[float | None, typer.Option("--accuracy", help="accuracy radius in metres")] = None,
+) -> None:
+    """Which county a point falls in, by the routing rules, with the reason."""
+    from backend.jurisdictions import locator
+    from geo.errors import GeoInputError
+
+    try:
+        found = locator.locate(lon, lat, coord_system, accuracy_m)
+    except GeoInputError as exc:
+        console.print(f"[red]{exc.message_zh} / {exc}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(
+        json.dumps(
+            {"code": found.code, "wgs84": [found.lon, found.lat], **found.decision.as_dict()},
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
+
+
+@geo_app.command("check")
+def geo_check() -> None:
+    """Report boundary codes with no current GB/T 2260 code, and counties with no boundary (exit 1 if any)."""
+    from backend.jurisdictions import locator
+
+    norm = locator.boundaries().normalisation
+    for alias in sorted(norm.aliased):
+        console.print(f"映射 / mapped {alias} → {norm.mapping[alias]} ({norm.aliased[alias].reason})")
+    # Hong Kong, Macao and Taiwan are outside the mainland bureaus' jurisdiction (Art. 4): listed, not a fault.
+    outside = [u for u in norm.unmapped if u.code[:2] in ("71", "81", "82")]
+    unmapped = [u for u in norm.unmapped if u.code[:2] not in ("71", "81", "82")]
+    if outside:
+        console.print(
+            f"港澳台边界不在内地辖区内 / {len(outside)} Hong Kong, Macao and Taiwan codes are outside scope"
+        )
+    for u in unmapped:
+        console.print(f"[yellow]未映射 / unmapped {u.code}: {u.reason} {u.detail}[/yellow]")
+    for code in norm.uncovered:
+        console.print(f"[yellow]无边界 / no boundary for county {code}[/yellow]")
+    console.print(
+        f"{len(norm.mapping)} codes mapped, {len(norm.aliased)} through the reviewed alias table, "
+        f"{len(unmapped)} unmapped, {len(norm.uncovered)} counties without a boundary"
+    )
+    if unmapped or norm.uncovered:
+        raise typer.Exit(1)
+
+
+@open311_key_app.command("create")
+def open311_key_create(
+    name: Annotated[str, typer.Argument(help="the client's name, e.g. a civic-tech group")],
+) -> None:
+    """Issue an API key for a civic-tech client; the key is printed once and stored only as a hash."""
+    from backend.audit.service import SYSTEM
+    from backend.db import session_scope
+    from backend.errors import AppError
+    from backend.open311 import service
+
+    try:
+        with session_scope() as session:
+            client, api_key = service.create_client(session, name=name, actor=SYSTEM)
+    except AppError as exc:
+        console.print(f"[red]{exc.message_zh} / {exc.message_en}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"已为 {client.name} 签发密钥（仅显示一次）/ key issued for {client.name} (shown once), "
+        f"prefix {client.key_prefix}:"
+    )
+    typer.echo(api_key)
+
+
+@open311_key_app.command("list")
+def open311_key_list() -> None:
+    """List the clients (name, key prefix, active) as JSON lines; keys themselves are never stored."""
+    from backend.db import session_scope
+    from backend.open311 import service
+
+    with session_scope() as session:
+        for client in service.list_clients(session):
+            typer.echo(service.client_row(client))
+
+
+@open311_key_app.command("revoke")
+def open311_key_revoke(name: Annotated[str, typer.Argument(help="the client's name")]) -> None:
+    """Revoke a client's key (and the account its complaints are filed under)."""
+    from backend.audit.service import SYSTEM
+    from backend.db import session_scope
+    from backend.errors import AppError
+    from backend.open311 import service
+
+    try:
+        with session_scope() as session:
+            service.revoke_client(session, name=name, actor=SYSTEM)
+    except AppError as exc:
+        console.print(f"[red]{exc.message_zh} / {exc.message_en}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"已停用 / revoked: {name}")
 
 
 if __name__ == "__main__":

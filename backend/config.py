@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The project root: everything the embedded defaults write lives under ``var/`` here.
@@ -21,7 +21,11 @@ DEV_SECRET_KEY = "gongping-dev-secret-do-not-use-in-production-0000"
 class Settings(BaseSettings):
     """All configuration; defaults run the whole product on one machine with SQLite and an embedded broker."""
 
-    model_config = SettingsConfigDict(env_prefix="GONGPING_", env_file=".env", extra="ignore")
+    # populate_by_name: fields whose environment name differs from the field (the FCM credentials) can still
+    # be set by field name in code and tests.
+    model_config = SettingsConfigDict(
+        env_prefix="GONGPING_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     environment: Literal["dev", "test", "staging", "production"] = "dev"
     database_url: str = f"sqlite:///{VAR / 'gongping.db'}"
@@ -47,7 +51,9 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     activation_code_days: int = Field(default=14, ge=1, le=90)
 
-    # Requests
+    # Requests. Database pool per process; admissions are capped at the pool's capacity (see middleware).
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
     max_json_body_bytes: int = 256 * 1024
     max_upload_bytes: int = 60 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=list)
@@ -75,6 +81,19 @@ class Settings(BaseSettings):
     # A TrueType/OpenType font with Chinese glyphs for printed QR sheets; found with fontconfig when unset.
     qr_sheet_font: Path | None = None
 
+    # Public disclosure (Art. 19): the QR landing page and the public query. The app claims https links under
+    # this base (universal / app links); iOS opens those only across domains, so in production it is a host
+    # other than public_base_url. Unset: ``{public_base_url}/app``, which redirects back to the page.
+    app_link_base_url: str | None = None
+    # Each process keeps public answers (QR page, public profile) for at most their max-age (60 s), within
+    # this many bytes; 0 seconds turns the micro-cache off (tests that change data between two reads).
+    public_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    public_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
+    # Name search is a scan within a jurisdiction: limited per client address.
+    public_search_rate: str = "120/minute"
+    # Open311 GeoReport v2: complaints per civic-tech client key (one client files for many people).
+    open311_rate_per_client: str = "600/hour"
+
     # Complaint intake: 12-48 MP phone photos are 3-25 MB as JPEG, less as HEIC.
     complaint_photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     complaint_request_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
@@ -89,6 +108,17 @@ class Settings(BaseSettings):
     # Perceptual-hash reuse check: how far back to compare, and the largest Hamming distance that flags reuse.
     photo_reuse_window_days: int = Field(default=180, ge=1)
     photo_reuse_max_distance: int = Field(default=10, ge=0, le=32)
+
+    # Push notifications (FCM HTTP v1 through firebase-admin): a service-account JSON turns push on; without it
+    # only the in-app inbox is written. The endpoint replaces https://fcm.googleapis.com (an on-premise relay,
+    # or the test stand-in); the OAuth2 token endpoint is the service account's own ``token_uri``.
+    fcm_credentials: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GONGPING_FIREBASE_CREDENTIALS", "GONGPING_FCM_CREDENTIALS"),
+    )
+    fcm_endpoint: str | None = None
+    # Requests in flight per send_each call (see notifications/push.py and bench/bench_push.py).
+    fcm_concurrency: int = Field(default=100, ge=1, le=500)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

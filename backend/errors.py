@@ -13,9 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geo.errors import GeoInputError, InvalidCoordinateError, UnknownCoordSystemError
-
 from backend.i18n import Locale, request_locale
+from geo.errors import GeoInputError, InvalidCoordinateError, UnknownCoordSystemError
 
 log = logging.getLogger(__name__)
 

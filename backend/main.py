@@ -6,15 +6,22 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from backend.auth.router import router as auth_router
+from backend.cases.router import router as cases_router
 from backend.complaints.router import router as complaints_router
 from backend.config import Settings, get_settings
 from backend.errors import install_error_handlers
 from backend.health.router import router as health_router
+from backend.inbox.router import router as inbox_router
 from backend.instruments.router import router as instruments_router
 from backend.jurisdictions.router import router as jurisdictions_router
-from backend.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from backend.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, SecurityHeadersMiddleware
+from backend.open311.router import router as open311_router
 from backend.operators.router import router as operators_router
+from backend.public.cache import PublicCacheMiddleware
+from backend.public.router import router as public_router
 from backend.qr.router import router as qr_router
+from backend.records.router import router as records_router
+from backend.supervision.router import router as supervision_router
 
 DESCRIPTION = """
 公平（Gongping）：服务业诚信计量监督管理平台后端。依据《服务业诚信计量监督管理制度建设指南》（国质检量函〔2017〕566号）。
@@ -37,6 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         instruments_router,
         qr_router,
         complaints_router,
+        cases_router,
+        records_router,
+        supervision_router,
+        inbox_router,
+        public_router,
+        open311_router,
     ):
         app.include_router(router)
     if settings.cors_origins:
@@ -50,5 +63,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes
     )
+    # Inside the security headers (a cached answer still gets them, and its own request id).
+    app.add_middleware(
+        PublicCacheMiddleware,
+        ttl_seconds=settings.public_cache_seconds,
+        max_bytes=settings.public_cache_max_bytes,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
+    # Outermost: admissions never exceed what the pool (and anyio's 40 worker threads) can serve at once.
+    app.add_middleware(
+        ConcurrencyLimitMiddleware, limit=min(settings.db_pool_size + settings.db_max_overflow, 36)
+    )
     return app

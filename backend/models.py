@@ -4,28 +4,58 @@ from __future__ import annotations
 
 from backend.audit.models import AuditEntry, AuditHead
 from backend.auth.models import Account, ActivationCode, LoginThrottle, RefreshToken
+from backend.cases.models import Case, CaseDeadline, CaseEvent
 from backend.complaints.models import Complaint, ComplaintEvent, ComplaintPhoto, IdempotencyKey
 from backend.db import metadata
+from backend.inbox.models import Device, InboxNotification, NotificationPreference, PushDelivery
 from backend.instruments.models import Instrument, InstrumentType, VerificationRecord
 from backend.jurisdictions.models import Jurisdiction
+from backend.open311.models import Open311Client, Open311Submission
 from backend.operators.models import Operator, SelfCommitment, Stall
 from backend.outbox.models import OutboxEvent
+from backend.records.models import (
+    CorrectionRequest,
+    IntegrityRecord,
+    IntegrityRecordVersion,
+    OperatorRating,
+    RatingChange,
+)
+from backend.supervision.models import DepartmentNotice, Inspection, InspectionPlan, Interview, PlanEntry
 
 __all__ = [
     "Account",
     "ActivationCode",
     "AuditEntry",
     "AuditHead",
+    "Case",
+    "CaseDeadline",
+    "CaseEvent",
     "Complaint",
     "ComplaintEvent",
     "ComplaintPhoto",
+    "CorrectionRequest",
+    "DepartmentNotice",
+    "Device",
     "IdempotencyKey",
+    "InboxNotification",
+    "Inspection",
+    "InspectionPlan",
     "Instrument",
     "InstrumentType",
+    "IntegrityRecord",
+    "IntegrityRecordVersion",
+    "Interview",
     "Jurisdiction",
     "LoginThrottle",
+    "NotificationPreference",
+    "Open311Client",
+    "Open311Submission",
     "Operator",
+    "OperatorRating",
     "OutboxEvent",
+    "PlanEntry",
+    "PushDelivery",
+    "RatingChange",
     "RefreshToken",
     "SelfCommitment",
     "Stall",

@@ -110,15 +110,22 @@ def child_get_p99(url: str, requests: int) -> None:
     from backend.operators.models import Operator
 
     with session_scope() as session:
-        auth_service.create_account(session, actor=SYSTEM, username="bench_admin", password="Bench-admin-2026",
-                                    role=Role.admin, check_policy=False)
+        auth_service.create_account(
+            session,
+            actor=SYSTEM,
+            username="bench_admin",
+            password="Bench-admin-2026",
+            role=Role.admin,
+            check_policy=False,
+        )
         max_id = session.exec(select(func.max(Operator.id))).one() or 1
 
     async def run() -> list[float]:
         transport = httpx.ASGITransport(app=create_app())
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            token = await client.post("/api/v1/auth/token",
-                                      data={"username": "bench_admin", "password": "Bench-admin-2026"})
+            token = await client.post(
+                "/api/v1/auth/token", data={"username": "bench_admin", "password": "Bench-admin-2026"}
+            )
             headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
             rng = random.Random(1)
             for _ in range(300):  # warm-up: pool, caches
@@ -132,8 +139,15 @@ def child_get_p99(url: str, requests: int) -> None:
             return samples
 
     samples = sorted(asyncio.run(run()))
-    print(json.dumps({"p50_ms": samples[len(samples) // 2] * 1000, "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
-                      "requests": requests}))
+    print(
+        json.dumps(
+            {
+                "p50_ms": samples[len(samples) // 2] * 1000,
+                "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+                "requests": requests,
+            }
+        )
+    )
 
 
 def _run_child(*args: str) -> dict[str, float]:

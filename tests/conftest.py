@@ -28,10 +28,13 @@ os.environ.update(
         "GONGPING_BROKER_URL": "filesystem://",
         "GONGPING_BROKER_DIR": str(_TMP / "broker"),
         "GONGPING_MEDIA_DIR": str(_TMP / "media"),
-        "GONGPING_GEO_CACHE_DIR": str(_TMP / "geo"),
+        # Boundaries convert once (seconds); keep the cache between runs like a real deployment would.
+        "GONGPING_GEO_CACHE_DIR": str(Path(__file__).resolve().parent.parent / "var" / "geo-test"),
         "GONGPING_ARGON2_TIME_COST": "1",
         "GONGPING_ARGON2_MEMORY_KIB": "1024",
         "GONGPING_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        # Tests change data between two reads of a public page; the micro-cache has its own tests.
+        "GONGPING_PUBLIC_CACHE_SECONDS": "0",
     }
 )
 
@@ -134,3 +137,63 @@ def client(session: Session) -> Iterator[TestClient]:
     app.dependency_overrides[get_session] = _session
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+def _table_keys(engine: Engine) -> dict[str, set[tuple[object, ...]]]:
+    """Every row's primary key in every table, to tell afterwards which rows a test committed."""
+    from sqlalchemy import inspect, select
+
+    import backend.models  # noqa: F401 - every table in the metadata
+    from backend.db import metadata
+
+    present = set(inspect(engine).get_table_names())
+    keys: dict[str, set[tuple[object, ...]]] = {}
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            if table.name in present:
+                keys[table.name] = {tuple(row) for row in conn.execute(select(*table.primary_key.columns))}
+    return keys
+
+
+def _delete_new_rows(
+    engine: Engine, before: dict[str, set[tuple[object, ...]]], head: dict[str, object] | None
+) -> None:
+    """Delete the rows committed since ``before`` (children first) and put the audit chain's head back."""
+    from sqlalchemy import delete, tuple_
+
+    from backend.db import metadata
+
+    after = _table_keys(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # The audit log is append-only by trigger; a test's own entries are removed like any other row.
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        for table in reversed(metadata.sorted_tables):
+            added = after.get(table.name, set()) - before.get(table.name, set())
+            if not added or table.name == "audit_head":
+                continue
+            pk = tuple(table.primary_key.columns)
+            for chunk in (list(added)[i : i + 500] for i in range(0, len(added), 500)):
+                conn.execute(delete(table).where(tuple_(*pk).in_(chunk)))
+        conn.execute(text("DELETE FROM audit_head"))
+        if head is not None:
+            conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, :seq, :hash)"), dict(head))
+
+
+@pytest.fixture
+def committed_session(db_engine: Engine) -> Iterator[Session]:
+    """A session whose commits are real, for workers and concurrent requests that must see the data.
+
+    Whatever the test commits (through this session, the app or a worker) is deleted afterwards and the audit
+    chain's head restored, so later tests see the database as it was.
+    """
+    before = _table_keys(db_engine)
+    with db_engine.connect() as conn:
+        row = conn.execute(text("SELECT seq, hash FROM audit_head WHERE id = 1")).first()
+    head = {"seq": row[0], "hash": row[1]} if row is not None else None
+    s = Session(db_engine, expire_on_commit=False)
+    try:
+        yield s
+    finally:
+        s.close()
+        _delete_new_rows(db_engine, before, head)

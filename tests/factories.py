@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlmodel import Session
 
 from backend.audit.service import SYSTEM
@@ -13,11 +18,18 @@ from backend.auth import service as auth_service
 from backend.auth.dependencies import Scope
 from backend.auth.models import Account, Role
 from backend.common.schemas import LonLat
+from backend.inbox.models import Device
+from backend.instruments import service as instrument_service
+from backend.instruments.models import Instrument
+from backend.instruments.schemas import InstrumentCreate, VerificationCreate
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators import service as operator_service
-from backend.operators.models import Operator, Sector
-from backend.operators.schemas import OperatorCreate
+from backend.operators.models import Operator, Sector, Stall
+from backend.operators.schemas import OperatorCreate, StallCreate
 from backend.operators.uscc import random_usccs
+from backend.records import service as record_service
+from backend.records.models import IntegrityRecord
+from backend.records.rules import RecordKind
 
 PASSWORD = "Test-password-2026"
 COUNTY_A = "330106"  # 西湖区, in 杭州市 330100
@@ -93,3 +105,138 @@ def login(client: TestClient, account: Account, password: str = PASSWORD) -> dic
     resp = client.post("/api/v1/auth/token", data={"username": account.username, "password": password})
     assert resp.status_code == 200, resp.text
     return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+def make_stall(
+    session: Session,
+    market: Operator,
+    *,
+    number: str | None = None,
+    name: str = "",
+    holder_name: str = "张三丰",
+    holder_phone: str | None = "13800138000",
+) -> Stall:
+    """A stall in ``market``, added by the system actor."""
+    data = StallCreate(
+        number=number or f"A{next(_counter)}", name=name, holder_name=holder_name, holder_phone=holder_phone
+    )
+    return operator_service.add_stall(session, market=market, data=data, actor=SYSTEM)
+
+
+def make_instrument(
+    session: Session,
+    operator: Operator,
+    *,
+    stall: Stall | None = None,
+    type_code: str = "price_scale",
+    verified_on: date | None = None,
+    passed: bool = True,
+) -> Instrument:
+    """An instrument of ``operator`` (at ``stall``), verified on ``verified_on`` if given."""
+    instrument = instrument_service.create(
+        session,
+        operator=operator,
+        data=InstrumentCreate(
+            type_code=type_code, serial=f"SN{next(_counter):06d}", stall_id=stall.id if stall else None
+        ),
+        actor=SYSTEM,
+    )
+    if verified_on is not None:
+        instrument_service.record_verification(
+            session,
+            instrument=instrument,
+            data=VerificationCreate(verified_on=verified_on, passed=passed, institution="测试计量院"),
+            actor=SYSTEM,
+        )
+    return instrument
+
+
+def complaint_json(**overrides: Any) -> dict[str, Any]:
+    """A valid complaint JSON part (a geotagged short-weight complaint), with overrides."""
+    body: dict[str, Any] = {
+        "category": "short_weight",
+        "description": "称了两斤苹果，回家复称只有一斤八两",
+        "location": {
+            "lon": 120.1052,
+            "lat": 30.2795,
+            "accuracy_m": 12.5,
+            "coord_system": "wgs84",
+            "captured_at": "2026-05-01T10:20:30+08:00",
+        },
+    }
+    body.update(overrides)
+    return body
+
+
+def post_complaint(
+    client: TestClient,
+    headers: dict[str, str],
+    complaint: dict[str, Any] | str | None = None,
+    photos: Sequence[bytes] = (),
+    *,
+    key: str | None = None,
+    filename: str = "photo.jpg",
+    content_type: str = "image/jpeg",
+) -> Response:
+    """POST /api/v1/complaints as the app does: a JSON part, photo parts and an Idempotency-Key."""
+    part = (
+        complaint
+        if isinstance(complaint, str)
+        else json.dumps(complaint or complaint_json(), ensure_ascii=False)
+    )
+    files = [("photos", (filename, data, content_type)) for data in photos]
+    all_headers = {**headers, "Idempotency-Key": key or uuid.uuid4().hex}
+    return client.post(
+        "/api/v1/complaints", data={"complaint": part}, files=files or None, headers=all_headers
+    )
+
+
+def make_record(
+    session: Session,
+    operator: Operator,
+    kind: RecordKind | str = "complaint_substantiated",
+    *,
+    fact_date: date | None = None,
+    verified: bool = True,
+    source: str = "staff",
+    source_ref: str | None = None,
+    instrument_still_in_use: bool | None = None,
+    social_impact: bool | None = None,
+) -> IntegrityRecord:
+    """An integrity record about ``operator`` by the system actor, verified unless told otherwise."""
+    return record_service.create(
+        session,
+        operator=operator,
+        kind=kind,
+        fact_date=fact_date or date.today() - timedelta(days=30),
+        source=source,
+        source_ref=source_ref,
+        state="verified" if verified else "reported",
+        instrument_still_in_use=instrument_still_in_use,
+        social_impact=social_impact,
+        actor=SYSTEM,
+    )
+
+
+def make_device(
+    session: Session,
+    account: Account,
+    *,
+    token: str | None = None,
+    platform: str = "android",
+    locale: str = "zh-CN",
+    timezone: str | None = None,
+) -> Device:
+    """An active push device of ``account`` (a fresh FCM-shaped token unless given)."""
+    from backend.inbox import service as inbox_service
+    from backend.inbox.schemas import DeviceCreate
+
+    data = DeviceCreate.model_validate(
+        {
+            "token": token or f"tok_{uuid.uuid4().hex}{uuid.uuid4().hex}",
+            "platform": platform,
+            "locale": locale,
+            "timezone": timezone,
+        }
+    )
+    return inbox_service.register_device(session, account=account, data=data).device

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 
 from backend.config import Settings, get_settings
 
@@ -32,7 +33,15 @@ def make_celery(settings: Settings | None = None) -> Celery:
     """Build the Celery app for ``settings``."""
     settings = settings or get_settings()
     app = Celery(
-        "gongping", broker=settings.broker_url, include=["workers.tasks", "workers.complaints_tasks"]
+        "gongping",
+        broker=settings.broker_url,
+        include=[
+            "workers.tasks",
+            "workers.complaints_tasks",
+            "workers.cases_tasks",
+            "workers.records_tasks",
+            "workers.notifications_tasks",
+        ],
     )
     app.conf.update(
         broker_transport_options=broker_transport_options(settings),
@@ -58,9 +67,25 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "outbox-relay": {"task": "gongping.outbox.relay", "schedule": 5.0},
             "instrument-sweep": {"task": "gongping.instruments.sweep", "schedule": 3600.0},
             "complaint-photo-sweep": {"task": "gongping.complaints.sweep_pending_photos", "schedule": 900.0},
+            "complaint-routing-sweep": {"task": "gongping.complaints.route_stale", "schedule": 600.0},
+            # Deadlines end at 24:00 bureau time; a quarter-hourly sweep tells the parent within 15 minutes.
+            "case-deadline-sweep": {"task": "gongping.cases.deadline_sweep", "schedule": 900.0},
+            # Rating windows close at midnight (bureau time): re-rate everyone once the day has turned.
+            "rating-nightly": {"task": "gongping.records.rerate_all", "schedule": crontab(hour=1, minute=30)},
             "idempotency-key-purge": {
                 "task": "gongping.complaints.purge_idempotency_keys",
                 "schedule": 3600.0,
+            },
+            # Pushes held for quiet hours or waiting out a retry delay go out when due.
+            "push-retry-due": {"task": "gongping.notifications.retry_due", "schedule": 30.0},
+            # Idempotent per step and due date, so hourly only makes a missed day cost an hour, not a day.
+            "verification-due-reminders": {
+                "task": "gongping.notifications.sweep_due_instruments",
+                "schedule": 3600.0,
+            },
+            "interview-reminders": {
+                "task": "gongping.notifications.sweep_interview_reminders",
+                "schedule": 300.0,
             },
         },
     )

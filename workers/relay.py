@@ -22,9 +22,28 @@ log = logging.getLogger(__name__)
 
 #: Which Celery tasks each topic fans out to. A topic with no task is only marked published.
 TOPIC_TASKS: dict[str, tuple[str, ...]] = {
-    "instrument.overdue": ("gongping.events.log",),
-    "complaint.created": ("gongping.complaints.process_photos",),
+    "instrument.overdue": ("gongping.events.log", "gongping.records.record_overdue_instrument"),
+    "record.changed": ("gongping.records.rerate_operator",),
+    "complaint.created": ("gongping.complaints.process_photos", "gongping.complaints.route"),
 }
+
+#: Topics somebody is notified about: each also goes to the notification dispatcher, which has a handler per
+#: topic in workers/notification_handlers.py (the payload contracts are documented there).
+NOTIFICATION_TOPICS: tuple[str, ...] = (
+    "instrument.due",
+    "instrument.overdue",
+    "complaint.created",
+    "record.changed",
+    "rating.changed",
+    "interview.scheduled",
+    "interview.reminder",
+    "correction.decided",
+    "case.assigned",
+    "case.overdue",
+    "case.outcome",
+)
+for _topic in NOTIFICATION_TOPICS:
+    TOPIC_TASKS[_topic] = (*TOPIC_TASKS.get(_topic, ()), "gongping.notifications.dispatch")
 
 Sender = Callable[[str, list[Any], str], None]
 

@@ -8,6 +8,7 @@ original media or device data.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -22,3 +23,14 @@ class Audience(StrEnum):
 
 #: Audiences that must never see a complainant's identity, contact, exact location or raw photos.
 RESTRICTED_AUDIENCES = frozenset({Audience.PUBLIC, Audience.OPERATOR})
+
+
+@dataclass(frozen=True)
+class Coarsened:
+    """Marks a location field of a public schema whose own validator coarsens it to a grid of about ``grid_m``.
+
+    Put it in the field's ``Annotated`` metadata beside that validator; the privacy walk accepts a location
+    field in a public schema only with this marker, so precise coordinates cannot be published by accident.
+    """
+
+    grid_m: int

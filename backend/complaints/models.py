@@ -53,6 +53,7 @@ class ComplaintStatus(StrEnum):
     investigating = "investigating"  # 调查处理中
     substantiated = "substantiated"  # 经查属实
     unsubstantiated = "unsubstantiated"  # 经查不属实
+    mediated = "mediated"  # 调解达成协议
     closed = "closed"  # 已办结
 
 
@@ -114,6 +115,8 @@ class Complaint(SQLModel, table=True):
     coord_system: CoordSystem | None = Field(default=None, sa_type=enum_type(CoordSystem))
     accuracy_m: float | None = None
     captured_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # Where it happened in words, when the filer has no geotag (geocoded at routing when a geocoder is set).
+    address: str | None = Field(default=None, max_length=200)
     # Weighing figures (settled and re-weighed) and the Order No. 66 check made from them at intake.
     declared_g: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 3)))
     measured_g: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 3)))
@@ -129,6 +132,18 @@ class Complaint(SQLModel, table=True):
     jurisdiction_code: str | None = Field(
         default=None, foreign_key="jurisdiction.code", index=True, max_length=6
     )
+    # How routing decided (rules 1-6 of the routing design), kept so staff can see and question it.
+    routing_rule: int | None = None
+    routing_reason_code: str | None = Field(default=None, max_length=40)
+    routing_reason_zh: str | None = Field(default=None, max_length=500)
+    routing_reason_en: str | None = Field(default=None, max_length=500)
+    routing_candidates: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    routing_low_confidence: bool | None = None
+    # Rule 1: the geotag's geodesic distance from the operator's registered location, and whether it exceeds
+    # the configured threshold (staff should check who was really complained about).
+    location_mismatch: bool | None = None
+    operator_distance_m: float | None = None
+    routed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

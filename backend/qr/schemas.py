@@ -12,6 +12,7 @@ from backend.common.audience import Audience
 from backend.instruments.models import VerificationState
 from backend.operators.models import Sector
 from backend.qr.tokens import SubjectKind
+from backend.records.rules import IntegrityClass
 
 
 class QRKind(StrEnum):
@@ -60,8 +61,14 @@ class OperatorPublic(BaseModel):
     sector_name: str
     address: str
     is_demonstration_unit: bool
-    #: 守信 / 基本守信 / 失信 once the rating engine publishes classes; null until then.
-    integrity_class: str | None = None
+    #: 守信 / 基本守信 / 失信 (Art. 10); null when not rated, or while a 失信 class awaits publication review.
+    integrity_class: IntegrityClass | None = None
+    #: The class's name in the reader's language ("暂无评级 / not yet rated" when null).
+    integrity_class_name: str
+    #: What the class means, in plain words from Art. 10.
+    integrity_class_explanation: str
+    #: The rating date of a stored class; null for the no-record baseline.
+    integrity_class_as_of: date | None = None
     self_commitment: SelfCommitmentPublic | None
 
 

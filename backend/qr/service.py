@@ -21,7 +21,9 @@ from backend.instruments.catalogue import BY_CODE
 from backend.instruments.models import Instrument, InstrumentStatus
 from backend.operators import service as operator_service
 from backend.operators.commitments import COMMITMENT_TEXTS
-from backend.operators.models import SECTOR_NAMES_ZH, Operator, Stall
+from backend.operators.models import Operator, Stall
+from backend.public.integrity import public_class
+from backend.public.labels import sector_name
 from backend.qr.schemas import (
     InstrumentPublic,
     OperatorPublic,
@@ -184,6 +186,7 @@ def _instrument_public(instrument: Instrument, today: date, locale: Locale) -> I
 
 def _operator_public(session: Session, operator: Operator, locale: Locale) -> OperatorPublic:
     commitment = operator_service.current_commitment(session, operator.id or 0)
+    rating = public_class(session, operator)
     commitment_public = None
     if commitment is not None:
         text = COMMITMENT_TEXTS.get(commitment.text_version)
@@ -197,10 +200,13 @@ def _operator_public(session: Session, operator: Operator, locale: Locale) -> Op
         uscc=operator.uscc,
         name=operator.name,
         sector=operator.sector,
-        sector_name=SECTOR_NAMES_ZH[operator.sector] if locale == "zh-CN" else operator.sector.value,
+        sector_name=sector_name(operator.sector, locale),
         address=operator.address,
         is_demonstration_unit=operator.is_demonstration_unit,
-        integrity_class=None,
+        integrity_class=rating.cls,
+        integrity_class_name=rating.name(locale),
+        integrity_class_explanation=rating.explanation(locale),
+        integrity_class_as_of=rating.as_of,
         self_commitment=commitment_public,
     )
 
@@ -220,17 +226,23 @@ def public_profile(
             if target.stall is not None
             else col(Instrument.operator_id) == target.operator.id
         )
-        total = int(
-            session.execute(select(func.count()).select_from(Instrument).where(where, in_use)).scalar_one()
-        )
+        # One more than a page: most codes cover a few instruments, so the count query is rarely needed.
         instruments = list(
             session.execute(
                 select(Instrument)
                 .where(where, in_use)
                 .order_by(col(Instrument.id))
-                .limit(PUBLIC_INSTRUMENT_LIMIT)
+                .limit(PUBLIC_INSTRUMENT_LIMIT + 1)
             ).scalars()
         )
+        total = len(instruments)
+        if total > PUBLIC_INSTRUMENT_LIMIT:
+            instruments = instruments[:PUBLIC_INSTRUMENT_LIMIT]
+            total = int(
+                session.execute(
+                    select(func.count()).select_from(Instrument).where(where, in_use)
+                ).scalar_one()
+            )
     stall = target.stall
     return QRProfilePublic(
         kind=target.kind,

@@ -251,7 +251,8 @@ def test_photos_flow_from_submission_to_processed_through_a_real_worker(
             statuses = _photo_statuses(complaint_id)
         assert statuses == [PhotoStatus.processed, PhotoStatus.rejected], celery_worker_process.output()
         body = client.get(f"/api/v1/complaints/{complaint_id}", headers=headers).json()
-        assert body["status"] == "received" and body["photos"][1]["reject_reason"] in (
+        # The same event also routes the complaint, in the same worker, so either state may be current.
+        assert body["status"] in ("received", "routed") and body["photos"][1]["reject_reason"] in (
             "integrity_mismatch",
             "truncated",
         )

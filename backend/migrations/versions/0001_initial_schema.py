@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 01:32:51.309172
+Create Date: 2026-11-27 03:23:17.415835
 """
 
 from collections.abc import Sequence
@@ -227,6 +227,80 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_account_role"), ["role"], unique=False)
 
     op.create_table(
+        "operator_rating",
+        sa.Column("operator_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column(
+            "cls",
+            sa.Enum(
+                "trustworthy",
+                "basically_trustworthy",
+                "untrustworthy",
+                name="integrityclass",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("as_of", sa.Date(), nullable=False),
+        sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.Column("rules_version", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("signature", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operator.id"], name=op.f("fk_operator_rating_operator_id_operator")
+        ),
+        sa.PrimaryKeyConstraint("operator_id", name=op.f("pk_operator_rating")),
+    )
+    with op.batch_alter_table("operator_rating", schema=None) as batch_op:
+        batch_op.create_index("ix_operator_rating_class", ["cls", "operator_id"], unique=False)
+
+    op.create_table(
+        "rating_change",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "from_cls",
+            sa.Enum(
+                "trustworthy",
+                "basically_trustworthy",
+                "untrustworthy",
+                name="integrityclass",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "to_cls",
+            sa.Enum(
+                "trustworthy",
+                "basically_trustworthy",
+                "untrustworthy",
+                name="integrityclass",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("as_of", sa.Date(), nullable=False),
+        sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.Column("rules_version", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column(
+            "trigger",
+            sa.Enum("record", "nightly", "manual", name="ratingtrigger", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operator.id"], name=op.f("fk_rating_change_operator_id_operator")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rating_change")),
+    )
+    with op.batch_alter_table("rating_change", schema=None) as batch_op:
+        batch_op.create_index("ix_rating_change_operator", ["operator_id", "id"], unique=False)
+
+    op.create_table(
         "stall",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("market_id", sa.Integer(), nullable=False),
@@ -272,6 +346,120 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_activation_code_operator_id"), ["operator_id"], unique=False)
 
     op.create_table(
+        "department_notice",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column("department", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "letter",
+                "email",
+                "fax",
+                "platform",
+                "meeting",
+                "other",
+                name="noticechannel",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"], ["account.id"], name=op.f("fk_department_notice_created_by_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operator.id"], name=op.f("fk_department_notice_operator_id_operator")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_department_notice")),
+    )
+    with op.batch_alter_table("department_notice", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_department_notice_operator_id"), ["operator_id"], unique=False)
+
+    op.create_table(
+        "device",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("token", sa.Text(), nullable=False),
+        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column(
+            "platform",
+            sa.Enum("android", "ios", "web", name="deviceplatform", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("locale", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("app_version", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("installation_id", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("deactivated_reason", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"], name=op.f("fk_device_account_id_account")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_device")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_device_token_hash")),
+    )
+    with op.batch_alter_table("device", schema=None) as batch_op:
+        batch_op.create_index("ix_device_account_active", ["account_id", "active"], unique=False)
+        batch_op.create_index("ix_device_installation", ["account_id", "installation_id"], unique=False)
+
+    op.create_table(
+        "inbox_notification",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("recipient_id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.BigInteger(), nullable=True),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("category", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("locale", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("deep_link", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("dedupe_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["recipient_id"], ["account.id"], name=op.f("fk_inbox_notification_recipient_id_account")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox_notification")),
+        sa.UniqueConstraint("dedupe_key", name=op.f("uq_inbox_notification_dedupe_key")),
+    )
+    with op.batch_alter_table("inbox_notification", schema=None) as batch_op:
+        batch_op.create_index("ix_inbox_notification_recipient", ["recipient_id", "id"], unique=False)
+        batch_op.create_index("ix_inbox_notification_unread", ["recipient_id", "read_at"], unique=False)
+
+    op.create_table(
+        "inspection_plan",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("period_key", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("jurisdiction_code", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=False),
+        sa.Column("seed", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("rates", sa.JSON(), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"], ["account.id"], name=op.f("fk_inspection_plan_created_by_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["jurisdiction_code"],
+            ["jurisdiction.code"],
+            name=op.f("fk_inspection_plan_jurisdiction_code_jurisdiction"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inspection_plan")),
+    )
+    with op.batch_alter_table("inspection_plan", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_inspection_plan_jurisdiction_code"), ["jurisdiction_code"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_inspection_plan_period_key"), ["period_key"], unique=False)
+
+    op.create_table(
         "instrument",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("type_code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -305,6 +493,96 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_instrument_serial"), ["serial"], unique=False)
         batch_op.create_index(batch_op.f("ix_instrument_stall_id"), ["stall_id"], unique=False)
         batch_op.create_index("ix_instrument_sweep", ["status", "valid_until"], unique=False)
+
+    op.create_table(
+        "interview",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("reminder", "interview", name="interviewkind", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("place", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("legal_basis", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column(
+            "class_at_scheduling",
+            sa.Enum(
+                "trustworthy",
+                "basically_trustworthy",
+                "untrustworthy",
+                name="integrityclass",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "scheduled",
+                "acknowledged",
+                "held",
+                "cancelled",
+                name="interviewstatus",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("outcome", sa.Text(), nullable=True),
+        sa.Column("cancel_reason", sa.Text(), nullable=True),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_by_id", sa.Integer(), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["acknowledged_by_id"], ["account.id"], name=op.f("fk_interview_acknowledged_by_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"], ["account.id"], name=op.f("fk_interview_created_by_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operator.id"], name=op.f("fk_interview_operator_id_operator")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_interview")),
+    )
+    with op.batch_alter_table("interview", schema=None) as batch_op:
+        batch_op.create_index("ix_interview_operator", ["operator_id", "status"], unique=False)
+
+    op.create_table(
+        "notification_preference",
+        sa.Column("account_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("muted_categories", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_notification_preference_account_id_account")
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_notification_preference")),
+    )
+    op.create_table(
+        "open311_client",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("api_key_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("key_prefix", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_open311_client_account_id_account")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_open311_client")),
+        sa.UniqueConstraint("api_key_hash", name=op.f("uq_open311_client_api_key_hash")),
+        sa.UniqueConstraint("name", name=op.f("uq_open311_client_name")),
+    )
+    with op.batch_alter_table("open311_client", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_open311_client_account_id"), ["account_id"], unique=False)
 
     op.create_table(
         "refresh_token",
@@ -417,6 +695,7 @@ def upgrade() -> None:
         ),
         sa.Column("accuracy_m", sa.Float(), nullable=True),
         sa.Column("captured_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("address", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("declared_g", sa.Numeric(precision=12, scale=3), nullable=True),
         sa.Column("measured_g", sa.Numeric(precision=12, scale=3), nullable=True),
         sa.Column(
@@ -448,6 +727,7 @@ def upgrade() -> None:
                 "investigating",
                 "substantiated",
                 "unsubstantiated",
+                "mediated",
                 "closed",
                 name="complaintstatus",
                 native_enum=False,
@@ -461,6 +741,15 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("jurisdiction_code", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=True),
+        sa.Column("routing_rule", sa.Integer(), nullable=True),
+        sa.Column("routing_reason_code", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("routing_reason_zh", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("routing_reason_en", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("routing_candidates", sa.JSON(), nullable=True),
+        sa.Column("routing_low_confidence", sa.Boolean(), nullable=True),
+        sa.Column("location_mismatch", sa.Boolean(), nullable=True),
+        sa.Column("operator_distance_m", sa.Float(), nullable=True),
+        sa.Column("routed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["account.id"], name=op.f("fk_complaint_account_id_account")),
@@ -492,6 +781,190 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_complaint_status"), ["status"], unique=False)
 
     op.create_table(
+        "integrity_record",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "inspection_failed",
+                "metrology_accident",
+                "instrument_unverified",
+                "instrument_failed_verification",
+                "instrument_overdue",
+                "net_content_noncompliant",
+                "short_weight",
+                "metrology_cheating",
+                "complaint_substantiated",
+                "short_changing_penalty",
+                "commitment_breached",
+                "association_warning",
+                "commitment_kept",
+                "demonstration_unit",
+                name="recordkind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("fact_date", sa.Date(), nullable=False),
+        sa.Column(
+            "source",
+            sa.Enum(
+                "complaint",
+                "inspection",
+                "institution",
+                "association",
+                "supervisor",
+                "overdue_sweep",
+                "staff",
+                "self_commitment",
+                name="recordsource",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("source_ref", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("evidence_refs", sa.JSON(), nullable=False),
+        sa.Column("instrument_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "reported",
+                "verified",
+                "dismissed",
+                "revoked",
+                name="recordstate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("instrument_still_in_use", sa.Boolean(), nullable=True),
+        sa.Column("social_impact", sa.Boolean(), nullable=True),
+        sa.Column("public_eligible", sa.Boolean(), nullable=False),
+        sa.Column("author_id", sa.Integer(), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["author_id"], ["account.id"], name=op.f("fk_integrity_record_author_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["instrument_id"], ["instrument.id"], name=op.f("fk_integrity_record_instrument_id_instrument")
+        ),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operator.id"], name=op.f("fk_integrity_record_operator_id_operator")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_integrity_record")),
+    )
+    with op.batch_alter_table("integrity_record", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_integrity_record_author_id"), ["author_id"], unique=False)
+        batch_op.create_index(
+            "ix_integrity_record_rating",
+            ["operator_id", "state", "fact_date"],
+            unique=False,
+            postgresql_include=["kind", "instrument_still_in_use", "social_impact", "id"],
+        )
+        batch_op.create_index("ix_integrity_record_source_ref", ["source_ref", "kind"], unique=False)
+
+    op.create_table(
+        "plan_entry",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("plan_id", sa.Integer(), nullable=False),
+        sa.Column("period_key", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column("jurisdiction_code", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=False),
+        sa.Column(
+            "cls",
+            sa.Enum(
+                "trustworthy",
+                "basically_trustworthy",
+                "untrustworthy",
+                name="integrityclass",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("stratum_size", sa.Integer(), nullable=False),
+        sa.Column("stratum_quota", sa.Integer(), nullable=False),
+        sa.Column("draw_ticket", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operator.id"], name=op.f("fk_plan_entry_operator_id_operator")
+        ),
+        sa.ForeignKeyConstraint(
+            ["plan_id"], ["inspection_plan.id"], name=op.f("fk_plan_entry_plan_id_inspection_plan")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_entry")),
+        sa.UniqueConstraint("period_key", "operator_id", name=op.f("uq_plan_entry_period_key_operator_id")),
+    )
+    with op.batch_alter_table("plan_entry", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_plan_entry_operator_id"), ["operator_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_plan_entry_plan_id"), ["plan_id"], unique=False)
+
+    op.create_table(
+        "push_delivery",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("dedupe_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("event_id", sa.BigInteger(), nullable=True),
+        sa.Column("recipient_id", sa.Integer(), nullable=False),
+        sa.Column("device_id", sa.Integer(), nullable=False),
+        sa.Column("inbox_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("category", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("collapse_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("ttl_seconds", sa.Integer(), nullable=False),
+        sa.Column("priority", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "pending",
+                "sending",
+                "sent",
+                "invalid_token",
+                "failed",
+                "expired",
+                "cancelled",
+                name="pushstatus",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("provider_message_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["device_id"], ["device.id"], name=op.f("fk_push_delivery_device_id_device")),
+        sa.ForeignKeyConstraint(
+            ["inbox_id"], ["inbox_notification.id"], name=op.f("fk_push_delivery_inbox_id_inbox_notification")
+        ),
+        sa.ForeignKeyConstraint(
+            ["recipient_id"], ["account.id"], name=op.f("fk_push_delivery_recipient_id_account")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_push_delivery")),
+        sa.UniqueConstraint("dedupe_key", name=op.f("uq_push_delivery_dedupe_key")),
+    )
+    with op.batch_alter_table("push_delivery", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_push_delivery_device_id"), ["device_id"], unique=False)
+        batch_op.create_index("ix_push_delivery_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_push_delivery_event", ["event_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_push_delivery_recipient_id"), ["recipient_id"], unique=False)
+
+    op.create_table(
         "verification_record",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("instrument_id", sa.Integer(), nullable=False),
@@ -516,6 +989,167 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "case_file",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_no", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("complaint_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("complaint", "tip_off", name="casekind", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "routed",
+                "accepted",
+                "not_accepted",
+                "investigating",
+                "substantiated",
+                "unsubstantiated",
+                "mediated",
+                "closed",
+                name="casestate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("jurisdiction_code", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=True),
+        sa.Column("province_code", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=True),
+        sa.Column("prefecture_code", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=True),
+        sa.Column("county_code", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=True),
+        sa.Column("triage", sa.Boolean(), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=True),
+        sa.Column("assignee_id", sa.Integer(), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "outcome",
+            sa.Enum(
+                "not_accepted",
+                "substantiated",
+                "not_substantiated",
+                "mediated",
+                "terminated",
+                name="caseoutcome",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "rejection_reason",
+            sa.Enum(
+                "out_of_time",
+                "contact_missing",
+                "handled_elsewhere",
+                "not_metrology",
+                "duplicate",
+                name="rejectionreason",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "handled_by",
+            sa.Enum(
+                "court", "arbitration", "consumer_association", name="handledby", native_enum=False, length=32
+            ),
+            nullable=True,
+        ),
+        sa.Column("duplicate_of_id", sa.Integer(), nullable=True),
+        sa.Column("findings", sa.Text(), nullable=False),
+        sa.Column("record_ids", sa.JSON(), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=True),
+        sa.Column("overdue", sa.Boolean(), nullable=False),
+        sa.Column("escalated", sa.Boolean(), nullable=False),
+        sa.Column("escalated_to", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=True),
+        sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assignee_id"], ["account.id"], name=op.f("fk_case_file_assignee_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["complaint_id"], ["complaint.id"], name=op.f("fk_case_file_complaint_id_complaint")
+        ),
+        sa.ForeignKeyConstraint(
+            ["duplicate_of_id"], ["case_file.id"], name=op.f("fk_case_file_duplicate_of_id_case_file")
+        ),
+        sa.ForeignKeyConstraint(
+            ["escalated_to"], ["jurisdiction.code"], name=op.f("fk_case_file_escalated_to_jurisdiction")
+        ),
+        sa.ForeignKeyConstraint(
+            ["jurisdiction_code"],
+            ["jurisdiction.code"],
+            name=op.f("fk_case_file_jurisdiction_code_jurisdiction"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operator.id"], name=op.f("fk_case_file_operator_id_operator")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_file")),
+        sa.UniqueConstraint("case_no", name=op.f("uq_case_file_case_no")),
+        sa.UniqueConstraint("complaint_id", name=op.f("uq_case_file_complaint_id")),
+    )
+    with op.batch_alter_table("case_file", schema=None) as batch_op:
+        batch_op.create_index("ix_case_file_county", ["county_code", "id"], unique=False)
+        batch_op.create_index(
+            "ix_case_file_county_escalated",
+            ["county_code", "id"],
+            unique=False,
+            postgresql_where=sa.text("escalated"),
+            sqlite_where=sa.text("escalated"),
+        )
+        batch_op.create_index(
+            "ix_case_file_county_overdue",
+            ["county_code", "due_on"],
+            unique=False,
+            postgresql_where=sa.text("overdue"),
+            sqlite_where=sa.text("overdue"),
+        )
+        batch_op.create_index("ix_case_file_county_state", ["county_code", "state", "id"], unique=False)
+        batch_op.create_index("ix_case_file_operator", ["operator_id", "outcome"], unique=False)
+        batch_op.create_index("ix_case_file_prefecture", ["prefecture_code", "id"], unique=False)
+        batch_op.create_index(
+            "ix_case_file_prefecture_escalated",
+            ["prefecture_code", "id"],
+            unique=False,
+            postgresql_where=sa.text("escalated"),
+            sqlite_where=sa.text("escalated"),
+        )
+        batch_op.create_index(
+            "ix_case_file_prefecture_overdue",
+            ["prefecture_code", "due_on"],
+            unique=False,
+            postgresql_where=sa.text("overdue"),
+            sqlite_where=sa.text("overdue"),
+        )
+        batch_op.create_index(
+            "ix_case_file_prefecture_state", ["prefecture_code", "state", "id"], unique=False
+        )
+        batch_op.create_index("ix_case_file_province", ["province_code", "id"], unique=False)
+        batch_op.create_index(
+            "ix_case_file_province_escalated",
+            ["province_code", "id"],
+            unique=False,
+            postgresql_where=sa.text("escalated"),
+            sqlite_where=sa.text("escalated"),
+        )
+        batch_op.create_index(
+            "ix_case_file_province_overdue",
+            ["province_code", "due_on"],
+            unique=False,
+            postgresql_where=sa.text("overdue"),
+            sqlite_where=sa.text("overdue"),
+        )
+        batch_op.create_index("ix_case_file_province_state", ["province_code", "state", "id"], unique=False)
+
+    op.create_table(
         "complaint_event",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("complaint_id", sa.Integer(), nullable=False),
@@ -530,6 +1164,7 @@ def upgrade() -> None:
                 "investigating",
                 "substantiated",
                 "unsubstantiated",
+                "mediated",
                 "closed",
                 name="complaintstatus",
                 native_enum=False,
@@ -601,6 +1236,61 @@ def upgrade() -> None:
         batch_op.create_index("ix_complaint_photo_reuse", ["status", "processed_at"], unique=False)
 
     op.create_table(
+        "correction_request",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("record_id", sa.Integer(), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column("requested_by_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "action",
+            sa.Enum("correct", "revoke", name="correctionaction", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("reasons", sa.Text(), nullable=False),
+        sa.Column("document_refs", sa.JSON(), nullable=False),
+        sa.Column("requested_change", sa.JSON(), nullable=True),
+        sa.Column("record_version", sa.Integer(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "pending",
+                "corrected",
+                "revoked",
+                "rejected",
+                name="correctionstatus",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("calendar_exact", sa.Boolean(), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("decided_by_id", sa.Integer(), nullable=True),
+        sa.Column("decision_reasons", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["decided_by_id"], ["account.id"], name=op.f("fk_correction_request_decided_by_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operator.id"], name=op.f("fk_correction_request_operator_id_operator")
+        ),
+        sa.ForeignKeyConstraint(
+            ["record_id"],
+            ["integrity_record.id"],
+            name=op.f("fk_correction_request_record_id_integrity_record"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["requested_by_id"], ["account.id"], name=op.f("fk_correction_request_requested_by_id_account")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_correction_request")),
+    )
+    with op.batch_alter_table("correction_request", schema=None) as batch_op:
+        batch_op.create_index("ix_correction_request_open", ["status", "due_on"], unique=False)
+        batch_op.create_index(batch_op.f("ix_correction_request_operator_id"), ["operator_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_correction_request_record_id"), ["record_id"], unique=False)
+
+    op.create_table(
         "idempotency_key",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
@@ -620,15 +1310,239 @@ def upgrade() -> None:
     with op.batch_alter_table("idempotency_key", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_idempotency_key_created_at"), ["created_at"], unique=False)
 
+    op.create_table(
+        "inspection",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column("inspector_id", sa.Integer(), nullable=False),
+        sa.Column("inspected_on", sa.Date(), nullable=False),
+        sa.Column("items", sa.JSON(), nullable=False),
+        sa.Column(
+            "result",
+            sa.Enum("pass", "fail", name="inspectionresult", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("notes", sa.Text(), nullable=False),
+        sa.Column("plan_entry_id", sa.Integer(), nullable=True),
+        sa.Column("record_ids", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["inspector_id"], ["account.id"], name=op.f("fk_inspection_inspector_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["operator_id"], ["operator.id"], name=op.f("fk_inspection_operator_id_operator")
+        ),
+        sa.ForeignKeyConstraint(
+            ["plan_entry_id"], ["plan_entry.id"], name=op.f("fk_inspection_plan_entry_id_plan_entry")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inspection")),
+    )
+    with op.batch_alter_table("inspection", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_inspection_inspector_id"), ["inspector_id"], unique=False)
+        batch_op.create_index("ix_inspection_operator", ["operator_id", "inspected_on"], unique=False)
+
+    op.create_table(
+        "integrity_record_version",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("record_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column(
+            "change",
+            sa.Enum(
+                "create",
+                "verify",
+                "dismiss",
+                "revoke",
+                "correct",
+                name="recordchange",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("actor_role", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("snapshot", sa.JSON(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["actor_id"], ["account.id"], name=op.f("fk_integrity_record_version_actor_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["record_id"],
+            ["integrity_record.id"],
+            name=op.f("fk_integrity_record_version_record_id_integrity_record"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_integrity_record_version")),
+        sa.UniqueConstraint(
+            "record_id", "version", name=op.f("uq_integrity_record_version_record_id_version")
+        ),
+    )
+    op.create_table(
+        "open311_submission",
+        sa.Column("complaint_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("client_id", sa.Integer(), nullable=False),
+        sa.Column("client_account_ref", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("contact_name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("contact_email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=True),
+        sa.Column("media_url", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["client_id"], ["open311_client.id"], name=op.f("fk_open311_submission_client_id_open311_client")
+        ),
+        sa.ForeignKeyConstraint(
+            ["complaint_id"], ["complaint.id"], name=op.f("fk_open311_submission_complaint_id_complaint")
+        ),
+        sa.PrimaryKeyConstraint("complaint_id", name=op.f("pk_open311_submission")),
+    )
+    with op.batch_alter_table("open311_submission", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_open311_submission_client_id"), ["client_id"], unique=False)
+
+    op.create_table(
+        "case_deadline",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("start_date", sa.Date(), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("due_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("working_days", sa.Integer(), nullable=False),
+        sa.Column("calendar_exact", sa.Boolean(), nullable=False),
+        sa.Column("legal_basis_zh", sa.Text(), nullable=False),
+        sa.Column("legal_basis_en", sa.Text(), nullable=False),
+        sa.Column("basis_superseded", sa.Boolean(), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_by", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("overdue_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["case_file.id"], name=op.f("fk_case_deadline_case_id_case_file")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_deadline")),
+    )
+    with op.batch_alter_table("case_deadline", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_case_deadline_case_id"), ["case_id"], unique=False)
+        batch_op.create_index(
+            "ix_case_deadline_open",
+            ["due_before"],
+            unique=False,
+            postgresql_where=sa.text("ended_at IS NULL AND overdue_at IS NULL"),
+            sqlite_where=sa.text("ended_at IS NULL AND overdue_at IS NULL"),
+        )
+
+    op.create_table(
+        "case_event",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "action",
+            sa.Enum(
+                "routed",
+                "accepted",
+                "rejected",
+                "investigating",
+                "substantiated",
+                "unsubstantiated",
+                "mediated",
+                "closed",
+                "reopened",
+                "transferred",
+                "escalated",
+                name="caseaction",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "from_state",
+            sa.Enum(
+                "routed",
+                "accepted",
+                "not_accepted",
+                "investigating",
+                "substantiated",
+                "unsubstantiated",
+                "mediated",
+                "closed",
+                name="casestate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "to_state",
+            sa.Enum(
+                "routed",
+                "accepted",
+                "not_accepted",
+                "investigating",
+                "substantiated",
+                "unsubstantiated",
+                "mediated",
+                "closed",
+                name="casestate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("from_jurisdiction", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=True),
+        sa.Column("to_jurisdiction", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("actor_role", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["actor_id"], ["account.id"], name=op.f("fk_case_event_actor_id_account")),
+        sa.ForeignKeyConstraint(["case_id"], ["case_file.id"], name=op.f("fk_case_event_case_id_case_file")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_event")),
+    )
+    with op.batch_alter_table("case_event", schema=None) as batch_op:
+        batch_op.create_index("ix_case_event_case", ["case_id", "id"], unique=False)
+        batch_op.create_index("ix_case_event_transfer_from", ["from_jurisdiction", "action"], unique=False)
+        batch_op.create_index("ix_case_event_transfer_to", ["to_jurisdiction", "action"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("case_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_case_event_transfer_to")
+        batch_op.drop_index("ix_case_event_transfer_from")
+        batch_op.drop_index("ix_case_event_case")
+
+    op.drop_table("case_event")
+    with op.batch_alter_table("case_deadline", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_case_deadline_open",
+            postgresql_where=sa.text("ended_at IS NULL AND overdue_at IS NULL"),
+            sqlite_where=sa.text("ended_at IS NULL AND overdue_at IS NULL"),
+        )
+        batch_op.drop_index(batch_op.f("ix_case_deadline_case_id"))
+
+    op.drop_table("case_deadline")
+    with op.batch_alter_table("open311_submission", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_open311_submission_client_id"))
+
+    op.drop_table("open311_submission")
+    op.drop_table("integrity_record_version")
+    with op.batch_alter_table("inspection", schema=None) as batch_op:
+        batch_op.drop_index("ix_inspection_operator")
+        batch_op.drop_index(batch_op.f("ix_inspection_inspector_id"))
+
+    op.drop_table("inspection")
     with op.batch_alter_table("idempotency_key", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_idempotency_key_created_at"))
 
     op.drop_table("idempotency_key")
+    with op.batch_alter_table("correction_request", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_correction_request_record_id"))
+        batch_op.drop_index(batch_op.f("ix_correction_request_operator_id"))
+        batch_op.drop_index("ix_correction_request_open")
+
+    op.drop_table("correction_request")
     with op.batch_alter_table("complaint_photo", schema=None) as batch_op:
         batch_op.drop_index("ix_complaint_photo_reuse")
         batch_op.drop_index(batch_op.f("ix_complaint_photo_phash"))
@@ -640,10 +1554,71 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_complaint_event_complaint_id"))
 
     op.drop_table("complaint_event")
+    with op.batch_alter_table("case_file", schema=None) as batch_op:
+        batch_op.drop_index("ix_case_file_province_state")
+        batch_op.drop_index(
+            "ix_case_file_province_overdue",
+            postgresql_where=sa.text("overdue"),
+            sqlite_where=sa.text("overdue"),
+        )
+        batch_op.drop_index(
+            "ix_case_file_province_escalated",
+            postgresql_where=sa.text("escalated"),
+            sqlite_where=sa.text("escalated"),
+        )
+        batch_op.drop_index("ix_case_file_province")
+        batch_op.drop_index("ix_case_file_prefecture_state")
+        batch_op.drop_index(
+            "ix_case_file_prefecture_overdue",
+            postgresql_where=sa.text("overdue"),
+            sqlite_where=sa.text("overdue"),
+        )
+        batch_op.drop_index(
+            "ix_case_file_prefecture_escalated",
+            postgresql_where=sa.text("escalated"),
+            sqlite_where=sa.text("escalated"),
+        )
+        batch_op.drop_index("ix_case_file_prefecture")
+        batch_op.drop_index("ix_case_file_operator")
+        batch_op.drop_index("ix_case_file_county_state")
+        batch_op.drop_index(
+            "ix_case_file_county_overdue",
+            postgresql_where=sa.text("overdue"),
+            sqlite_where=sa.text("overdue"),
+        )
+        batch_op.drop_index(
+            "ix_case_file_county_escalated",
+            postgresql_where=sa.text("escalated"),
+            sqlite_where=sa.text("escalated"),
+        )
+        batch_op.drop_index("ix_case_file_county")
+
+    op.drop_table("case_file")
     with op.batch_alter_table("verification_record", schema=None) as batch_op:
         batch_op.drop_index("ix_verification_record_instrument_date")
 
     op.drop_table("verification_record")
+    with op.batch_alter_table("push_delivery", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_push_delivery_recipient_id"))
+        batch_op.drop_index("ix_push_delivery_event")
+        batch_op.drop_index("ix_push_delivery_due")
+        batch_op.drop_index(batch_op.f("ix_push_delivery_device_id"))
+
+    op.drop_table("push_delivery")
+    with op.batch_alter_table("plan_entry", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_plan_entry_plan_id"))
+        batch_op.drop_index(batch_op.f("ix_plan_entry_operator_id"))
+
+    op.drop_table("plan_entry")
+    with op.batch_alter_table("integrity_record", schema=None) as batch_op:
+        batch_op.drop_index("ix_integrity_record_source_ref")
+        batch_op.drop_index(
+            "ix_integrity_record_rating",
+            postgresql_include=["kind", "instrument_still_in_use", "social_impact", "id"],
+        )
+        batch_op.drop_index(batch_op.f("ix_integrity_record_author_id"))
+
+    op.drop_table("integrity_record")
     with op.batch_alter_table("complaint", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_complaint_status"))
         batch_op.drop_index(batch_op.f("ix_complaint_stall_id"))
@@ -665,6 +1640,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_refresh_token_account_id"))
 
     op.drop_table("refresh_token")
+    with op.batch_alter_table("open311_client", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_open311_client_account_id"))
+
+    op.drop_table("open311_client")
+    op.drop_table("notification_preference")
+    with op.batch_alter_table("interview", schema=None) as batch_op:
+        batch_op.drop_index("ix_interview_operator")
+
+    op.drop_table("interview")
     with op.batch_alter_table("instrument", schema=None) as batch_op:
         batch_op.drop_index("ix_instrument_sweep")
         batch_op.drop_index(batch_op.f("ix_instrument_stall_id"))
@@ -672,6 +1656,25 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_instrument_operator_id"))
 
     op.drop_table("instrument")
+    with op.batch_alter_table("inspection_plan", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_inspection_plan_period_key"))
+        batch_op.drop_index(batch_op.f("ix_inspection_plan_jurisdiction_code"))
+
+    op.drop_table("inspection_plan")
+    with op.batch_alter_table("inbox_notification", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbox_notification_unread")
+        batch_op.drop_index("ix_inbox_notification_recipient")
+
+    op.drop_table("inbox_notification")
+    with op.batch_alter_table("device", schema=None) as batch_op:
+        batch_op.drop_index("ix_device_installation")
+        batch_op.drop_index("ix_device_account_active")
+
+    op.drop_table("device")
+    with op.batch_alter_table("department_notice", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_department_notice_operator_id"))
+
+    op.drop_table("department_notice")
     with op.batch_alter_table("activation_code", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_activation_code_operator_id"))
 
@@ -681,6 +1684,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_stall_holder_uscc"))
 
     op.drop_table("stall")
+    with op.batch_alter_table("rating_change", schema=None) as batch_op:
+        batch_op.drop_index("ix_rating_change_operator")
+
+    op.drop_table("rating_change")
+    with op.batch_alter_table("operator_rating", schema=None) as batch_op:
+        batch_op.drop_index("ix_operator_rating_class")
+
+    op.drop_table("operator_rating")
     with op.batch_alter_table("account", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_account_role"))
         batch_op.drop_index(batch_op.f("ix_account_operator_id"))

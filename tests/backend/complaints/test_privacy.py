@@ -10,20 +10,35 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from backend.common.audience import RESTRICTED_AUDIENCES, Audience
+from backend.common.audience import RESTRICTED_AUDIENCES, Audience, Coarsened
 from backend.main import create_app
 
 #: Field names that are personal data wherever they appear.
 FORBIDDEN_NAMES = frozenset(
-    {"lon", "lat", "lng", "longitude", "latitude", "location", "coordinates", "geotag", "ip", "username"}
+    {
+        "lon",
+        "lat",
+        "lng",
+        "long",
+        "longitude",
+        "latitude",
+        "location",
+        "coordinates",
+        "geotag",
+        "ip",
+        "username",
+    }
 )
+#: Location names a public schema may carry only when the field coarsens itself (``Coarsened`` marker).
+COARSENABLE_NAMES = frozenset({"lon", "lat", "lng", "long", "longitude", "latitude"})
 #: Name parts that give away identity, contact, exact location, originals, EXIF or the device.
 FORBIDDEN_PARTS = (
     "complainant",
@@ -56,6 +71,11 @@ def _is_forbidden(name: str) -> bool:
     return lowered in FORBIDDEN_NAMES or any(part in lowered for part in FORBIDDEN_PARTS)
 
 
+def _coarsened(name: str, field: FieldInfo) -> bool:
+    """A coordinate whose own validator rounds it to a coarse grid (Open311's public lat/long)."""
+    return name in COARSENABLE_NAMES and any(isinstance(m, Coarsened) for m in field.metadata)
+
+
 def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         yield annotation
@@ -78,7 +98,7 @@ def leaks(model: type[BaseModel]) -> list[str]:
         for name, field in current.model_fields.items():
             here = f"{path}.{name}" if path else f"{current.__name__}.{name}"
             for label in {name, field.alias or name, field.serialization_alias or name}:
-                if _is_forbidden(label):
+                if _is_forbidden(label) and not _coarsened(label, field):
                     found.append(here)
             for nested in _models_in(field.annotation):
                 walk(nested, here)
@@ -145,6 +165,7 @@ def test_no_schema_marked_public_or_operator_has_personal_data(app: FastAPI) -> 
     ]
     names = {m.__name__ for m in marked}
     assert {"ComplaintOperatorView", "QRProfilePublic", "OperatorPublic", "SimilarCounts"} <= names
+    assert {"OperatorSearchPublic", "OperatorSummaryPublic", "Open311Request", "Open311Service"} <= names
     problems = {m.__qualname__: found for m in marked if (found := leaks(m))}
     assert problems == {}
 
@@ -207,9 +228,71 @@ def test_the_walker_finds_nested_and_direct_leaks() -> None:
     assert "_Leaky.where.phone" in found or "_Leaky.people.phone" in found  # a model is walked once
 
 
+class _Coarse(BaseModel):
+    lat: Annotated[float, Coarsened(grid_m=100)]
+    long: Annotated[float, Coarsened(grid_m=100)]
+    location: Annotated[str, Coarsened(grid_m=100)]
+
+
+class _Precise(BaseModel):
+    lat: float
+    long: float
+
+
+def test_only_marked_coordinates_pass_the_walker() -> None:
+    assert leaks(_Precise) == ["_Precise.lat", "_Precise.long"]
+    assert leaks(_Coarse) == ["_Coarse.location"]  # the marker exempts coordinates, nothing else
+
+
+def test_public_routes_outside_api_v1_are_walked_too(app: FastAPI) -> None:
+    models = _restricted_route_models(app)
+    assert any(k.startswith("GET /open311/v2/requests") for k in models)
+    assert any(k.startswith("GET /api/v1/public/operators") for k in models)
+
+
+def test_coarsened_public_coordinates_really_are_coarse() -> None:
+    from datetime import UTC, datetime
+
+    from backend.open311.schemas import Open311Request
+
+    request = Open311Request.model_validate(
+        {
+            "service_request_id": "1",
+            "status": "open",
+            "status_notes": None,
+            "service_name": None,
+            "service_code": "other",
+            "description": None,
+            "agency_responsible": None,
+            "service_notice": None,
+            "requested_datetime": datetime.now(UTC),
+            "updated_datetime": None,
+            "expected_datetime": None,
+            "address": None,
+            "address_id": None,
+            "zipcode": None,
+            "lat": 30.2795678,
+            "long": 120.1052345,
+            "media_url": None,
+        }
+    )
+    assert (request.lat, request.long) == (30.28, 120.105)
+    for name in ("lat", "long"):
+        assert _coarsened(name, Open311Request.model_fields[name])
+
+
 @pytest.mark.parametrize(
     "name",
-    ["contact_phone", "account_id", "exif", "original_key", "lon", "device_id", "legal_representative"],
+    [
+        "contact_phone",
+        "account_id",
+        "exif",
+        "original_key",
+        "lon",
+        "long",
+        "device_id",
+        "legal_representative",
+    ],
 )
 def test_forbidden_names(name: str) -> None:
     assert _is_forbidden(name)

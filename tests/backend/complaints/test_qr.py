@@ -54,7 +54,11 @@ def test_stall_code_shows_the_public_profile(client: TestClient, session: Sessio
     operator = body["operator"]
     assert isinstance(operator, dict)
     assert operator["name"] == "西溪农贸市场" and operator["sector_name"] == "集贸市场"
-    assert operator["integrity_class"] is None and "integrity_class" in operator
+    # No record and no management assessment yet: the engine's baseline class, with its plain explanation.
+    assert (
+        operator["integrity_class"] == "basically_trustworthy"
+        and operator["integrity_class_name"] == "基本守信"
+    )
     assert operator["self_commitment"]["text_version"] == "2017-1"  # type: ignore[index]
     assert "legal_representative" not in operator and "phone" not in operator
     assert body["stall"] == {
@@ -73,7 +77,7 @@ def test_profile_is_cacheable_and_english_on_request(client: TestClient, market:
     resp = client.get(f"/api/v1/public/qr/{qr_service.code_of(market.scale).token}?lang=en")
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "public, max-age=60"
     body = resp.json()
-    assert body["kind"] == "instrument" and body["operator"]["sector_name"] == "market"
+    assert body["kind"] == "instrument" and body["operator"]["sector_name"] == "Farmers' market"
     assert body["instruments"][0]["type_name"] == "electronic price-computing scale"
 
 

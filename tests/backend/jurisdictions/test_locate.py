@@ -61,7 +61,7 @@ def test_bad_points_are_422(client: TestClient, params: dict[str, object], code:
 class _Nominatim(BaseHTTPRequestHandler):
     """A stand-in Nominatim: one known address."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         found = "西湖" in self.path or "%E8%A5%BF%E6%B9%96" in self.path
         body = json.dumps(
             [

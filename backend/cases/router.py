@@ -1,0 +1,238 @@
+"""Case endpoints for bureau staff (the work list, each step of handling, transfers) and the operator's
+substantiated findings."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from backend import audit
+from backend.auth.dependencies import StaffScope
+from backend.cases import repository, service
+from backend.cases.dependencies import StaffCase
+from backend.cases.models import Case, CaseKind, CaseState
+from backend.cases.schemas import (
+    CaseClose,
+    CaseDetail,
+    CaseFindings,
+    CaseMediate,
+    CaseNote,
+    CaseRead,
+    CaseReject,
+    CaseReopen,
+    CaseSubstantiate,
+    CaseSummary,
+    CaseTransfer,
+    OperatorFinding,
+    TransferRead,
+)
+from backend.common.schemas import Page, PageLimit, PageOffset
+from backend.db import SessionDep
+from backend.errors import error_responses
+from backend.i18n import request_locale
+from backend.records.dependencies import OperatorUser
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+
+_ERRORS = error_responses(401, 403, 404)
+_LIST_ERRORS = error_responses(401, 403, 422)
+_STEP_ERRORS = {**_ERRORS, **error_responses(409, 422)}
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _page(session: SessionDep, cases: list[Case], total: int, limit: int, offset: int) -> Page[CaseSummary]:
+    return Page(items=repository.summaries(session, cases), total=total, limit=limit, offset=offset)
+
+
+@router.get("/cases", response_model=Page[CaseSummary], responses=_LIST_ERRORS)
+def list_cases(
+    session: SessionDep,
+    scope: StaffScope,
+    status: CaseState | None = None,
+    overdue: bool | None = None,
+    escalated: bool | None = None,
+    jurisdiction: str | None = None,
+    kind: CaseKind | None = None,
+    triage: bool | None = None,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
+) -> Page[CaseSummary]:
+    """Cases in your jurisdiction and below, newest first (``jurisdiction`` narrows to a division's subtree)."""
+    flt = repository.CaseFilter(
+        state=status,
+        overdue=overdue,
+        escalated=escalated,
+        jurisdiction=jurisdiction,
+        kind=kind,
+        triage=triage,
+    )
+    cases, total = repository.list_in_scope(session, scope, flt, limit=limit, offset=offset)
+    return _page(session, cases, total, limit, offset)
+
+
+@router.get("/cases/overdue", response_model=Page[CaseSummary], responses=_LIST_ERRORS)
+def overdue_cases(
+    session: SessionDep,
+    scope: StaffScope,
+    escalated: bool | None = None,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
+) -> Page[CaseSummary]:
+    """Cases in your jurisdiction past a statutory deadline, the longest overdue first."""
+    flt = repository.CaseFilter(overdue=True, escalated=escalated)
+    cases, total = repository.list_in_scope(session, scope, flt, limit=limit, offset=offset, order="due")
+    return _page(session, cases, total, limit, offset)
+
+
+@router.get("/cases/transfers", response_model=Page[TransferRead], responses=_ERRORS)
+def case_transfers(
+    session: SessionDep, scope: StaffScope, limit: PageLimit = 50, offset: PageOffset = 0
+) -> Page[TransferRead]:
+    """Transfers into, out of and within your jurisdiction, newest first."""
+    items, total = repository.transfers_in_scope(session, scope, limit=limit, offset=offset)
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail, responses=_ERRORS)
+def get_case(request: Request, session: SessionDep, scope: StaffScope, case: StaffCase) -> CaseDetail:
+    """A case with the complaint's evidence, the filer's identity and the full history; audited (Art. 20)."""
+    audit.service.record(
+        session,
+        actor=scope.user,
+        action="case.read",
+        entity_type="case",
+        entity_id=case.id or 0,
+        request_id=_request_id(request),
+    )
+    return repository.to_detail(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/accept", response_model=CaseRead, responses=_STEP_ERRORS)
+def accept_case(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseNote | None = None
+) -> CaseRead:
+    """Accept the case (受理); for a complaint the 45 working days of handling begin."""
+    note = body.note if body is not None else ""
+    case = service.accept(session, case, actor=scope.user, note=note, request_id=_request_id(request))
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/reject", response_model=CaseRead, responses=_STEP_ERRORS)
+def reject_case(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseReject
+) -> CaseRead:
+    """Decide not to accept (不予受理) for a listed reason; the filer is told."""
+    case = service.reject(
+        session,
+        case,
+        actor=scope.user,
+        scope=scope,
+        reason=body.reason,
+        handled_by=body.handled_by,
+        duplicate_of_case_id=body.duplicate_of_case_id,
+        note=body.note,
+        request_id=_request_id(request),
+    )
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/investigate", response_model=CaseRead, responses=_STEP_ERRORS)
+def investigate_case(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseNote | None = None
+) -> CaseRead:
+    """Start investigating an accepted case (调查核实)."""
+    note = body.note if body is not None else ""
+    case = service.investigate(session, case, actor=scope.user, note=note, request_id=_request_id(request))
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/substantiate", response_model=CaseRead, responses=_STEP_ERRORS)
+def substantiate_case(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseSubstantiate
+) -> CaseRead:
+    """Find the complaint true: verified integrity records are made and the operator re-rated (Art. 8, 13)."""
+    data = service.Substantiation(
+        findings=body.findings,
+        fact_date=body.fact_date,
+        operator_id=body.operator_id,
+        record_kinds=tuple(body.record_kinds),
+        instrument_id=body.instrument_id,
+        instrument_still_in_use=body.instrument_still_in_use,
+        evidence_refs=tuple(body.evidence_refs),
+    )
+    case = service.substantiate(
+        session, case, actor=scope.user, scope=scope, data=data, request_id=_request_id(request)
+    )
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/unsubstantiate", response_model=CaseRead, responses=_STEP_ERRORS)
+def unsubstantiate_case(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseFindings
+) -> CaseRead:
+    """Find the complaint not true; records an earlier substantiation made are revoked."""
+    case = service.unsubstantiate(
+        session, case, actor=scope.user, findings=body.findings, request_id=_request_id(request)
+    )
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/mediate", response_model=CaseRead, responses=_STEP_ERRORS)
+def mediate_case(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseMediate
+) -> CaseRead:
+    """Record the mediation agreement between the consumer and the operator (complaints only)."""
+    case = service.mediate(
+        session, case, actor=scope.user, agreement=body.agreement, request_id=_request_id(request)
+    )
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/close", response_model=CaseRead, responses=_STEP_ERRORS)
+def close_case(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseClose | None = None
+) -> CaseRead:
+    """Close the case (办结); before a finding this terminates the handling and needs a reason."""
+    reason = body.reason if body is not None else ""
+    case = service.close(session, case, actor=scope.user, reason=reason, request_id=_request_id(request))
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/reopen", response_model=CaseRead, responses=_STEP_ERRORS)
+def reopen_case(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseReopen
+) -> CaseRead:
+    """Reopen a decided or closed case with a reason."""
+    case = service.reopen(
+        session, case, actor=scope.user, reason=body.reason, request_id=_request_id(request)
+    )
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/transfer", response_model=CaseRead, responses=_STEP_ERRORS)
+def transfer_case(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseTransfer
+) -> CaseRead:
+    """Transfer the case to another bureau (移送), which decides on acceptance afresh; both keep the record."""
+    case = service.transfer(
+        session,
+        case,
+        actor=scope.user,
+        jurisdiction_code=body.jurisdiction_code,
+        reason=body.reason,
+        request_id=_request_id(request),
+    )
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.get("/me/findings", response_model=Page[OperatorFinding], tags=["me"], responses=_ERRORS)
+def my_findings(
+    request: Request, session: SessionDep, user: OperatorUser, limit: PageLimit = 50, offset: PageOffset = 0
+) -> Page[OperatorFinding]:
+    """Complaints found true against your business, with the records they made (no complainant data)."""
+    items, total = repository.findings_for_operator(
+        session, user.operator_id or 0, request_locale(request), limit=limit, offset=offset
+    )
+    return Page(items=items, total=total, limit=limit, offset=offset)

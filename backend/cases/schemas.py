@@ -1,0 +1,221 @@
+"""API shapes for cases: staff views with history and deadlines, step bodies, transfers, operator findings.
+
+Privacy by construction (Art. 18): only ``CaseDetail`` carries the complaint with the filer's identity and
+evidence (its read is audited); summaries, transfers and the operator's findings have no such fields.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.cases.models import (
+    CaseAction,
+    CaseKind,
+    CaseOutcome,
+    CaseState,
+    HandledBy,
+    RejectionReason,
+)
+from backend.common.audience import Audience
+from backend.complaints.models import ComplaintCategory
+from backend.complaints.schemas import (
+    ComplaintOperatorView,
+    ComplaintStaffRead,
+    RoutingStaffRead,
+    UTCDatetime,
+)
+from backend.records.rules import RecordKind
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# ---- step bodies ------------------------------------------------------------------------------------------
+
+
+class CaseNote(_Body):
+    """An optional note for a step (accept, investigate)."""
+
+    note: str = Field(default="", max_length=2000)
+
+
+class CaseReject(_Body):
+    """Why the case is not accepted: a reason from the list, who handles it elsewhere, the earlier case."""
+
+    reason: RejectionReason
+    #: Required with ``handled_elsewhere``: a court, an arbitration body or a consumer association.
+    handled_by: HandledBy | None = None
+    #: With ``duplicate``: the earlier case (in your jurisdiction) this one repeats.
+    duplicate_of_case_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    note: str = Field(default="", max_length=2000)
+
+
+class CaseSubstantiate(_Body):
+    """The investigation's findings and the integrity records they make (verified: Art. 13 经调查核实)."""
+
+    findings: str = Field(min_length=1, max_length=4000)
+    #: The date of the facts; the geotag's capture date, else the day the complaint arrived, when omitted.
+    fact_date: date | None = None
+    #: The operator the investigation found, when the complaint named none (must be in your jurisdiction).
+    operator_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    #: Records besides ``complaint_substantiated`` the findings establish (short weight, cheating,
+    #: instrument unverified/failed/overdue, net content).
+    record_kinds: list[RecordKind] = Field(default_factory=list, max_length=6)
+    #: For instrument records: which instrument (the complaint's, when omitted) and whether still used
+    #: in trade (Art. 13(3)).
+    instrument_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    instrument_still_in_use: bool | None = None
+    evidence_refs: list[str] = Field(default_factory=list, max_length=20)
+
+
+class CaseFindings(_Body):
+    """What the investigation found, for an unsubstantiated complaint."""
+
+    findings: str = Field(min_length=1, max_length=4000)
+
+
+class CaseMediate(_Body):
+    """The mediation agreement reached (its gist)."""
+
+    agreement: str = Field(min_length=1, max_length=4000)
+
+
+class CaseClose(_Body):
+    """Closing: a reason is required when no finding was made (terminating)."""
+
+    reason: str = Field(default="", max_length=2000)
+
+
+class CaseReopen(_Body):
+    """Why the case is reopened."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CaseTransfer(_Body):
+    """Where to transfer the case and why."""
+
+    jurisdiction_code: str = Field(pattern=r"^\d{6}$")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+# ---- staff views ------------------------------------------------------------------------------------------
+
+
+class DeadlineRead(BaseModel):
+    """A statutory deadline in working days, with its legal basis and whether the calendar is exact."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    key: str
+    start_date: date
+    due_on: date
+    due_before: UTCDatetime
+    working_days: int
+    #: False when a year of the period has no published holiday schedule yet (weekdays were assumed).
+    calendar_exact: bool
+    legal_basis: str
+    #: The cited regulation was replaced before the period started: confirm the figure.
+    basis_superseded: bool
+    ended_at: UTCDatetime | None
+    ended_by: str | None
+    overdue_at: UTCDatetime | None
+
+
+class CaseEventRead(BaseModel):
+    """One step of the case as staff see it."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    id: int
+    at: UTCDatetime
+    action: CaseAction
+    from_state: CaseState | None
+    to_state: CaseState
+    from_jurisdiction: str | None
+    to_jurisdiction: str | None
+    reason: str
+    details: dict[str, Any]
+    actor_id: int | None
+    actor_role: str
+
+
+class CaseSummary(BaseModel):
+    """A line of the staff work list (no filer identity, location or evidence)."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    id: int
+    case_no: str
+    kind: CaseKind
+    state: CaseState
+    category: ComplaintCategory
+    complaint_id: int
+    jurisdiction_code: str | None
+    triage: bool
+    operator_id: int | None
+    operator_name: str | None
+    received_at: UTCDatetime
+    due_on: date | None
+    overdue: bool
+    escalated: bool
+    escalated_to: str | None
+    outcome: CaseOutcome | None
+    low_confidence: bool | None
+    location_mismatch: bool | None
+
+
+class CaseRead(CaseSummary):
+    """A case with its decisions, deadlines and routing; what every step answers."""
+
+    bureau_name: str | None
+    assignee_id: int | None
+    accepted_at: UTCDatetime | None
+    decided_at: UTCDatetime | None
+    closed_at: UTCDatetime | None
+    escalated_at: UTCDatetime | None
+    rejection_reason: RejectionReason | None
+    handled_by: HandledBy | None
+    duplicate_of_id: int | None
+    findings: str
+    record_ids: list[int]
+    routing: RoutingStaffRead
+    deadlines: list[DeadlineRead]
+    updated_at: UTCDatetime
+
+
+class CaseDetail(CaseRead):
+    """A case with the complaint's evidence and the filer's identity, and the full history; audited (Art. 20)."""
+
+    complaint: ComplaintStaffRead
+    history: list[CaseEventRead]
+
+
+class TransferRead(BaseModel):
+    """A transfer seen from either side: ``out`` of your jurisdiction, ``in`` to it, or ``within`` it."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    case_id: int
+    case_no: str
+    at: UTCDatetime
+    direction: Literal["in", "out", "within"]
+    from_jurisdiction: str | None
+    to_jurisdiction: str | None
+    reason: str
+    actor_id: int | None
+
+
+# ---- the operator -----------------------------------------------------------------------------------------
+
+
+class OperatorFinding(BaseModel):
+    """A complaint found true against your business and its records; never who filed, where exactly, or photos."""
+
+    __audience__: ClassVar[Audience] = Audience.OPERATOR
+    case_no: str
+    bureau_name: str | None
+    decided_on: date
+    complaint: ComplaintOperatorView
+    record_ids: list[int]
+    record_kinds: list[RecordKind]

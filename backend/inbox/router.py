@@ -1,0 +1,123 @@
+"""Device registration, the in-app inbox and notification preferences of the signed-in account."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from backend.auth.dependencies import CurrentUser
+from backend.common.schemas import PageLimit, PageOffset
+from backend.db import SessionDep
+from backend.errors import error_responses
+from backend.i18n import request_locale
+from backend.inbox import service
+from backend.inbox.schemas import (
+    DeviceCreate,
+    DeviceRead,
+    NotificationPage,
+    NotificationRead,
+    PreferencesRead,
+    PreferencesUpdate,
+    ReadAllResult,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["notifications"])
+
+
+@router.post(
+    "/devices",
+    response_model=DeviceRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": DeviceRead, "description": "already registered; refreshed"},
+        **error_responses(401, 422),
+    },
+)
+def register_device(
+    session: SessionDep, user: CurrentUser, body: DeviceCreate, response: Response
+) -> DeviceRead:
+    """Register this app installation's FCM token for pushes (any signed-in account, anonymous devices too)."""
+    registration = service.register_device(session, account=user, data=body)
+    if not registration.created:
+        response.status_code = status.HTTP_200_OK
+    return DeviceRead.model_validate(registration.device)
+
+
+@router.get("/devices", response_model=list[DeviceRead], responses=error_responses(401))
+def list_devices(session: SessionDep, user: CurrentUser) -> list[DeviceRead]:
+    """Your devices that receive pushes."""
+    return [DeviceRead.model_validate(d) for d in service.list_devices(session, user)]
+
+
+@router.delete(
+    "/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 404)
+)
+def delete_device(session: SessionDep, user: CurrentUser, device_id: int) -> None:
+    """Stop pushes to one of your devices (on sign-out)."""
+    service.deactivate_device(session, service.own_device(session, user, device_id))
+
+
+@router.get(
+    "/me/notifications", response_model=NotificationPage, tags=["me"], responses=error_responses(401, 422)
+)
+def list_notifications(
+    session: SessionDep,
+    user: CurrentUser,
+    unread_only: Annotated[bool, Query()] = False,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
+) -> NotificationPage:
+    """Your inbox, newest first, with how many are unread."""
+    rows, total = service.inbox_page(session, user, unread_only=unread_only, limit=limit, offset=offset)
+    return NotificationPage(
+        items=[NotificationRead.model_validate(r) for r in rows],
+        total=total,
+        unread=service.unread_count(session, user),
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/me/notifications/read-all", response_model=ReadAllResult, tags=["me"], responses=error_responses(401)
+)
+def read_all(session: SessionDep, user: CurrentUser) -> ReadAllResult:
+    """Mark every notification read."""
+    updated = service.mark_all_read(session, user)
+    return ReadAllResult(updated=updated, unread=service.unread_count(session, user))
+
+
+@router.post(
+    "/me/notifications/{notification_id}/read",
+    response_model=NotificationRead,
+    tags=["me"],
+    responses=error_responses(401, 404),
+)
+def read_one(session: SessionDep, user: CurrentUser, notification_id: int) -> NotificationRead:
+    """Mark one notification read."""
+    return NotificationRead.model_validate(service.mark_read(session, user, notification_id))
+
+
+@router.get(
+    "/me/notification-preferences",
+    response_model=PreferencesRead,
+    tags=["me"],
+    responses=error_responses(401),
+)
+def get_preferences(request: Request, session: SessionDep, user: CurrentUser) -> PreferencesRead:
+    """Which categories' pushes you have muted; legally required notices cannot be muted."""
+    return service.preferences(session, user, request_locale(request))
+
+
+@router.put(
+    "/me/notification-preferences",
+    response_model=PreferencesRead,
+    tags=["me"],
+    responses=error_responses(401, 422),
+)
+def put_preferences(
+    request: Request, session: SessionDep, user: CurrentUser, body: PreferencesUpdate
+) -> PreferencesRead:
+    """Mute the pushes of optional categories (the inbox still receives everything)."""
+    return service.set_preferences(session, user, body.muted_categories, request_locale(request))

@@ -1,0 +1,104 @@
+"""The integrity class as the public may see it (Art. 10, 18, 19).
+
+The class comes from the rating engine's stored ``OperatorRating`` (``backend.records``); an operator without
+a row has the class its management assessment gives with no records (the engine's invariant, see
+``backend.records.rating``). A 失信 class is disclosed only once at least one record behind its Art. 13 reasons
+has passed the publication review (``IntegrityRecord.public_eligible``, set by the four-eyes gate): Art. 19
+asks that the untrustworthy be named only after verification, and Art. 18 that nothing unreviewed be
+published. Until then the page says "not yet rated", which reveals nothing either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from backend.i18n import Locale
+from backend.operators.models import Operator
+from backend.public.labels import CLASS_BASIS, CLASS_TEXT, NOT_RATED, pick
+from backend.records.models import IntegrityRecord, OperatorRating
+from backend.records.rating import baseline_class
+from backend.records.rules import ART13_RULES, IntegrityClass
+
+
+@dataclass(frozen=True, slots=True)
+class PublicClass:
+    """A class fit for the public, or None (not rated, or 失信 not yet reviewed for publication)."""
+
+    cls: IntegrityClass | None
+    as_of: date | None
+
+    def name(self, locale: Locale) -> str:
+        """The class's name, or "not yet rated"."""
+        return pick(CLASS_TEXT[self.cls][0] if self.cls else NOT_RATED[0], locale)
+
+    def explanation(self, locale: Locale) -> str:
+        """What the class means, in plain words from Art. 10."""
+        return pick(CLASS_TEXT[self.cls][1] if self.cls else NOT_RATED[1], locale)
+
+    @staticmethod
+    def basis(locale: Locale) -> str:
+        """The article the classes come from."""
+        return pick(CLASS_BASIS, locale)
+
+
+_ART13 = frozenset(rule.value for rule in ART13_RULES)
+
+
+def _art13_record_ids(reasons: Iterable[dict[str, Any]]) -> set[int]:
+    ids: set[int] = set()
+    for reason in reasons:
+        if reason.get("rule") in _ART13:
+            ids.update(int(i) for i in reason.get("record_ids", ()) if isinstance(i, int | str))
+    return ids
+
+
+def public_classes(session: Session, operators: Sequence[Operator]) -> dict[int, PublicClass]:
+    """The public class of each operator: two indexed queries for any number of operators."""
+    ids = [o.id for o in operators if o.id is not None]
+    if not ids:
+        return {}
+    rows = {
+        r.operator_id: r
+        for r in session.execute(
+            select(OperatorRating).where(col(OperatorRating.operator_id).in_(ids))
+        ).scalars()
+    }
+    # Records behind each 失信 class; whether any of them was reviewed for publication decides disclosure.
+    pending = {
+        r.operator_id: _art13_record_ids(r.reasons)
+        for r in rows.values()
+        if r.cls is IntegrityClass.UNTRUSTWORTHY
+    }
+    wanted = set().union(*pending.values()) if pending else set()
+    reviewed: set[int] = set()
+    if wanted:
+        reviewed = set(
+            session.execute(
+                select(col(IntegrityRecord.id)).where(
+                    col(IntegrityRecord.id).in_(sorted(wanted)),
+                    col(IntegrityRecord.public_eligible).is_(True),
+                )
+            ).scalars()
+        )
+    result: dict[int, PublicClass] = {}
+    for operator in operators:
+        if operator.id is None:
+            continue
+        row = rows.get(operator.id)
+        if row is None:
+            result[operator.id] = PublicClass(baseline_class(operator.management_assessment), None)
+        elif row.cls is IntegrityClass.UNTRUSTWORTHY and not pending[operator.id] & reviewed:
+            result[operator.id] = PublicClass(None, None)
+        else:
+            result[operator.id] = PublicClass(row.cls, row.as_of)
+    return result
+
+
+def public_class(session: Session, operator: Operator) -> PublicClass:
+    """The public class of one operator."""
+    return public_classes(session, [operator]).get(operator.id or 0, PublicClass(None, None))

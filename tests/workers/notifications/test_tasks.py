@@ -1,0 +1,95 @@
+"""Task plumbing: configuration, one push channel per process, start-up report, retry scheduling, beat."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.config import Settings
+from notifications.push import PushChannel
+from workers import notifications_tasks as tasks
+from workers.celery_app import celery_app
+from workers.notification_delivery import SendReport
+
+
+def test_settings_read_the_documented_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GONGPING_FIREBASE_CREDENTIALS", "/etc/gongping/fcm.json")
+    monkeypatch.setenv("GONGPING_FCM_ENDPOINT", "http://10.0.0.5:8080")
+    settings = Settings()
+    assert settings.fcm_credentials == Path("/etc/gongping/fcm.json")
+    assert settings.fcm_endpoint == "http://10.0.0.5:8080"
+    assert Settings(fcm_credentials=Path("/x.json")).fcm_credentials == Path("/x.json")
+    monkeypatch.delenv("GONGPING_FIREBASE_CREDENTIALS")
+    assert Settings().fcm_credentials is None
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, **values: Any) -> None:
+    monkeypatch.setattr(tasks, "get_settings", lambda: Settings(**values))
+    tasks.close_push_channel()
+
+
+def test_without_credentials_push_is_off_and_the_worker_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _settings(monkeypatch, fcm_credentials=None)
+    with caplog.at_level(logging.INFO):
+        tasks._announce()
+    assert "push notifications OFF" in caplog.text and "推送通知已关闭" in caplog.text
+    assert tasks.push_channel() is None
+    assert tasks.retry_due_task.apply().get() == 0
+
+
+def test_unusable_credentials_stop_the_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    broken = tmp_path / "fcm.json"
+    broken.write_text("{not json")
+    _settings(monkeypatch, fcm_credentials=broken)
+    with pytest.raises(SystemExit, match="unusable FCM credentials"):
+        tasks._announce()
+    _settings(monkeypatch, fcm_credentials=tmp_path / "missing.json")
+    with pytest.raises(SystemExit):
+        tasks._announce()
+
+
+def test_one_channel_per_process_rebuilt_after_a_fork(
+    monkeypatch: pytest.MonkeyPatch, service_account: Path, fcm_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    _settings(monkeypatch, fcm_credentials=service_account, fcm_endpoint=fcm_server.base_url)
+    try:
+        with caplog.at_level(logging.INFO):
+            tasks._announce()
+        assert "push notifications ON" in caplog.text and "gongping-test" in caplog.text
+        first = tasks.push_channel()
+        assert isinstance(first, PushChannel) and tasks.push_channel() is first
+        assert first.send_url == f"{fcm_server.base_url}/v1/projects/gongping-test/messages:send"
+        monkeypatch.setattr(tasks.os, "getpid", lambda: -1)  # as a forked child sees it
+        second = tasks.push_channel()
+        assert isinstance(second, PushChannel) and second is not first
+        first.close()
+    finally:
+        tasks.close_push_channel()
+
+
+def test_soon_retries_go_by_countdown_on_the_same_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(tasks.send_push_task, "apply_async", lambda **kw: sent.append(kw))
+    report = SendReport(retry={1: 7.0, 2: 9.5, 3: 3600.0})
+    tasks._schedule_retries(report, "notify-q")
+    # Row 3 waits an hour: that is the retry sweep's job, not a countdown held in a worker's memory.
+    assert sent == [{"args": [[1, 2]], "countdown": 9.5, "queue": "notify-q"}]
+
+
+def test_tasks_are_registered_and_scheduled() -> None:
+    celery_app.loader.import_default_modules()
+    names = {
+        "gongping.notifications.dispatch",
+        "gongping.notifications.send_push",
+        "gongping.notifications.retry_due",
+        "gongping.notifications.sweep_due_instruments",
+        "gongping.notifications.sweep_interview_reminders",
+    }
+    assert names <= set(celery_app.tasks)
+    scheduled = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
+    assert names - {"gongping.notifications.dispatch", "gongping.notifications.send_push"} <= scheduled

@@ -1,0 +1,128 @@
+"""Records tasks after commit: the relay's record.changed re-rates, overdue instruments become records, nightly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import Session, col, select
+
+from backend.auth.models import Role
+from backend.outbox.models import OutboxEvent
+from backend.records import service
+from backend.records.models import IntegrityRecord, OperatorRating, RatingChange, RecordSource
+from backend.records.rules import IntegrityClass, RecordKind, RecordState
+from tests.factories import make_account, make_instrument, make_operator, make_record
+from workers import records_tasks, relay
+from workers.celery_app import celery_app
+from workers.sweeps import sweep_overdue_instruments
+
+TODAY = service.bureau_today()
+
+
+class Broker:
+    """A broker stand-in: collects what the relay sends, and runs this issue's tasks as a worker would."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Any]]] = []
+
+    def __call__(self, name: str, args: list[Any], task_id: str) -> None:
+        self.sent.append((name, args))
+
+    def work(self) -> None:
+        """Run the records tasks sent so far (after the relay's commit, like a separate worker process)."""
+        for name, args in self.sent:
+            if name.startswith("gongping.records."):
+                celery_app.tasks[name](*args)
+        self.sent.clear()
+
+
+def _relay_and_work(session: Session) -> None:
+    broker = Broker()
+    relay.relay_once(session, sender=broker)
+    session.commit()
+    broker.work()
+
+
+def test_record_change_is_rerated_by_the_worker_after_commit(committed_session: Session) -> None:
+    session = committed_session
+    staff = make_account(session, Role.staff, "330106")
+    operator = make_operator(session, staff)
+    record = make_record(session, operator, "inspection_failed")
+    session.commit()
+    _relay_and_work(session)
+
+    stored = session.exec(
+        select(OperatorRating)
+        .where(OperatorRating.operator_id == operator.id)
+        .execution_options(populate_existing=True)
+    ).one()
+    assert stored.cls is IntegrityClass.UNTRUSTWORTHY and stored.reasons[0]["record_ids"] == [record.id]
+    [change] = session.exec(select(RatingChange).where(RatingChange.operator_id == operator.id)).all()
+    [event] = session.exec(select(OutboxEvent).where(OutboxEvent.topic == "rating.changed")).all()
+    assert event.payload["change_id"] == change.id and event.published_at is None
+
+    # Delivered again (a crash between send and mark): nothing more happens.
+    record_event = session.exec(select(OutboxEvent).where(OutboxEvent.topic == "record.changed")).one()
+    session.commit()  # SQLite: every transaction takes the write lock, so end ours before the worker's
+    assert records_tasks.rerate_operator_task(record_event.id) is False
+    assert len(session.exec(select(RatingChange).where(RatingChange.operator_id == operator.id)).all()) == 1
+
+
+def test_overdue_sweep_leads_to_a_reported_record(committed_session: Session) -> None:
+    session = committed_session
+    staff = make_account(session, Role.staff, "330106")
+    operator = make_operator(session, staff)
+    scale = make_instrument(session, operator, verified_on=TODAY - timedelta(days=800))
+    session.commit()
+    assert sweep_overdue_instruments(TODAY) == 1
+    _relay_and_work(session)
+    [record] = session.exec(
+        select(IntegrityRecord)
+        .where(IntegrityRecord.instrument_id == scale.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    assert record.kind is RecordKind.INSTRUMENT_OVERDUE and record.state is RecordState.REPORTED
+    assert record.source is RecordSource.overdue_sweep and record.fact_date == scale.valid_until + timedelta(
+        days=1
+    )  # type: ignore[operator]
+    event = session.exec(select(OutboxEvent).where(OutboxEvent.topic == "instrument.overdue")).one()
+    session.commit()
+    assert records_tasks.record_overdue_instrument_task(event.id) == record.id  # idempotent on its reference
+    assert session.exec(select(RatingChange).where(RatingChange.operator_id == operator.id)).all() == []
+
+
+def test_a_reverified_instrument_gets_no_overdue_record(session: Session) -> None:
+    staff = make_account(session, Role.staff, "330106")
+    operator = make_operator(session, staff)
+    scale = make_instrument(session, operator, verified_on=TODAY - timedelta(days=10))
+    assert scale.valid_until is not None
+    stale = scale.valid_until - timedelta(days=400)
+    assert service.record_overdue_instrument(session, instrument_id=scale.id or 0, valid_until=stale) is None
+
+
+def test_nightly_task_fans_out_one_task_per_range(
+    committed_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = committed_session
+    staff = make_account(session, Role.staff, "330106")
+    operators = [make_operator(session, staff) for _ in range(3)]
+    make_record(session, operators[1], "complaint_substantiated", fact_date=TODAY - timedelta(days=9))
+    session.commit()
+    sent: list[list[Any]] = []
+    monkeypatch.setattr(records_tasks, "RANGE_SIZE", 2)
+    monkeypatch.setattr(
+        records_tasks.rerate_range_task,
+        "apply_async",
+        lambda args: sent.append(args) or records_tasks.rerate_range_task(*args),
+    )
+    count = records_tasks.rerate_all_task(TODAY.isoformat())
+    assert count == len(sent) >= 2
+    session.expire_all()
+    stored = session.exec(
+        select(OperatorRating).where(col(OperatorRating.operator_id).in_([o.id for o in operators]))
+    ).all()
+    assert [(r.operator_id, r.cls) for r in stored] == [
+        (operators[1].id, IntegrityClass.BASICALLY_TRUSTWORTHY)
+    ]

@@ -1,0 +1,421 @@
+"""Which notices each outbox event makes: ``HANDLERS[topic](session, event)`` → recipients, kind, context.
+
+Handlers reload what they need by id and return nothing when the event went stale (the instrument was
+re-verified, the interview cancelled or moved): the notice would be wrong, not merely late. They never put
+anything identifying a complainant or supervisor into an operator-facing context (Art. 18); the templates
+refuse such keys as a second line of defence.
+
+Payload contracts, one per topic (ids are integers, dates ``YYYY-MM-DD``, instants ISO 8601 with offset).
+Producers emit exactly these keys; extra keys are ignored.
+
+============================ ======================================================= ===================
+topic                        payload                                                  notice → recipients
+============================ ======================================================= ===================
+``instrument.due``           instrument_id, operator_id, valid_until, threshold        verification_due →
+                             (``30d``/``7d``/``1d``), as_of (emitted by the reminder   operator users
+                             sweep, dedupe ``instrument.due:{id}:{valid_until}:{t}``)
+``instrument.overdue``       instrument_id, operator_id, valid_until                   verification_overdue →
+                                                                                       operator users
+``complaint.created``        complaint_id, photo_ids                                   complaint_received →
+                                                                                       the consumer who filed
+``record.changed``           record_id, operator_id, version                           finding_against_operator
+                                                                                       → operator users, when
+                                                                                       that version made a bad
+                                                                                       record verified
+``rating.changed``           operator_id, change_id, from, to, as_of                   rating_changed →
+                                                                                       operator users
+``interview.scheduled``      interview_id, operator_id, kind                           interview_scheduled →
+                                                                                       operator users (约谈 only)
+``interview.reminder``       interview_id, operator_id, scheduled_at, reminder         interview_reminder →
+                             (``24h``/``1h``; emitted by the reminder sweep)           operator users
+``correction.decided``       correction_id, record_id, operator_id, decision           correction_decided →
+                             (``correct``/``revoke``/``reject``)                       operator users
+``case.assigned``            case_id, case_no, jurisdiction_code, due_on,              case_assigned → the
+                             assignee_id (optional)                                    assignee, else the
+                                                                                       county's staff
+``case.overdue``             case_id, case_no, jurisdiction_code, due_on,              case_overdue → the
+                             assignee_id (optional); dedupe                            assignee, else the
+                             ``case.overdue:{case_id}:{due_on}``                       county's staff
+``case.outcome``             case_id, complaint_id, jurisdiction_code, outcome         complaint_outcome → the
+                             (``substantiated``/``not_substantiated``/``mediated``/    consumer; for a
+                             ``not_accepted``/``terminated``)                          supervisor's patrol
+                                                                                       report
+                                                                                       supervisor_report_outcome
+                                                                                       → the supervisor
+============================ ======================================================= ===================
+
+The finding against the operator after a substantiated case is not sent from ``case.outcome``: it follows
+from the verified bad record the case creates (``record.changed``), so every verified finding is notified
+the same way whatever produced it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from backend.auth.models import Account, Role
+from backend.complaints.models import Complaint, ComplaintSource
+from backend.db import utcnow
+from backend.instruments.catalogue import BY_CODE
+from backend.instruments.models import Instrument, InstrumentStatus
+from backend.jurisdictions.models import Jurisdiction
+from backend.operators.models import Operator
+from backend.outbox.models import OutboxEvent
+from backend.records.models import CorrectionAction, CorrectionRequest, IntegrityRecordVersion, RecordChange
+from backend.records.rules import BAD_KINDS, RecordKind, RecordState
+from backend.records.service import bureau_today, local_date
+from backend.supervision.models import Interview, InterviewKind, InterviewStatus
+from notifications.policy import DueThreshold, InterviewReminder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Localized:
+    """A context value with a Chinese and an English wording; the recipient's locale picks one."""
+
+    zh: str
+    en: str
+
+
+#: What a context may hold: instants are formatted in each recipient's own time zone, Localized by locale.
+ContextValue = str | int | date | datetime | Localized
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One message kind for some recipients (account ids) with the context its template needs."""
+
+    recipients: tuple[int, ...]
+    kind: str
+    context: Mapping[str, ContextValue] = field(default_factory=dict)
+
+
+Handler = Callable[[Session, OutboxEvent], list[Notice]]
+HANDLERS: dict[str, Handler] = {}
+
+_OPEN_INTERVIEW = frozenset({InterviewStatus.scheduled, InterviewStatus.acknowledged})
+_COMPLAINT_OUTCOMES = frozenset(
+    {"substantiated", "not_substantiated", "mediated", "not_accepted", "terminated"}
+)
+_DUE_STEPS = frozenset({DueThreshold.DAYS_30, DueThreshold.DAYS_7, DueThreshold.DAYS_1})
+
+
+def handles(topic: str) -> Callable[[Handler], Handler]:
+    """Register ``handler`` for ``topic``."""
+
+    def register(handler: Handler) -> Handler:
+        HANDLERS[topic] = handler
+        return handler
+
+    return register
+
+
+def notices_for(session: Session, event: OutboxEvent) -> list[Notice]:
+    """The notices an event makes (none for a topic nobody is notified about)."""
+    handler = HANDLERS.get(event.topic)
+    return handler(session, event) if handler is not None else []
+
+
+# --- recipients --------------------------------------------------------------------------------------------
+
+
+def operator_users(session: Session, operator_id: int) -> tuple[int, ...]:
+    """The active user accounts of an operator."""
+    return tuple(
+        session.execute(
+            select(col(Account.id))
+            .where(
+                col(Account.operator_id) == operator_id,
+                col(Account.role) == Role.operator,
+                col(Account.is_active),
+            )
+            .order_by(col(Account.id))
+        ).scalars()
+    )
+
+
+def staff_of(session: Session, jurisdiction_code: str) -> tuple[int, ...]:
+    """The active staff accounts bound to exactly this jurisdiction."""
+    return tuple(
+        session.execute(
+            select(col(Account.id))
+            .where(
+                col(Account.jurisdiction_code) == jurisdiction_code,
+                col(Account.role) == Role.staff,
+                col(Account.is_active),
+            )
+            .order_by(col(Account.id))
+        ).scalars()
+    )
+
+
+def _assignee_or_staff(session: Session, payload: Mapping[str, Any]) -> tuple[int, ...]:
+    assignee = payload.get("assignee_id")
+    if assignee is not None:
+        account = session.get(Account, int(assignee))
+        if account is not None and account.is_active:
+            return (account.id or 0,)
+    return staff_of(session, str(payload["jurisdiction_code"]))
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite hands back naive values; everything is stored in UTC.
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def _instrument_name(instrument: Instrument) -> Localized:
+    spec = BY_CODE.get(instrument.type_code)
+    zh, en = (spec.name_zh, spec.name_en) if spec else (instrument.type_code, instrument.type_code)
+    return Localized(f"{zh}（出厂编号 {instrument.serial}）", f"{en} (serial {instrument.serial})")
+
+
+def _bureau_of_operator(session: Session, operator_id: int) -> str:
+    row = session.execute(
+        select(col(Jurisdiction.bureau_name))
+        .join(Operator, col(Operator.jurisdiction_code) == col(Jurisdiction.code))
+        .where(col(Operator.id) == operator_id)
+    ).first()
+    return str(row[0]) if row is not None else "市场监督管理局"
+
+
+def _current_instrument(session: Session, payload: Mapping[str, Any]) -> Instrument | None:
+    """The instrument if it is still in use with the validity the event is about (else the event is stale)."""
+    instrument = session.get(Instrument, int(payload["instrument_id"]))
+    if instrument is None or instrument.status != InstrumentStatus.in_use:
+        return None
+    if instrument.valid_until is None or instrument.valid_until.isoformat() != str(payload["valid_until"]):
+        return None
+    return instrument
+
+
+# --- handlers ----------------------------------------------------------------------------------------------
+
+
+@handles("instrument.due")
+def instrument_due(session: Session, event: OutboxEvent) -> list[Notice]:
+    """A verification falls due in 30, 7 or 1 days: remind the operator (a courtesy; mutable)."""
+    payload = event.payload
+    if payload.get("threshold") not in {t.value for t in _DUE_STEPS}:
+        log.error("instrument.due %s: unknown threshold %r", event.id, payload.get("threshold"))
+        return []
+    instrument = _current_instrument(session, payload)
+    if instrument is None or instrument.valid_until is None:
+        return []
+    days_left = (instrument.valid_until - bureau_today()).days
+    if days_left < 0:
+        # Delivered after the validity ended: the overdue notice is the right one now, and it has its own event.
+        return []
+    context: dict[str, ContextValue] = {
+        "instrument_id": str(instrument.id),
+        "instrument_name": _instrument_name(instrument),
+        "valid_until": instrument.valid_until,
+        "days_left": days_left,
+    }
+    return [Notice(operator_users(session, instrument.operator_id), "verification_due", context)]
+
+
+@handles("instrument.overdue")
+def instrument_overdue(session: Session, event: OutboxEvent) -> list[Notice]:
+    """An in-use instrument's verification ran out: tell the operator it must not be used (required)."""
+    instrument = _current_instrument(session, event.payload)
+    if instrument is None or instrument.valid_until is None:
+        return []
+    context: dict[str, ContextValue] = {
+        "instrument_id": str(instrument.id),
+        "instrument_name": _instrument_name(instrument),
+        "valid_until": instrument.valid_until,
+    }
+    return [Notice(operator_users(session, instrument.operator_id), "verification_overdue", context)]
+
+
+@handles("complaint.created")
+def complaint_created(session: Session, event: OutboxEvent) -> list[Notice]:
+    """Acknowledge a consumer's complaint to the consumer who filed it."""
+    complaint = session.get(Complaint, int(event.payload["complaint_id"]))
+    # A supervisor's patrol report is not a complaint to acknowledge; its outcome is notified instead.
+    if complaint is None or complaint.source != ComplaintSource.consumer:
+        return []
+    context: dict[str, ContextValue] = {
+        "complaint_ref": str(complaint.id),
+        "received_on": local_date(complaint.created_at),
+    }
+    return [Notice((complaint.account_id,), "complaint_received", context)]
+
+
+@handles("record.changed")
+def record_changed(session: Session, event: OutboxEvent) -> list[Notice]:
+    """A bad record became verified (created verified, or confirmed): notify the operator of the finding."""
+    payload = event.payload
+    version = session.execute(
+        select(IntegrityRecordVersion).where(
+            col(IntegrityRecordVersion.record_id) == int(payload["record_id"]),
+            col(IntegrityRecordVersion.version) == int(payload["version"]),
+        )
+    ).scalar_one_or_none()
+    if version is None or version.change not in (RecordChange.create, RecordChange.verify):
+        # Corrections and revocations of a finding are answered by correction_decided, not a new finding.
+        return []
+    snap = version.snapshot
+    if snap.get("state") != RecordState.VERIFIED.value or snap.get("kind") not in {
+        k.value for k in BAD_KINDS
+    }:
+        return []
+    operator_id = int(payload["operator_id"])
+    context: dict[str, ContextValue] = {
+        "finding_id": str(version.record_id),
+        "bureau_name": _bureau_of_operator(session, operator_id),
+        "record_kind": RecordKind(snap["kind"]).value,
+        "decided_on": local_date(version.at),
+    }
+    return [Notice(operator_users(session, operator_id), "finding_against_operator", context)]
+
+
+@handles("rating.changed")
+def rating_changed(session: Session, event: OutboxEvent) -> list[Notice]:
+    """An operator's integrity class changed (Art. 10/11): tell the operator, with the new class."""
+    payload = event.payload
+    operator_id = int(payload["operator_id"])
+    context: dict[str, ContextValue] = {
+        "operator_id": str(operator_id),
+        "old_class": str(payload["from"]),
+        "new_class": str(payload["to"]),
+        "effective_on": date.fromisoformat(str(payload["as_of"])),
+    }
+    return [Notice(operator_users(session, operator_id), "rating_changed", context)]
+
+
+def _open_interview(session: Session, interview_id: int) -> Interview | None:
+    interview = session.get(Interview, interview_id)
+    if (
+        interview is None
+        or interview.kind != InterviewKind.interview
+        or interview.status not in _OPEN_INTERVIEW
+        or interview.scheduled_at is None
+    ):
+        return None
+    return interview
+
+
+def _interviewing_bureau(session: Session, interview: Interview) -> str:
+    """The bureau of the staff member who scheduled it, else the operator's county bureau."""
+    if interview.created_by_id is not None:
+        row = session.execute(
+            select(col(Jurisdiction.bureau_name))
+            .join(Account, col(Account.jurisdiction_code) == col(Jurisdiction.code))
+            .where(col(Account.id) == interview.created_by_id)
+        ).first()
+        if row is not None:
+            return str(row[0])
+    return _bureau_of_operator(session, interview.operator_id)
+
+
+@handles("interview.scheduled")
+def interview_scheduled(session: Session, event: OutboxEvent) -> list[Notice]:
+    """Summon the operator to an interview (约谈, Art. 12(2)); a required notice."""
+    interview = _open_interview(session, int(event.payload["interview_id"]))
+    # A written reminder (提醒, kind "reminder") has no time or place and no message kind of its own yet.
+    if interview is None or interview.scheduled_at is None:
+        return []
+    context: dict[str, ContextValue] = {
+        "interview_id": str(interview.id),
+        "bureau_name": _interviewing_bureau(session, interview),
+        "scheduled_at": _aware(interview.scheduled_at),
+        "place": interview.place,
+    }
+    return [Notice(operator_users(session, interview.operator_id), "interview_scheduled", context)]
+
+
+@handles("interview.reminder")
+def interview_reminder(session: Session, event: OutboxEvent) -> list[Notice]:
+    """Remind the operator 24 h and 1 h before an interview that is still on at the time the event names."""
+    payload = event.payload
+    interview = _open_interview(session, int(payload["interview_id"]))
+    if interview is None or interview.scheduled_at is None:
+        return []
+    scheduled_at = _aware(interview.scheduled_at)
+    if scheduled_at != datetime.fromisoformat(str(payload["scheduled_at"])) or scheduled_at <= utcnow():
+        # Moved since the reminder was planned (the new time has its own reminders), or already begun.
+        return []
+    context: dict[str, ContextValue] = {
+        "interview_id": str(interview.id),
+        "scheduled_at": scheduled_at,
+        "place": interview.place,
+        "lead": InterviewReminder(str(payload["reminder"])).value,
+    }
+    return [Notice(operator_users(session, interview.operator_id), "interview_reminder", context)]
+
+
+@handles("correction.decided")
+def correction_decided(session: Session, event: OutboxEvent) -> list[Notice]:
+    """Answer an operator's correction request (Art. 22): granted, partly granted or refused."""
+    row = session.get(CorrectionRequest, int(event.payload["correction_id"]))
+    if row is None or row.decided_at is None:
+        return []
+    decision = str(event.payload["decision"])
+    if decision == "reject":
+        outcome = "rejected"
+    else:
+        # Granted as asked, or granted the other way (asked to revoke, corrected instead): partly granted.
+        asked = "revoke" if row.action == CorrectionAction.revoke else "correct"
+        outcome = "approved" if decision == asked else "partially_approved"
+    context: dict[str, ContextValue] = {
+        "correction_id": str(row.id),
+        "decision": outcome,
+        "decided_on": local_date(row.decided_at),
+    }
+    return [Notice(operator_users(session, row.operator_id), "correction_decided", context)]
+
+
+def _case_context(payload: Mapping[str, Any]) -> dict[str, ContextValue]:
+    return {
+        "case_id": str(int(payload["case_id"])),
+        "case_no": str(payload["case_no"]),
+        "due_on": date.fromisoformat(str(payload["due_on"])),
+    }
+
+
+@handles("case.assigned")
+def case_assigned(session: Session, event: OutboxEvent) -> list[Notice]:
+    """A case reached a county: tell the assignee, or every staff member of that county."""
+    payload = event.payload
+    return [Notice(_assignee_or_staff(session, payload), "case_assigned", _case_context(payload))]
+
+
+@handles("case.overdue")
+def case_overdue(session: Session, event: OutboxEvent) -> list[Notice]:
+    """A case passed its statutory deadline: tell the assignee, or every staff member of that county."""
+    payload = event.payload
+    return [Notice(_assignee_or_staff(session, payload), "case_overdue", _case_context(payload))]
+
+
+@handles("case.outcome")
+def case_outcome(session: Session, event: OutboxEvent) -> list[Notice]:
+    """A case about a complaint concluded: tell the consumer, or the supervisor whose report it was."""
+    payload = event.payload
+    outcome = str(payload["outcome"])
+    if outcome not in _COMPLAINT_OUTCOMES:
+        log.error("case.outcome %s: unknown outcome %r", event.id, outcome)
+        return []
+    complaint = session.get(Complaint, int(payload["complaint_id"]))
+    if complaint is None:
+        return []
+    if complaint.source == ComplaintSource.supervisor:
+        # A patrol report is adopted when the case found what it reported.
+        report: dict[str, ContextValue] = {
+            "report_id": str(complaint.id),
+            "report_ref": str(complaint.id),
+            "outcome": "adopted" if outcome == "substantiated" else "not_adopted",
+        }
+        return [Notice((complaint.account_id,), "supervisor_report_outcome", report)]
+    context: dict[str, ContextValue] = {"complaint_ref": str(complaint.id), "outcome": outcome}
+    return [Notice((complaint.account_id,), "complaint_outcome", context)]
