@@ -339,7 +339,9 @@ def main() -> None:
                 "lower",
             )
         )
-    print(machine())
+    # Other work on the machine shows up in every latency here: say how busy it was.
+    load = os.getloadavg()
+    print(f"{machine()} · load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print(
         table(
             f"Cases on PostgreSQL: routing task, and the work list with {args.cases:,} cases in scope",
@@ -354,7 +356,7 @@ def main() -> None:
     )
     for label, r in listing.items():
         print(f"  {label}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, total {r['total']:,.0f}")
-    save("cases", figures, {"routing": routing, "listing": listing, "generate_s": generate_s})
+    save("cases", figures, {"routing": routing, "listing": listing, "generate_s": generate_s, "load": load})
     print(json.dumps({"routing": routing}, indent=2))
 
 

@@ -9,6 +9,7 @@ Examples::
     .venv/bin/python bench/bench_push.py                      # 100,000 messages, tuned channel
     .venv/bin/python bench/bench_push.py --compare            # also the variants we tried (10,000 each)
     .venv/bin/python bench/bench_push.py --processes 2 --concurrency 200 --latency-ms 30 --json
+    .venv/bin/python bench/bench_push.py --through-dispatch 20000   # + DB, handlers, inbox (PostgreSQL)
 
 Besides wall-clock throughput it reports CPU per message for senders and stand-in, because on a shared
 machine wall time measures the neighbours too; "2-core ceiling" is 2 CPU-seconds divided by the CPU one
@@ -277,7 +278,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare", action="store_true", help="also run the variants we tried")
     parser.add_argument("--compare-messages", type=int, default=10_000)
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    parser.add_argument(
+        "--through-dispatch",
+        type=int,
+        metavar="EVENTS",
+        help="instead: the end-to-end fan-out through the notification dispatch path on PostgreSQL "
+        "(bench/bench_dispatch.py)",
+    )
     args = parser.parse_args(argv)
+    if args.through_dispatch:
+        from bench.bench_dispatch import main as dispatch_main
+
+        sys.argv = [
+            sys.argv[0],
+            "--events",
+            str(args.through_dispatch),
+            "--processes",
+            str(max(args.processes, 2)),
+        ]
+        dispatch_main()
+        return
 
     header = {
         "cpus": os.cpu_count(),

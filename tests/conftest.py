@@ -175,8 +175,16 @@ def _delete_new_rows(
             pk = tuple(table.primary_key.columns)
             for chunk in (list(added)[i : i + 500] for i in range(0, len(added), 500)):
                 conn.execute(delete(table).where(tuple_(*pk).in_(chunk)))
+        # The head follows the newest entry that remains: a task still finishing from the test may have appended
+        # after the snapshot, and restoring an older head would make the next append reuse a sequence number.
+        last = conn.execute(text("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")).first()
         conn.execute(text("DELETE FROM audit_head"))
-        if head is not None:
+        if last is not None:
+            conn.execute(
+                text("INSERT INTO audit_head (id, seq, hash) VALUES (1, :seq, :hash)"),
+                {"seq": last[0], "hash": last[1]},
+            )
+        elif head is not None:
             conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, :seq, :hash)"), dict(head))
 
 

@@ -32,10 +32,12 @@ topic                        payload                                            
                              (``correct``/``revoke``/``reject``)                       operator users
 ``case.assigned``            case_id, case_no, jurisdiction_code, due_on,              case_assigned → the
                              assignee_id (optional)                                    assignee, else the
-                                                                                       county's staff
+                                                                                       staff bound to
+                                                                                       jurisdiction_code
 ``case.overdue``             case_id, case_no, jurisdiction_code, due_on,              case_overdue → the
                              assignee_id (optional); dedupe                            assignee, else the
-                             ``case.overdue:{case_id}:{due_on}``                       county's staff
+                             ``case.overdue:{case_id}:{due_on}``                       staff bound to
+                                                                                       jurisdiction_code
 ``case.outcome``             case_id, complaint_id, jurisdiction_code, outcome         complaint_outcome → the
                              (``substantiated``/``not_substantiated``/``mediated``/    consumer; for a
                              ``not_accepted``/``terminated``)                          supervisor's patrol
@@ -386,14 +388,14 @@ def _case_context(payload: Mapping[str, Any]) -> dict[str, ContextValue]:
 
 @handles("case.assigned")
 def case_assigned(session: Session, event: OutboxEvent) -> list[Notice]:
-    """A case reached a county: tell the assignee, or every staff member of that county."""
+    """A case reached a bureau: tell the assignee, or every staff member bound to that jurisdiction."""
     payload = event.payload
     return [Notice(_assignee_or_staff(session, payload), "case_assigned", _case_context(payload))]
 
 
 @handles("case.overdue")
 def case_overdue(session: Session, event: OutboxEvent) -> list[Notice]:
-    """A case passed its statutory deadline: tell the assignee, or every staff member of that county."""
+    """A case passed its statutory deadline: tell the assignee, or the staff of the jurisdiction named."""
     payload = event.payload
     return [Notice(_assignee_or_staff(session, payload), "case_overdue", _case_context(payload))]
 

@@ -103,12 +103,12 @@ def list_in_scope(
     limit: int,
     offset: int,
     order: Literal["newest", "due"] = "newest",
-) -> tuple[list[Case], int]:
-    """Cases in the scope matching the filters: newest first, or soonest due first."""
+) -> tuple[list[CaseSummary], int]:
+    """Work-list lines for cases in the scope matching the filters: newest first, or soonest due first."""
     query = _query(session, scope, flt)
     total = session.execute(select(func.count()).select_from(Case).where(*query.where)).scalar_one()
     ordering = (col(Case.due_on).asc(), col(Case.id).asc()) if order == "due" else (col(Case.id).desc(),)
-    # The page's ids first, then its rows: the id query is answered from the scope index alone (index-only),
+    # The page's ids first, then its lines: the id query is answered from the scope index alone (index-only),
     # where a single query lets the planner walk the primary key backwards and filter — fine on average, but
     # tens of thousands of rows when a large scope's cases are all older than everyone else's.
     ids = list(
@@ -116,41 +116,29 @@ def list_in_scope(
             select(col(Case.id)).where(*query.where).order_by(*ordering).limit(limit).offset(offset)
         ).scalars()
     )
-    if not ids:
-        return [], int(total)
-    found = {c.id: c for c in session.execute(select(Case).where(col(Case.id).in_(ids))).scalars()}
-    return [found[i] for i in ids if i in found], int(total)
+    lines = {line.id: line for line in summaries(session, ids)}
+    return [lines[i] for i in ids if i in lines], int(total)
 
 
-def summaries(session: Session, cases: Sequence[Case]) -> list[CaseSummary]:
-    """Work-list lines for a page of cases (two batched look-ups, not one per line)."""
-    complaint_ids = [c.complaint_id for c in cases]
-    flags: dict[int, tuple[Any, bool | None, bool | None]] = {}
-    if complaint_ids:
-        flags = {
-            int(cid): (category, low, mismatch)
-            for cid, category, low, mismatch in session.execute(
-                select(
-                    col(Complaint.id),
-                    col(Complaint.category),
-                    col(Complaint.routing_low_confidence),
-                    col(Complaint.location_mismatch),
-                ).where(col(Complaint.id).in_(complaint_ids))
-            ).all()
-        }
-    operator_ids = {c.operator_id for c in cases if c.operator_id is not None}
-    names: dict[int, str] = {}
-    if operator_ids:
-        names = {
-            int(oid): str(name)
-            for oid, name in session.execute(
-                select(col(Operator.id), col(Operator.name)).where(col(Operator.id).in_(operator_ids))
-            ).all()
-        }
-    return [_summary(c, flags[c.complaint_id], names) for c in cases]
+def summaries(session: Session, case_ids: Sequence[int]) -> list[CaseSummary]:
+    """Work-list lines for the given cases, with their complaint's flags and operator's name, in one query."""
+    if not case_ids:
+        return []
+    rows = session.execute(
+        select(Case, Complaint, col(Operator.name))
+        .join(Complaint, col(Complaint.id) == col(Case.complaint_id))
+        .outerjoin(Operator, col(Operator.id) == col(Case.operator_id))
+        .where(col(Case.id).in_(case_ids))
+    ).all()
+    return [
+        _summary(c, (complaint.category, complaint.routing_low_confidence, complaint.location_mismatch), name)
+        for c, complaint, name in rows
+    ]
 
 
-def _summary(case: Case, flags: tuple[Any, bool | None, bool | None], names: dict[int, str]) -> CaseSummary:
+def _summary(
+    case: Case, flags: tuple[Any, bool | None, bool | None], operator_name: str | None
+) -> CaseSummary:
     category, low_confidence, mismatch = flags
     return CaseSummary(
         id=case.id or 0,
@@ -162,7 +150,7 @@ def _summary(case: Case, flags: tuple[Any, bool | None, bool | None], names: dic
         jurisdiction_code=case.jurisdiction_code,
         triage=case.triage,
         operator_id=case.operator_id,
-        operator_name=names.get(case.operator_id) if case.operator_id is not None else None,
+        operator_name=operator_name,
         received_at=case.received_at,
         due_on=case.due_on,
         overdue=case.overdue,
@@ -212,12 +200,11 @@ def to_read(session: Session, case: Case, locale: Locale) -> CaseRead:
     """The case with its decisions, deadlines and routing."""
     complaint = session.get(Complaint, case.complaint_id)
     assert complaint is not None
-    names = {}
-    if case.operator_id is not None:
-        operator = session.get(Operator, case.operator_id)
-        names = {case.operator_id: operator.name} if operator is not None else {}
+    operator = session.get(Operator, case.operator_id) if case.operator_id is not None else None
     summary = _summary(
-        case, (complaint.category, complaint.routing_low_confidence, complaint.location_mismatch), names
+        case,
+        (complaint.category, complaint.routing_low_confidence, complaint.location_mismatch),
+        operator.name if operator is not None else None,
     )
     jurisdiction = session.get(Jurisdiction, case.jurisdiction_code) if case.jurisdiction_code else None
     return CaseRead(

@@ -9,7 +9,7 @@ from backend import audit
 from backend.auth.dependencies import StaffScope
 from backend.cases import repository, service
 from backend.cases.dependencies import StaffCase
-from backend.cases.models import Case, CaseKind, CaseState
+from backend.cases.models import CaseKind, CaseState
 from backend.cases.schemas import (
     CaseClose,
     CaseDetail,
@@ -42,8 +42,8 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def _page(session: SessionDep, cases: list[Case], total: int, limit: int, offset: int) -> Page[CaseSummary]:
-    return Page(items=repository.summaries(session, cases), total=total, limit=limit, offset=offset)
+def _page(items: list[CaseSummary], total: int, limit: int, offset: int) -> Page[CaseSummary]:
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/cases", response_model=Page[CaseSummary], responses=_LIST_ERRORS)
@@ -68,8 +68,8 @@ def list_cases(
         kind=kind,
         triage=triage,
     )
-    cases, total = repository.list_in_scope(session, scope, flt, limit=limit, offset=offset)
-    return _page(session, cases, total, limit, offset)
+    items, total = repository.list_in_scope(session, scope, flt, limit=limit, offset=offset)
+    return _page(items, total, limit, offset)
 
 
 @router.get("/cases/overdue", response_model=Page[CaseSummary], responses=_LIST_ERRORS)
@@ -82,8 +82,8 @@ def overdue_cases(
 ) -> Page[CaseSummary]:
     """Cases in your jurisdiction past a statutory deadline, the longest overdue first."""
     flt = repository.CaseFilter(overdue=True, escalated=escalated)
-    cases, total = repository.list_in_scope(session, scope, flt, limit=limit, offset=offset, order="due")
-    return _page(session, cases, total, limit, offset)
+    items, total = repository.list_in_scope(session, scope, flt, limit=limit, offset=offset, order="due")
+    return _page(items, total, limit, offset)
 
 
 @router.get("/cases/transfers", response_model=Page[TransferRead], responses=_ERRORS)

@@ -215,10 +215,10 @@ def place(session: Session, case: Case, code: str | None) -> None:
         setattr(case, LEVEL_COLUMNS[division.level], division.code)
 
 
-def _open_deadline(session: Session, case: Case, spec: DeadlineSpec, start: datetime) -> CaseDeadline:
+def _deadline_row(spec: DeadlineSpec, start: datetime) -> CaseDeadline:
     computed = compute_deadline(spec, aware(start), get_settings().timezone)
-    row = CaseDeadline(
-        case_id=case.id or 0,
+    return CaseDeadline(
+        case_id=0,
         key=spec.key,
         start_date=computed.start_date,
         due_on=computed.due_date,
@@ -230,8 +230,12 @@ def _open_deadline(session: Session, case: Case, spec: DeadlineSpec, start: date
         legal_basis_en=spec.legal_basis_en,
         basis_superseded=computed.basis_superseded,
     )
+
+
+def _open_deadline(session: Session, case: Case, spec: DeadlineSpec, start: datetime) -> CaseDeadline:
+    row = _deadline_row(spec, start)
+    row.case_id = case.id or 0
     session.add(row)
-    session.flush()
     return row
 
 
@@ -279,16 +283,17 @@ def _event(
     actor: Actor,
     reason: str = "",
     details: dict[str, Any] | None = None,
-    from_jurisdiction: str | None = None,
-    to_jurisdiction: str | None = None,
+    moved: tuple[str | None, str | None] | None = None,
 ) -> CaseEvent:
+    # A step happens where the case is; a transfer says where from (None: the national queue) and where to.
+    from_code, to_code = moved if moved is not None else (case.jurisdiction_code, case.jurisdiction_code)
     event = CaseEvent(
         case_id=case.id or 0,
         action=action,
         from_state=from_state,
         to_state=case.state,
-        from_jurisdiction=from_jurisdiction if from_jurisdiction is not None else case.jurisdiction_code,
-        to_jurisdiction=to_jurisdiction if to_jurisdiction is not None else case.jurisdiction_code,
+        from_jurisdiction=from_code,
+        to_jurisdiction=to_code,
         reason=reason,
         details=details or {},
         actor_id=actor.id,
@@ -375,11 +380,13 @@ def route_complaint(session: Session, complaint_id: int, *, final_attempt: bool 
         received_at=aware(complaint.created_at),
     )
     place(session, case, outcome.jurisdiction_code)
+    # The case's only deadline so far: its due date is known before the case is written, saving an UPDATE.
+    deadline = _deadline_row(ACCEPTANCE_SPECS[kind], complaint.created_at)
+    case.due_on = deadline.due_on
     session.add(case)
     session.flush()
-    # The case's only deadline so far: no need to ask the database which is earliest.
-    case.due_on = _open_deadline(session, case, ACCEPTANCE_SPECS[kind], complaint.created_at).due_on
-    session.add(case)
+    deadline.case_id = case.id or 0
+    session.add(deadline)
     _event(session, case, CaseAction.routed, from_state=None, actor=SYSTEM, details=outcome.as_dict())
     complaints.add_event(session, complaint, ComplaintStatus.routed, *_routed_note(session, outcome))
     audit.service.record(
@@ -938,8 +945,7 @@ def transfer(
         from_state=from_state,
         actor=actor,
         reason=reason,
-        from_jurisdiction=from_code,
-        to_jurisdiction=jurisdiction_code,
+        moved=(from_code, jurisdiction_code),
     )
     zh, en = bureau_label(session, jurisdiction_code)
     complaints.add_event(

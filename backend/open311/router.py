@@ -17,6 +17,8 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend import ratelimit
+from backend.config import get_settings
 from backend.db import SessionDep
 from backend.errors import AppError, ErrorResponse, error_body
 from backend.i18n import Locale, request_locale
@@ -162,6 +164,8 @@ def list_requests(
     locale = request_locale(request)
 
     def work() -> Response:
+        # Up to 1000 joined rows per call and no key needed: limited per address like the public search.
+        ratelimit.limit(request, "open311-read", get_settings().public_search_rate)
         query = service.parse_query(
             service_request_id=service_request_id,
             service_code=service_code,
@@ -191,6 +195,7 @@ def get_request(
     locale = request_locale(request)
 
     def work() -> Response:
+        ratelimit.limit(request, "open311-read", get_settings().public_search_rate)
         item = service.get_request(session, service_request_id, locale)
         return _list([item], response_format, root="service_requests", item="request", cache=_REQUESTS_CACHE)
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
 from backend.i18n import Locale
-from backend.operators.models import Operator
+from backend.operators.models import Operator, SelfCommitment
 from backend.public.labels import CLASS_BASIS, CLASS_TEXT, NOT_RATED, pick
 from backend.records.models import IntegrityRecord, OperatorRating
 from backend.records.rating import baseline_class
@@ -57,8 +58,32 @@ def _art13_record_ids(reasons: Iterable[dict[str, Any]]) -> set[int]:
     return ids
 
 
+def _reviewed(session: Session, rows: Iterable[OperatorRating]) -> set[int]:
+    """Of the records behind each 失信 class, those the publication review cleared (usually none asked)."""
+    wanted = set().union(
+        *(_art13_record_ids(r.reasons) for r in rows if r.cls is IntegrityClass.UNTRUSTWORTHY)
+    )
+    if not wanted:
+        return set()
+    return set(
+        session.execute(
+            select(col(IntegrityRecord.id)).where(
+                col(IntegrityRecord.id).in_(sorted(wanted)), col(IntegrityRecord.public_eligible).is_(True)
+            )
+        ).scalars()
+    )
+
+
+def _decide(operator: Operator, row: OperatorRating | None, reviewed: set[int]) -> PublicClass:
+    if row is None:
+        return PublicClass(baseline_class(operator.management_assessment), None)
+    if row.cls is IntegrityClass.UNTRUSTWORTHY and not _art13_record_ids(row.reasons) & reviewed:
+        return PublicClass(None, None)
+    return PublicClass(row.cls, row.as_of)
+
+
 def public_classes(session: Session, operators: Sequence[Operator]) -> dict[int, PublicClass]:
-    """The public class of each operator: two indexed queries for any number of operators."""
+    """The public class of each operator: one indexed query for any number of operators (two with a 失信)."""
     ids = [o.id for o in operators if o.id is not None]
     if not ids:
         return {}
@@ -68,37 +93,28 @@ def public_classes(session: Session, operators: Sequence[Operator]) -> dict[int,
             select(OperatorRating).where(col(OperatorRating.operator_id).in_(ids))
         ).scalars()
     }
-    # Records behind each 失信 class; whether any of them was reviewed for publication decides disclosure.
-    pending = {
-        r.operator_id: _art13_record_ids(r.reasons)
-        for r in rows.values()
-        if r.cls is IntegrityClass.UNTRUSTWORTHY
-    }
-    wanted = set().union(*pending.values()) if pending else set()
-    reviewed: set[int] = set()
-    if wanted:
-        reviewed = set(
-            session.execute(
-                select(col(IntegrityRecord.id)).where(
-                    col(IntegrityRecord.id).in_(sorted(wanted)),
-                    col(IntegrityRecord.public_eligible).is_(True),
-                )
-            ).scalars()
+    reviewed = _reviewed(session, rows.values())
+    return {o.id: _decide(o, rows.get(o.id), reviewed) for o in operators if o.id is not None}
+
+
+def public_facts(session: Session, operator: Operator) -> tuple[PublicClass, SelfCommitment | None]:
+    """One operator's public class and its self-commitment in force, in one query (the QR page's path)."""
+    found = session.execute(
+        select(OperatorRating, SelfCommitment)
+        .select_from(Operator)
+        .outerjoin(OperatorRating, col(OperatorRating.operator_id) == col(Operator.id))
+        .outerjoin(
+            SelfCommitment,
+            and_(
+                col(SelfCommitment.operator_id) == col(Operator.id),
+                col(SelfCommitment.withdrawn_at).is_(None),
+            ),
         )
-    result: dict[int, PublicClass] = {}
-    for operator in operators:
-        if operator.id is None:
-            continue
-        row = rows.get(operator.id)
-        if row is None:
-            result[operator.id] = PublicClass(baseline_class(operator.management_assessment), None)
-        elif row.cls is IntegrityClass.UNTRUSTWORTHY and not pending[operator.id] & reviewed:
-            result[operator.id] = PublicClass(None, None)
-        else:
-            result[operator.id] = PublicClass(row.cls, row.as_of)
-    return result
-
-
-def public_class(session: Session, operator: Operator) -> PublicClass:
-    """The public class of one operator."""
-    return public_classes(session, [operator]).get(operator.id or 0, PublicClass(None, None))
+        .where(col(Operator.id) == operator.id)
+        # The newest commitment in force, as operators.service.current_commitment picks it.
+        .order_by(col(SelfCommitment.signed_at).desc())
+        .limit(1)
+    ).first()
+    row, commitment = (found[0], found[1]) if found is not None else (None, None)
+    reviewed = _reviewed(session, [row]) if row is not None else set()
+    return _decide(operator, row, reviewed), commitment

@@ -22,7 +22,7 @@ from backend.instruments.models import Instrument, InstrumentStatus
 from backend.operators import service as operator_service
 from backend.operators.commitments import COMMITMENT_TEXTS
 from backend.operators.models import Operator, Stall
-from backend.public.integrity import public_class
+from backend.public.integrity import public_facts
 from backend.public.labels import sector_name
 from backend.qr.schemas import (
     InstrumentPublic,
@@ -135,18 +135,30 @@ def resolve(session: Session, token: str, *, forged_status: int, revoked_status:
         raise forged_error(forged_status) from None
     stall: Stall | None = None
     instrument: Instrument | None = None
-    row: Subject | None
+    operator: Operator | None = None
+    row: Subject | None = None
+    # One query per scan whatever the kind: the public page is the hottest read path there is.
     if subject.kind is SubjectKind.OPERATOR:
-        row = session.get(Operator, subject.subject_id)
-        operator = row
+        row = operator = session.get(Operator, subject.subject_id)
     elif subject.kind is SubjectKind.STALL:
-        row = stall = session.get(Stall, subject.subject_id)
-        operator = session.get(Operator, stall.market_id) if stall is not None else None
+        found = session.execute(
+            select(Stall, Operator)
+            .join(Operator, col(Operator.id) == col(Stall.market_id))
+            .where(col(Stall.id) == subject.subject_id)
+        ).first()
+        if found is not None:
+            row = stall = found[0]
+            operator = found[1]
     else:
-        row = instrument = session.get(Instrument, subject.subject_id)
-        operator = session.get(Operator, instrument.operator_id) if instrument is not None else None
-        if instrument is not None and instrument.stall_id is not None:
-            stall = session.get(Stall, instrument.stall_id)
+        found_instrument = session.execute(
+            select(Instrument, Operator, Stall)
+            .join(Operator, col(Operator.id) == col(Instrument.operator_id))
+            .outerjoin(Stall, col(Stall.id) == col(Instrument.stall_id))
+            .where(col(Instrument.id) == subject.subject_id)
+        ).first()
+        if found_instrument is not None:
+            row = instrument = found_instrument[0]
+            operator, stall = found_instrument[1], found_instrument[2]
     if row is None or operator is None:
         raise revoked_error(revoked_status, "unknown_subject")
     if row.qr_serial != subject.serial:
@@ -185,8 +197,7 @@ def _instrument_public(instrument: Instrument, today: date, locale: Locale) -> I
 
 
 def _operator_public(session: Session, operator: Operator, locale: Locale) -> OperatorPublic:
-    commitment = operator_service.current_commitment(session, operator.id or 0)
-    rating = public_class(session, operator)
+    rating, commitment = public_facts(session, operator)
     commitment_public = None
     if commitment is not None:
         text = COMMITMENT_TEXTS.get(commitment.text_version)

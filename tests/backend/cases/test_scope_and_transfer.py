@@ -202,3 +202,23 @@ def test_province_triage_is_worked_by_transferring_to_the_county(
     assert moved["triage"] is False and moved["jurisdiction_code"] == COUNTY_A
     assert complaint_of(session, case).routing_status == "routed"
     assert client.get(f"/api/v1/cases/{case.id}", headers=headers["county_a"]).status_code == 200
+
+
+def test_admin_routes_a_national_triage_case_by_transfer(
+    client: TestClient, session: Session, bureaus: Bureaus, headers: Headers
+) -> None:
+    case = file_and_route(client, session, headers["filer"], location=location(124.5, 29.0))
+    assert case.jurisdiction_code is None
+    resp = client.post(
+        f"/api/v1/cases/{case.id}/transfer",
+        json={"jurisdiction_code": COUNTY_A, "reason": "据投诉人补充的地址"},
+        headers=headers["admin"],
+    )
+    assert resp.status_code == 200, resp.text
+    [moved] = client.get("/api/v1/cases/transfers", headers=headers["county_a"]).json()["items"]
+    assert (moved["from_jurisdiction"], moved["to_jurisdiction"], moved["direction"]) == (
+        None,
+        COUNTY_A,
+        "in",
+    )
+    assert [e.payload["jurisdiction_code"] for e in outbox(session, "case.assigned")] == [COUNTY_A]

@@ -513,3 +513,14 @@ def test_cli_creates_lists_and_revokes_keys(committed_session: Session) -> None:
     committed_session.expire_all()
     with pytest.raises(Exception, match="invalid_api_key"):
         open311_service.authenticate(committed_session, api_key)
+
+
+def test_public_reads_are_rate_limited_per_address(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "public_search_rate", "2/minute")
+    assert client.get(f"{BASE}/requests.json").status_code == 200
+    assert client.get(f"{BASE}/requests/1.json").status_code == 404
+    limited = client.get(f"{BASE}/requests.xml")
+    assert limited.status_code == 429 and _xml(limited).findtext("error/code") == "429"
+    assert client.get(f"{BASE}/services.json").status_code == 200  # a static list, not limited

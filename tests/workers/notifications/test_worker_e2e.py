@@ -31,30 +31,35 @@ T = TypeVar("T")
 
 @dataclass
 class Recipient:
-    """An operator user with one device, and the id of an overdue-instrument event about its operator."""
+    """An operator user with one device, and the id of an event that notifies it."""
 
     user: Account
     device: Device
     event_id: int
 
 
-def _recipient(session: Session, zone: str, token: str) -> Recipient:
+def _recipient(session: Session, zone: str, token: str, topic: str = "rating.changed") -> Recipient:
     staff = make_account(session, Role.staff, COUNTY_A)
     operator = make_operator(session, staff)
     user = make_account(session, Role.operator, operator_id=operator.id)
     device = make_device(session, user, token=token, timezone=zone)
-    instrument = make_instrument(session, operator, verified_on=bureau_today() - timedelta(days=400))
-    assert instrument.valid_until is not None
-    emit(
-        session,
-        "instrument.overdue",
-        {
+    if topic == "rating.changed":
+        payload: dict[str, object] = {
+            "operator_id": operator.id,
+            "change_id": operator.id,
+            "from": "basically_trustworthy",
+            "to": "untrustworthy",
+            "as_of": bureau_today().isoformat(),
+        }
+    else:
+        instrument = make_instrument(session, operator, verified_on=bureau_today() - timedelta(days=400))
+        assert instrument.valid_until is not None
+        payload = {
             "instrument_id": instrument.id,
             "operator_id": operator.id,
             "valid_until": instrument.valid_until.isoformat(),
-        },
-        dedupe_key=f"instrument.overdue:{instrument.id}:{instrument.valid_until.isoformat()}",
-    )
+        }
+    emit(session, topic, payload, dedupe_key=f"e2e:{uuid.uuid4().hex}")
     event = session.exec(select(OutboxEvent).order_by(col(OutboxEvent.id).desc())).first()
     session.commit()
     assert event is not None and event.id is not None
@@ -108,11 +113,11 @@ def test_event_reaches_inbox_and_phone_once_even_when_redelivered(
     message = _wait(
         notifications_worker, lambda: _message(fcm, first.device.token), "the push at the stand-in"
     )
-    assert message["data"]["kind"] == "verification_overdue"
-    assert message["android"]["priority"] == "high" and message["android"]["collapse_key"].startswith(
-        "verification:"
-    )
-    assert [e.kind for e in _inbox(first.user)] == ["verification_overdue"]
+    assert message["data"]["kind"] == "rating_changed"
+    assert message["notification"]["title"] == "计量诚信等级变更"
+    assert message["android"]["priority"] == "high"
+    assert message["android"]["collapse_key"].startswith("rating:")
+    assert [e.kind for e in _inbox(first.user)] == ["rating_changed"]
     [row] = _wait(
         notifications_worker,
         lambda: [r for r in _pushes(first.event_id) if r.status == PushStatus.sent],
@@ -174,3 +179,19 @@ def test_unregistered_token_is_deactivated_by_the_worker(
     [row] = _pushes(target.event_id)
     assert row.status == PushStatus.invalid_token and "UNREGISTERED" in (row.last_error or "")
     assert len(_inbox(target.user)) == 1
+
+
+def test_sweep_reminders_wait_for_the_retry_sweep_and_go_out_in_batches(
+    committed_session: Session, notifications_worker: WorkerProcess, fcm: FcmStandin, daytime_zone: str
+) -> None:
+    target = _recipient(committed_session, daytime_zone, "e2e_" + uuid.uuid4().hex * 3, "instrument.overdue")
+    _relay(notifications_worker)
+    [row] = _wait(notifications_worker, lambda: _pushes(target.event_id), "the push row")
+    assert row.status == PushStatus.pending and [e.kind for e in _inbox(target.user)] == [
+        "verification_overdue"
+    ]
+    # Beat's retry sweep hands the due rows to send tasks on the same queue.
+    notifications_worker.send("gongping.notifications.retry_due", [], uuid.uuid4().hex)
+    message = _wait(notifications_worker, lambda: _message(fcm, target.device.token), "the batched push")
+    assert message["data"]["kind"] == "verification_overdue"
+    assert fcm.recorded_tokens().count(target.device.token) == 1
