@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck pytest openapi bench clean schema
+.PHONY: run test lint typecheck pytest openapi bench clean migration
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -50,9 +50,8 @@ bench: $(DEV_STAMP)
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-# Until the first release the schema is one initial migration, regenerated from the models.
-schema: $(DEV_STAMP)
-	rm -f backend/migrations/versions/0001_initial_schema.py /tmp/gongping-schema.db
-	$(BIN)/python -c "from alembic import command; from backend.migrate import alembic_config; \
-	command.revision(alembic_config('sqlite:////tmp/gongping-schema.db'), message='initial schema', autogenerate=True, rev_id='0001')"
+# A new migration from the models' changes: make migration m="what changed"
+migration: $(DEV_STAMP)
+	$(BIN)/python -c "import sys; from alembic import command; from backend.migrate import alembic_config; \
+	command.revision(alembic_config(), message=sys.argv[1], autogenerate=True)" "$(m)"
 	$(BIN)/ruff format -q backend/migrations/versions
