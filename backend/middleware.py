@@ -56,7 +56,7 @@ class BodyLimitMiddleware:
 
 
 class _BodyTooLarge(Exception):
-    pass
+    """Raised from inside receive() to abandon a request whose streamed body passed the limit."""
 
 
 async def _send_413(send: Send, limit: int, locale: str) -> None:
