@@ -92,13 +92,16 @@ class Case(SQLModel, table=True):
             Index(f"ix_case_file_{level}_state", f"{level}_code", "state", "id")
             for level in ("province", "prefecture", "county")
         ),
+        # Overdue cases are few: one partial index serves both orders (newest first straight from it, soonest
+        # due by sorting the scope's overdue entries, which carry their due date on PostgreSQL).
         *(
             Index(
                 f"ix_case_file_{level}_overdue",
                 f"{level}_code",
-                "due_on",
+                "id",
                 postgresql_where=text("overdue"),
                 sqlite_where=text("overdue"),
+                postgresql_include=["due_on"],
             )
             for level in ("province", "prefecture", "county")
         ),

@@ -18,7 +18,7 @@ from backend.complaints.models import ComplaintCategory, ComplaintStatus
 from backend.config import get_settings
 from backend.i18n import Locale
 from backend.instruments.models import VerificationState
-from backend.public.labels import Bilingual, category_name, pick, state_name, status_name
+from backend.public.labels import CLASS_TEXT, Bilingual, category_name, pick, state_name, status_name
 from backend.qr.schemas import QRProfilePublic
 
 HERE = Path(__file__).resolve().parent
@@ -84,6 +84,7 @@ _TEXT: Final[dict[str, Bilingual]] = {
     "uscc": ("统一社会信用代码", "Unified social credit code"),
     "integrity_class": ("诚信计量等级", "Integrity class"),
     "as_of": ("评定日期", "rated on"),
+    "classes_explained": ("三类等级分别是什么意思？", "What do the three classes mean?"),
     "commitment": ("诚信计量自我承诺", "Integrity self-commitment"),
     "committed_on": ("已作出承诺，签署日期", "Signed on"),
     "no_commitment": ("尚未作出诚信计量自我承诺。", "No integrity self-commitment signed yet."),
@@ -219,6 +220,10 @@ def _common(locale: Locale) -> dict[str, Any]:
         ),
         "categories": [(c.value, category_name(c, locale)) for c in ComplaintCategory],
         "state_names": {s: state_name(s, locale) for s in VerificationState},
+        # All three classes of Art. 10, so a reader can place the one shown on the scale.
+        "class_legend": [
+            (pick(name, locale), pick(meaning, locale)) for name, meaning in CLASS_TEXT.values()
+        ],
     }
 
 

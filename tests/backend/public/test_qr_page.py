@@ -81,6 +81,8 @@ def test_stall_page_shows_the_public_profile_in_chinese(
         "五年内无不良计量信用记录",
     ):
         assert text in html, text
+    # The scale of Art. 10 is explained beside the class shown.
+    assert "三类等级分别是什么意思？" in html and "<dt>失信</dt>" in html and "<dt>守信</dt>" in html
     assert "张三丰" not in html and "13800138000" not in html and "测试人" not in html
     assert "检定合格，在有效期内" in html and str(market.scale.valid_until) in html
     assert "已作出承诺" in html and "12315" in html
@@ -229,7 +231,8 @@ def test_untrustworthy_class_waits_for_the_publication_review(
     records = [make_record(session, market.market) for _ in range(3)]
     _rating(session, market.market, IntegrityClass.UNTRUSTWORTHY, [r.id or 0 for r in records])
     html = client.get(f"/q/{market.stall_token}").text
-    assert "暂无评级" in html and "失信" not in html
+    shown = html.split('id="integrity-class"', 1)[1].split("</div>", 1)[0]
+    assert "暂无评级" in shown and "失信" not in shown and 'class="cls cls-untrustworthy"' not in html
     api = client.get(f"/api/v1/public/qr/{market.stall_token}").json()["operator"]
     assert api["integrity_class"] is None and api["integrity_class_name"] == "暂无评级"
     records[1].public_eligible = True
