@@ -63,6 +63,33 @@ def write_csvs(folder: Path, n_operators: int, per_operator: int) -> tuple[Path,
     return ops, insts
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process so far (user + system, all threads)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _backend_cpu_s(session: object) -> float | None:
+    """CPU seconds of the PostgreSQL backend serving ``session`` (same machine only), else None.
+
+    On a shared machine wall time mostly measures the other load; CPU time of client plus server is what
+    the import itself costs.
+    """
+    from sqlmodel import Session
+
+    assert isinstance(session, Session)
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_import(url: str, ops: str, insts: str) -> None:
     """Runs in a subprocess: migrate, import both files, print timings as JSON."""
     os.environ["GONGPING_DATABASE_URL"] = url
@@ -74,18 +101,29 @@ def child_import(url: str, ops: str, insts: str) -> None:
 
     upgrade(url)
     scope = Scope(SYSTEM, "/")
-    t0 = time.perf_counter()
+    server_cpu = 0.0
+    c0, t0 = _cpu_s(), time.perf_counter()
     with session_scope() as session, open(ops, encoding="utf-8") as fh:
+        before = _backend_cpu_s(session)
         r1 = import_operators(session, fh, scope=scope)
-    t1 = time.perf_counter()
+        after = _backend_cpu_s(session)
+        server_cpu += (after or 0) - (before or 0)
+    c1, t1 = _cpu_s(), time.perf_counter()
     with session_scope() as session, open(insts, encoding="utf-8") as fh:
+        before = _backend_cpu_s(session)
         r2 = import_instruments(session, fh, scope=scope)
-    t2 = time.perf_counter()
+        after = _backend_cpu_s(session)
+        server_cpu += (after or 0) - (before or 0)
+    c2, t2 = _cpu_s(), time.perf_counter()
     print(
         json.dumps(
             {
                 "operators_s": t1 - t0,
                 "instruments_s": t2 - t1,
+                "client_cpu_s": c2 - c0,
+                "client_cpu_operators_s": c1 - c0,
+                "server_cpu_s": server_cpu if before is not None else None,
+                "load": os.getloadavg(),
                 "created": [r1.created, r2.created],
                 "errors": [len(r1.errors), len(r2.errors)],
             }
@@ -131,19 +169,25 @@ def child_get_p99(url: str, requests: int) -> None:
             for _ in range(300):  # warm-up: pool, caches
                 await client.get(f"/api/v1/operators/{rng.randint(1, max_id)}", headers=headers)
             samples = []
+            cpu_before = _cpu_s()
             for _ in range(requests):
                 t = time.perf_counter()
                 resp = await client.get(f"/api/v1/operators/{rng.randint(1, max_id)}", headers=headers)
                 samples.append(time.perf_counter() - t)
                 assert resp.status_code == 200, resp.text
+            cpu.append(_cpu_s() - cpu_before)
             return samples
 
+    cpu: list[float] = []
     samples = sorted(asyncio.run(run()))
     print(
         json.dumps(
             {
                 "p50_ms": samples[len(samples) // 2] * 1000,
                 "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+                # Client and app share the process: this is both, per request (the client's share included).
+                "cpu_ms_per_request": cpu[0] / requests * 1000,
+                "load": os.getloadavg(),
                 "requests": requests,
             }
         )
@@ -176,12 +220,14 @@ def main() -> None:
             child_get_p99(args.child[1], int(args.child[2]))
         return
     figures: list[Figure] = []
+    details: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         ops, insts = write_csvs(Path(tmp), args.operators, args.per_operator)
         label = f"{args.operators:,} operators + {args.operators * args.per_operator:,} instruments"
         if not args.skip_sqlite:
             db = Path(tmp) / "bench.db"
             r = _run_child("--child", "import", f"sqlite:///{db}", str(ops), str(insts))
+            details.append(f"SQLite import: {json.dumps(r)}")
             figures.append(
                 Figure(
                     f"CSV import on SQLite ({label})",
@@ -194,6 +240,7 @@ def main() -> None:
             )
         with fresh_postgres() as url:
             r = _run_child("--child", "import", url, str(ops), str(insts))
+            details.append(f"PostgreSQL import: {json.dumps(r)}")
             figures.append(
                 Figure(
                     f"CSV import on PostgreSQL ({label})",
@@ -205,6 +252,7 @@ def main() -> None:
                 )
             )
             g = _run_child("--child", "get", url, str(args.requests))
+            details.append(f"GET: {json.dumps(g)}")
             figures.append(
                 Figure(
                     f"GET /api/v1/operators/{{id}} p99 in-process, PostgreSQL, {args.operators:,} ops",
@@ -215,6 +263,8 @@ def main() -> None:
                     "lower",
                 )
             )
+    for line in details:
+        print(line)
     print(f"Machine: {machine()}\n")
     print(table("Issue 2 — foundation", figures))
     save("foundation", figures)

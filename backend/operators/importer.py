@@ -7,7 +7,9 @@ written in batches with multi-row INSERT/UPDATE, and every created or changed ro
 from __future__ import annotations
 
 import csv
+import gc
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from itertools import islice
 from typing import Any
@@ -18,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from backend.audit.service import Actor, AuditItem, record_many
 from backend.auth.dependencies import Scope
-from backend.db import bulk_insert, table_of, utcnow
+from backend.db import bulk_insert, one_of, table_of, utcnow
 from backend.errors import AppError
 from backend.instruments.catalogue import BY_CODE
 from backend.instruments.models import Instrument, VerificationRecord
@@ -107,11 +109,32 @@ def _rows(
         )
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector (reference counting still frees everything at once).
+
+    A batch allocates tens of thousands of short-lived dicts, each set of 700 triggering a collection that
+    also walks the survivors; that was a sixth of an import's CPU time, for almost no cyclic garbage.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _chunks(
     it: Iterator[tuple[int, dict[str, str]]], size: int
 ) -> Iterator[list[tuple[int, dict[str, str]]]]:
-    while chunk := list(islice(it, size)):
-        yield chunk
+    # The collector stays paused while a chunk is read and while the caller writes it.
+    while True:
+        with _gc_paused():
+            chunk = list(islice(it, size))
+            if not chunk:
+                return
+            yield chunk
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str]:
@@ -186,7 +209,9 @@ def _write_operator_batch(
         return
     existing = {
         row.uscc: row
-        for row in session.execute(select(Operator).where(col(Operator.uscc).in_(list(valid)))).scalars()
+        for row in session.execute(
+            select(Operator).where(one_of(session, col(Operator.uscc), valid))
+        ).scalars()
     }
     now = utcnow()
     new_rows = [
@@ -251,7 +276,7 @@ def import_instruments(
             for op_id, uscc, path in session.execute(
                 select(col(Operator.id), col(Operator.uscc), col(Jurisdiction.path))
                 .join(Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code))
-                .where(col(Operator.uscc).in_(usccs))
+                .where(one_of(session, col(Operator.uscc), usccs))
             ).all()
         }
         op_ids = [op_id for op_id, path in operators.values() if scope.covers(path)]
@@ -259,7 +284,7 @@ def import_instruments(
             (op_id, serial): inst_id
             for inst_id, op_id, serial in session.execute(
                 select(col(Instrument.id), col(Instrument.operator_id), col(Instrument.serial)).where(
-                    col(Instrument.operator_id).in_(op_ids)
+                    one_of(session, col(Instrument.operator_id), op_ids)
                 )
             ).all()
         }
@@ -267,7 +292,7 @@ def import_instruments(
             (m, num): sid
             for sid, m, num in session.execute(
                 select(col(Stall.id), col(Stall.market_id), col(Stall.number)).where(
-                    col(Stall.market_id).in_(op_ids)
+                    one_of(session, col(Stall.market_id), op_ids)
                 )
             ).all()
         }
@@ -394,24 +419,29 @@ def _write_verifications(
     new_ids: set[int],
     audit_items: list[AuditItem],
 ) -> None:
-    ids = [instrument_ids[key] for key, _v in verifications]
-    known = set(
-        session.execute(
-            select(
-                col(VerificationRecord.instrument_id),
-                col(VerificationRecord.verified_on),
-                col(VerificationRecord.certificate_no),
-            ).where(col(VerificationRecord.instrument_id).in_(ids))
-        ).all()
-    )
-    current = {
-        i: (d, p)
-        for i, d, p in session.execute(
-            select(col(Instrument.id), col(Instrument.last_verified_on), col(Instrument.last_passed)).where(
-                col(Instrument.id).in_(ids)
-            )
-        ).all()
-    }
+    # Instruments created in this batch have no records yet and carry this verification already: only the
+    # ones that existed before need looking up (none on a first import).
+    ids = sorted({instrument_ids[key] for key, _v in verifications} - new_ids)
+    known: set[Any] = set()
+    current: dict[int, tuple[Any, Any]] = {}
+    if ids:
+        known = set(
+            session.execute(
+                select(
+                    col(VerificationRecord.instrument_id),
+                    col(VerificationRecord.verified_on),
+                    col(VerificationRecord.certificate_no),
+                ).where(one_of(session, col(VerificationRecord.instrument_id), ids))
+            ).all()
+        )
+        current = {
+            i: (d, p)
+            for i, d, p in session.execute(
+                select(
+                    col(Instrument.id), col(Instrument.last_verified_on), col(Instrument.last_passed)
+                ).where(one_of(session, col(Instrument.id), ids))
+            ).all()
+        }
     now = utcnow()
     new_records = []
     latest: dict[int, dict[str, Any]] = {}

@@ -11,7 +11,7 @@ from backend.auth.dependencies import CurrentUser, StaffScope
 from backend.auth.models import Account, Role
 from backend.auth.schemas import ActivationCodeRead
 from backend.common.schemas import Page, PageLimit, PageOffset
-from backend.db import SessionDep
+from backend.db import SessionDep, read_only
 from backend.errors import AppError, error_responses, forbidden, not_found
 from backend.operators import importer, service
 from backend.operators.commitments import COMMITMENT_TEXTS, CommitmentText
@@ -31,7 +31,7 @@ from backend.operators.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["operators"])
 
-_ERRORS = error_responses(403, 404)
+_ERRORS = error_responses(401, 403, 404)
 
 
 @router.post(
@@ -46,6 +46,7 @@ def create_operator(session: SessionDep, scope: StaffScope, body: OperatorCreate
 
 
 @router.get("/operators", response_model=Page[OperatorRead], responses=_ERRORS)
+@read_only
 def list_operators(
     session: SessionDep,
     scope: StaffScope,
@@ -63,8 +64,10 @@ def list_operators(
 
 
 @router.get("/operators/{operator_id}", response_model=OperatorRead, responses=_ERRORS)
-def get_operator(operator: StaffOrOwnOperator) -> OperatorRead:
+@read_only
+async def get_operator(operator: StaffOrOwnOperator) -> OperatorRead:
     """One operator (staff in scope, or the operator's own users)."""
+    # async: the dependencies did the reading; building the answer needs no worker thread.
     return service.to_read(operator)
 
 
@@ -92,6 +95,7 @@ def create_stall(
 
 
 @router.get("/operators/{operator_id}/stalls", response_model=list[StallRead], responses=_ERRORS)
+@read_only
 def list_stalls(session: SessionDep, operator: StaffOrOwnOperator) -> list[StallRead]:
     """The stalls of a market."""
     from sqlmodel import col, select
@@ -154,6 +158,7 @@ def sign_commitment(
     tags=["self-commitment"],
     responses=_ERRORS,
 )
+@read_only
 def get_commitment(session: SessionDep, operator: StaffOrOwnOperator) -> SelfCommitmentRead:
     """The self-commitment in force."""
     commitment = service.current_commitment(session, operator.id or 0)

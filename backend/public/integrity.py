@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_
+from sqlalchemy import Select, and_
 from sqlmodel import Session, col, select
 
 from backend.i18n import Locale
@@ -97,10 +97,13 @@ def public_classes(session: Session, operators: Sequence[Operator]) -> dict[int,
     return {o.id: _decide(o, rows.get(o.id), reviewed) for o in operators if o.id is not None}
 
 
-def public_facts(session: Session, operator: Operator) -> tuple[PublicClass, SelfCommitment | None]:
-    """One operator's public class and its self-commitment in force, in one query (the QR page's path)."""
-    found = session.execute(
-        select(OperatorRating, SelfCommitment)
+#: ``session.info`` key: facts read together with their operator, for ``public_facts`` in the same request.
+_PREFETCHED = "gongping_public_facts"
+
+
+def _with_facts(*entities: Any, operator_id: int) -> Select[Any]:
+    stmt: Select[Any] = (
+        select(*entities)
         .select_from(Operator)
         .outerjoin(OperatorRating, col(OperatorRating.operator_id) == col(Operator.id))
         .outerjoin(
@@ -110,11 +113,37 @@ def public_facts(session: Session, operator: Operator) -> tuple[PublicClass, Sel
                 col(SelfCommitment.withdrawn_at).is_(None),
             ),
         )
-        .where(col(Operator.id) == operator.id)
+        .where(col(Operator.id) == operator_id)
         # The newest commitment in force, as operators.service.current_commitment picks it.
         .order_by(col(SelfCommitment.signed_at).desc())
         .limit(1)
+    )
+    return stmt
+
+
+def operator_with_facts(session: Session, operator_id: int) -> Operator | None:
+    """An operator read together with its rating row and commitment (one query instead of two): the
+    following ``public_facts`` for it in the same session uses them instead of asking again.
+    """
+    found = session.execute(
+        _with_facts(Operator, OperatorRating, SelfCommitment, operator_id=operator_id)
     ).first()
-    row, commitment = (found[0], found[1]) if found is not None else (None, None)
+    if found is None:
+        return None
+    operator: Operator = found[0]
+    session.info.setdefault(_PREFETCHED, {})[operator_id] = (found[1], found[2])
+    return operator
+
+
+def public_facts(session: Session, operator: Operator) -> tuple[PublicClass, SelfCommitment | None]:
+    """One operator's public class and its self-commitment in force, in one query (the QR page's path)."""
+    prefetched = session.info.get(_PREFETCHED, {}).pop(operator.id, None)
+    if prefetched is not None:
+        row, commitment = prefetched
+    else:
+        found = session.execute(
+            _with_facts(OperatorRating, SelfCommitment, operator_id=operator.id or 0)
+        ).first()
+        row, commitment = (found[0], found[1]) if found is not None else (None, None)
     reviewed = _reviewed(session, [row]) if row is not None else set()
     return _decide(operator, row, reviewed), commitment

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from backend import ratelimit
 from backend.config import get_settings
-from backend.db import SessionDep
+from backend.db import SessionDep, read_only
 from backend.errors import error_responses, not_found
 from backend.i18n import request_locale
 from backend.operators.models import Sector
@@ -41,6 +41,7 @@ def _public_headers(response: Response) -> None:
     response_model=OperatorSearchPublic,
     responses=error_responses(422, 429),
 )
+@read_only
 def search_operators(
     request: Request,
     response: Response,
@@ -72,6 +73,7 @@ def search_operators(
     response_model=QRProfilePublic,
     responses=error_responses(404, 422),
 )
+@read_only
 def operator_profile(
     request: Request, response: Response, session: SessionDep, operator_id: OperatorId
 ) -> QRProfilePublic:
@@ -82,6 +84,7 @@ def operator_profile(
 
 
 @router.get("/q/{token}", response_class=HTMLResponse, responses=_HTML)
+@read_only
 def qr_page(request: Request, session: SessionDep, token: str) -> HTMLResponse:
     """The page a scanned sticker opens: profile and complaint form, or a warning for a forged or revoked code."""
     rendered = service.qr_page(session, token[:512], request_locale(request))
