@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from backend.common.masking import public_operator_name
 from backend.errors import AppError, not_found
 from backend.i18n import Locale
 from backend.jurisdictions.models import DivisionLevel, Jurisdiction
 from backend.operators.models import Operator, Sector
 from backend.operators.uscc import InvalidUSCC, normalise_uscc
 from backend.public import page
-from backend.public.integrity import PublicClass, public_classes
+from backend.public.integrity import PublicClass, operator_with_facts, public_classes
 from backend.public.labels import sector_name
 from backend.public.schemas import OperatorSearchPublic, OperatorSummaryPublic
+from backend.publication.listing import public_name_sql
 from backend.qr import service as qr_service
 from backend.qr.schemas import QRProfilePublic
 from backend.qr.tokens import QRSubject, SubjectKind
@@ -83,7 +85,8 @@ def search(
         stmt = stmt.where(col(Operator.uscc) == uscc)
     elif term:
         # autoescape: % and _ typed by the public are literal characters, not wildcards.
-        stmt = stmt.where(col(Operator.name).contains(term, autoescape=True))
+        # The name as the public sees it: a person's name finds no individual business (Art. 18).
+        stmt = stmt.where(public_name_sql().contains(term, autoescape=True))
     total = int(session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
     rows = session.execute(stmt.order_by(col(Operator.id)).limit(limit).offset(offset)).all()
     classes = public_classes(session, [r[0] for r in rows])
@@ -100,7 +103,7 @@ def _summary(
     return OperatorSummaryPublic(
         id=operator.id or 0,
         uscc=operator.uscc,
-        name=operator.name,
+        name=public_operator_name(operator.name, operator.uscc, operator.legal_representative),
         sector=operator.sector,
         sector_name=sector_name(operator.sector, locale),
         address=operator.address,
@@ -113,8 +116,11 @@ def _summary(
 
 
 def active_operator(session: Session, operator_id: int) -> Operator:
-    """An active operator, or 404 (a closed business has no public profile)."""
-    operator = session.get(Operator, operator_id)
+    """An active operator, or 404 (a closed business has no public profile).
+
+    Read with its public class and commitment, which ``operator_profile`` needs next (one round trip).
+    """
+    operator = operator_with_facts(session, operator_id)
     if operator is None or not operator.is_active:
         raise not_found("经营者", "operator")
     return operator

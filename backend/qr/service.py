@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import Actor, snapshot
 from backend.auth.dependencies import Scope
+from backend.common.masking import mask_name, public_operator_name
 from backend.config import get_settings
 from backend.errors import AppError, not_found
 from backend.i18n import Locale
@@ -173,12 +174,6 @@ def resolve(session: Session, token: str, *, forged_status: int, revoked_status:
     return QRTarget(subject=subject, operator=operator, stall=stall, instrument=instrument)
 
 
-def mask_name(name: str) -> str:
-    """A person's name as shown in public: the first character and two stars (张**), whatever its length."""
-    name = name.strip()
-    return f"{name[0]}**" if name else ""
-
-
 def _instrument_public(instrument: Instrument, today: date, locale: Locale) -> InstrumentPublic:
     spec = BY_CODE.get(instrument.type_code)
     type_name = (spec.name_zh if locale == "zh-CN" else spec.name_en) if spec else instrument.type_code
@@ -209,7 +204,7 @@ def _operator_public(session: Session, operator: Operator, locale: Locale) -> Op
     return OperatorPublic(
         id=operator.id or 0,
         uscc=operator.uscc,
-        name=operator.name,
+        name=public_operator_name(operator.name, operator.uscc, operator.legal_representative),
         sector=operator.sector,
         sector_name=sector_name(operator.sector, locale),
         address=operator.address,
@@ -261,7 +256,9 @@ def public_profile(
         stall=StallPublic(
             id=stall.id or 0,
             number=stall.number,
-            name=stall.name,
+            name=stall.name.replace(stall.holder_name.strip(), mask_name(stall.holder_name))
+            if stall.name and stall.holder_name.strip()
+            else stall.name,
             holder_name_masked=mask_name(stall.holder_name),
         )
         if stall is not None

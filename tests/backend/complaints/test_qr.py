@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from backend.audit.models import AuditEntry
 from backend.auth.models import Role
+from backend.common.masking import mask_name
 from backend.config import get_settings
 from backend.instruments.models import InstrumentStatus
 from backend.operators.models import Sector
@@ -99,7 +100,7 @@ def test_operator_code_lists_its_instruments_with_states(
 
 @pytest.mark.parametrize("name", ["张三", "张三丰", "欧阳娜娜", "张"])
 def test_holder_names_are_masked(name: str) -> None:
-    assert qr_service.mask_name(name) == name[0] + "**"
+    assert mask_name(name) == name[0] + "**"
 
 
 def _flip(token: str, at: int) -> str:
