@@ -1,0 +1,347 @@
+"""Intake API: verification institutions (Art. 15) and industry associations (Art. 16)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
+
+from backend.auth.dependencies import CurrentUser
+from backend.auth.models import Account, Role
+from backend.common.schemas import Page, PageLimit, PageOffset
+from backend.complaints.service import media_storage
+from backend.config import get_settings
+from backend.db import SessionDep
+from backend.errors import AppError, error_responses, forbidden
+from backend.i18n import request_locale
+from backend.instruments.models import Instrument
+from backend.instruments.service import state_of
+from backend.intake import service
+from backend.intake.models import IntakeJob, IntakeReport, JobKind, ReportMeasure, VerificationSubmission
+from backend.intake.schemas import (
+    AssociationReportCreate,
+    IntakeJobRead,
+    IntakeReportRead,
+    JobProgress,
+    RowErrorRead,
+    VerificationSubmissionCreate,
+    VerificationSubmissionRead,
+    ViolationReportCreate,
+)
+from backend.records.rules import RecordKind
+from backend.records.service import bureau_today
+
+router = APIRouter(prefix="/api/v1/intake", tags=["intake"])
+
+_READ_ERRORS = error_responses(401, 403, 404)
+_WRITE_ERRORS = error_responses(401, 403, 404, 409, 422)
+_UPLOAD_ERRORS = error_responses(401, 403, 413, 415, 422)
+
+
+def _role(*roles: Role) -> Any:
+    def _check(user: CurrentUser) -> Account:
+        if user.role not in roles:
+            raise forbidden(
+                "仅限法定计量技术机构或行业组织账号", "verification institution or association accounts only"
+            )
+        return user
+
+    return Depends(_check)
+
+
+Institution = Annotated[Account, _role(Role.institution)]
+Association = Annotated[Account, _role(Role.association)]
+IntakeAccount = Annotated[Account, _role(Role.institution, Role.association)]
+
+
+def _submission_read(session: SessionDep, submission: VerificationSubmission) -> VerificationSubmissionRead:
+    instrument = session.get(Instrument, submission.instrument_id)
+    today = bureau_today()
+    state = state_of(instrument, today, get_settings().verification_due_days) if instrument else None
+    return VerificationSubmissionRead.model_validate(submission).model_copy(
+        update={"verification_state": state}
+    )
+
+
+def _job_read(job: IntakeJob) -> IntakeJobRead:
+    percent = round(100.0 * job.rows_done / job.total_rows, 1) if job.total_rows else 100.0
+    return IntakeJobRead(
+        **job.model_dump(
+            include={
+                "id",
+                "kind",
+                "state",
+                "filename",
+                "encoding",
+                "imported",
+                "duplicates",
+                "rejected",
+                "records_created",
+                "failure",
+                "created_at",
+                "started_at",
+                "finished_at",
+            }
+        ),
+        progress=JobProgress(done=job.rows_done, total=job.total_rows, percent=percent),
+        errors_url=f"/api/v1/intake/jobs/{job.id}/errors",
+    )
+
+
+def _read_upload(file: UploadFile) -> bytes:
+    data = file.file.read(service.MAX_UPLOAD_BYTES + 1)
+    if len(data) > service.MAX_UPLOAD_BYTES:
+        raise AppError(
+            413,
+            "file_too_large",
+            f"文件过大（上限 {service.MAX_UPLOAD_BYTES // 1024 // 1024} MB）",
+            f"file larger than {service.MAX_UPLOAD_BYTES // 1024 // 1024} MB",
+            {"limit_bytes": service.MAX_UPLOAD_BYTES},
+        )
+    return data
+
+
+# --- verification institutions (Art. 15) ----------------------------------------------------------------
+
+
+@router.post(
+    "/verifications",
+    response_model=VerificationSubmissionRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "已登记过（重复提交）/ already recorded by you"}, **_WRITE_ERRORS},
+)
+def submit_verification(
+    session: SessionDep, user: Institution, body: VerificationSubmissionCreate, response: Response
+) -> VerificationSubmissionRead:
+    """Submit one verification result; a failure or an overdue instrument in use becomes a reported record."""
+    item = service.VerificationInput(row=0, **body.model_dump())
+    submission, created = service.submit_verification(session, account=user, item=item)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _submission_read(session, submission)
+
+
+@router.post(
+    "/verifications/import",
+    response_model=IntakeJobRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_UPLOAD_ERRORS,
+)
+def import_verifications(
+    session: SessionDep,
+    user: Institution,
+    file: Annotated[UploadFile, File(description="CSV（UTF-8 或 GB18030），中文或英文表头，至多 100,000 行")],
+) -> IntakeJobRead:
+    """Upload verification results as CSV; a worker imports them and reports errors per row."""
+    job = service.create_job(
+        session,
+        account=user,
+        kind=JobKind.verifications,
+        filename=file.filename or "",
+        data=_read_upload(file),
+        storage=media_storage(),
+    )
+    return _job_read(job)
+
+
+@router.get("/verifications", response_model=Page[VerificationSubmissionRead], responses=_READ_ERRORS)
+def list_verifications(
+    session: SessionDep, user: Institution, limit: PageLimit = 50, offset: PageOffset = 0
+) -> Page[VerificationSubmissionRead]:
+    """Your own submitted verification results, newest first."""
+    items, total = service.list_submissions(session, user, limit=limit, offset=offset)
+    return Page(
+        items=[VerificationSubmissionRead.model_validate(s) for s in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/verifications/{submission_id}", response_model=VerificationSubmissionRead, responses=_READ_ERRORS
+)
+def get_verification(
+    session: SessionDep, user: Institution, submission_id: int
+) -> VerificationSubmissionRead:
+    """One of your submitted verification results."""
+    return _submission_read(session, service.get_submission(session, user, submission_id))
+
+
+@router.post(
+    "/violations",
+    response_model=IntakeReportRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "已报告过（重复提交）/ already reported by you"}, **_WRITE_ERRORS},
+)
+def report_violation(
+    session: SessionDep, user: Institution, body: ViolationReportCreate, response: Response
+) -> IntakeReportRead:
+    """Report a violation found while verifying (a cheating device…); staff verify or dismiss it."""
+    instrument = None
+    if body.instrument_id or body.instrument_code or body.serial:
+        instrument = service.VerificationInput(
+            row=0,
+            verified_on=body.fact_date,
+            passed=True,
+            certificate_no="",
+            instrument_id=body.instrument_id,
+            instrument_code=body.instrument_code,
+            serial=body.serial,
+            operator_uscc=body.operator_uscc,
+        )
+    data = service.ReportInput(
+        measure=ReportMeasure.violation,
+        kind=body.kind,
+        fact_date=body.fact_date,
+        summary=body.summary,
+        evidence_refs=body.evidence_refs,
+        reference=body.reference,
+        operator_id=body.operator_id,
+        operator_uscc=body.operator_uscc,
+        instrument=instrument,
+    )
+    report, created = service.file_report(
+        session, account=user, data=data, area=service.area_path(session, user)
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return IntakeReportRead.model_validate(report)
+
+
+# --- industry associations (Art. 16) ---------------------------------------------------------------------
+
+
+@router.post(
+    "/association-reports",
+    response_model=IntakeReportRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "已报告过（重复提交）/ already reported by you"}, **_WRITE_ERRORS},
+)
+def report_association(
+    session: SessionDep, user: Association, body: AssociationReportCreate, response: Response
+) -> IntakeReportRead:
+    """Report a warning (警告) or censure (通报批评) of a member operator; staff verify or dismiss it."""
+    data = service.ReportInput(
+        measure=body.measure,
+        kind=RecordKind.ASSOCIATION_WARNING,
+        fact_date=body.fact_date,
+        summary=body.summary,
+        evidence_refs=body.evidence_refs,
+        reference=body.reference,
+        operator_id=body.operator_id,
+        operator_uscc=body.operator_uscc,
+    )
+    report, created = service.file_report(
+        session, account=user, data=data, area=service.area_path(session, user)
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return IntakeReportRead.model_validate(report)
+
+
+@router.post(
+    "/association-reports/import",
+    response_model=IntakeJobRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_UPLOAD_ERRORS,
+)
+def import_association_reports(
+    session: SessionDep,
+    user: Association,
+    file: Annotated[UploadFile, File(description="CSV（UTF-8 或 GB18030），中文或英文表头，至多 10,000 行")],
+) -> IntakeJobRead:
+    """Upload warnings and censures as CSV; a worker files them and reports errors per row."""
+    job = service.create_job(
+        session,
+        account=user,
+        kind=JobKind.association_reports,
+        filename=file.filename or "",
+        data=_read_upload(file),
+        storage=media_storage(),
+    )
+    return _job_read(job)
+
+
+# --- both: reports and jobs ------------------------------------------------------------------------------
+
+
+@router.get("/reports", response_model=Page[IntakeReportRead], responses=_READ_ERRORS)
+def list_reports(
+    session: SessionDep, user: IntakeAccount, limit: PageLimit = 50, offset: PageOffset = 0
+) -> Page[IntakeReportRead]:
+    """Your own violation reports or association reports, newest first."""
+    items, total = service.list_reports(session, user, limit=limit, offset=offset)
+    return Page(
+        items=[IntakeReportRead.model_validate(r) for r in items], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/reports/{report_id}", response_model=IntakeReportRead, responses=_READ_ERRORS)
+def get_report(session: SessionDep, user: IntakeAccount, report_id: int) -> IntakeReportRead:
+    """One of your reports."""
+    report: IntakeReport = service.get_report(session, user, report_id)
+    return IntakeReportRead.model_validate(report)
+
+
+@router.get("/jobs", response_model=Page[IntakeJobRead], responses=_READ_ERRORS)
+def list_jobs(
+    session: SessionDep, user: IntakeAccount, limit: PageLimit = 50, offset: PageOffset = 0
+) -> Page[IntakeJobRead]:
+    """Your own CSV jobs, newest first."""
+    items, total = service.list_jobs(session, user, limit=limit, offset=offset)
+    return Page(items=[_job_read(j) for j in items], total=total, limit=limit, offset=offset)
+
+
+@router.get("/jobs/{job_id}", response_model=IntakeJobRead, responses=_READ_ERRORS)
+def get_job(session: SessionDep, user: IntakeAccount, job_id: int) -> IntakeJobRead:
+    """A job's state, progress (rows done of the total) and counts."""
+    return _job_read(service.get_job(session, user, job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/errors",
+    response_model=Page[RowErrorRead],
+    responses={200: {"content": {"text/csv": {}}}, **_READ_ERRORS},
+)
+def get_job_errors(
+    request: Request,
+    session: SessionDep,
+    user: IntakeAccount,
+    job_id: int,
+    format: Annotated[Literal["json", "csv"] | None, Query(description="csv：下载错误报告")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: PageOffset = 0,
+) -> Page[RowErrorRead] | Response:
+    """The row-level error report: JSON pages, or the whole report as CSV (``?format=csv`` or Accept: text/csv)."""
+    job = service.get_job(session, user, job_id)
+    locale = request_locale(request)
+    as_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+    if as_csv:
+        errors, _total = service.row_errors(session, job.id or 0)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["行号 row", "列 column", "错误代码 code", "说明", "message"])
+        for e in errors:
+            writer.writerow([e.row_number, e.column_name or "", e.code, e.message_zh, e.message_en])
+        # The BOM makes spreadsheet programs read the Chinese as UTF-8.
+        return Response(
+            content="\ufeff" + out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="intake-job-{job.id}-errors.csv"'},
+        )
+    errors, total = service.row_errors(session, job.id or 0, limit=limit, offset=offset)
+    items = [
+        RowErrorRead(
+            row=e.row_number,
+            column=e.column_name,
+            code=e.code,
+            message=e.message_zh if locale == "zh-CN" else e.message_en,
+            message_zh=e.message_zh,
+            message_en=e.message_en,
+        )
+        for e in errors
+    ]
+    return Page(items=items, total=total, limit=limit, offset=offset)

@@ -1,0 +1,135 @@
+"""Institutions' violation reports (Art. 15(1)) and associations' warnings and censures (Art. 16), single and CSV."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from backend.auth.models import Role
+from backend.records.models import IntegrityRecord, RecordSource
+from backend.records.rules import RecordKind, RecordState
+from backend.records.service import bureau_today
+from tests.backend.intake.conftest import World
+from tests.factories import make_account, make_instrument, make_operator
+
+TODAY = bureau_today()
+VIOLATIONS = "/api/v1/intake/violations"
+ASSOCIATION = "/api/v1/intake/association-reports"
+
+
+def _record(world: World, record_id: int) -> IntegrityRecord:
+    record = world.session.get(IntegrityRecord, record_id)
+    assert record is not None
+    return record
+
+
+def test_an_institution_reports_a_cheating_device_pending_verification(world: World) -> None:
+    scale = make_instrument(world.session, world.operator)
+    body: dict[str, Any] = {
+        "kind": "metrology_cheating",
+        "serial": scale.serial,
+        "operator_uscc": world.operator.uscc,
+        "fact_date": (TODAY - timedelta(days=2)).isoformat(),
+        "summary": "检定时发现秤内加装遥控作弊装置",
+        "evidence_refs": ["photo:abc"],
+        "reference": "浙计检〔2026〕12号",
+    }
+    headers = world.headers(world.institution)
+    resp = world.client.post(VIOLATIONS, json=body, headers=headers)
+    assert resp.status_code == 201, resp.text
+    report = resp.json()
+    record = _record(world, report["record_id"])
+    assert record.kind is RecordKind.METROLOGY_CHEATING and record.state is RecordState.REPORTED
+    assert record.source is RecordSource.institution and record.instrument_id == scale.id
+    assert record.operator_id == world.operator.id and record.author_id == world.institution.id
+    assert "遥控作弊装置" in record.summary and record.evidence_refs == ["浙计检〔2026〕12号", "photo:abc"]
+    again = world.client.post(VIOLATIONS, json=body, headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == report["id"]
+    assert world.client.get(f"/api/v1/intake/reports/{report['id']}", headers=headers).status_code == 200
+    other = make_account(world.session, Role.institution)
+    assert (
+        world.client.get(f"/api/v1/intake/reports/{report['id']}", headers=world.headers(other)).status_code
+        == 404
+    )
+
+
+def test_institutions_cannot_report_the_bureaus_own_findings(world: World) -> None:
+    body = {
+        "kind": "inspection_failed",
+        "operator_id": world.operator.id,
+        "fact_date": TODAY.isoformat(),
+        "summary": "x",
+    }
+    resp = world.client.post(VIOLATIONS, json=body, headers=world.headers(world.institution))
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "kind_not_reportable"
+    future = body | {"kind": "short_weight", "fact_date": (TODAY + timedelta(days=1)).isoformat()}
+    resp = world.client.post(VIOLATIONS, json=future, headers=world.headers(world.institution))
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "fact_date_in_future"
+    assert (
+        world.client.post(VIOLATIONS, json=body, headers=world.headers(world.association)).status_code == 403
+    )
+
+
+def test_an_association_reports_a_warning_and_a_censure(world: World) -> None:
+    headers = world.headers(world.association)
+    base = {
+        "operator_uscc": world.operator.uscc,
+        "fact_date": (TODAY - timedelta(days=10)).isoformat(),
+        "summary": "会员缺斤短两，经协会调查属实",
+        "evidence_refs": ["协会决定书 2026-3"],
+    }
+    warning = world.client.post(ASSOCIATION, json=base | {"measure": "warning"}, headers=headers)
+    censure = world.client.post(ASSOCIATION, json=base | {"measure": "censure"}, headers=headers)
+    assert warning.status_code == 201 and censure.status_code == 201, censure.text
+    records = [_record(world, r.json()["record_id"]) for r in (warning, censure)]
+    assert all(
+        r.kind is RecordKind.ASSOCIATION_WARNING
+        and r.source is RecordSource.association
+        and r.state is RecordState.REPORTED
+        for r in records
+    )
+    assert records[0].summary.startswith("【行业组织警告】") and records[1].summary.startswith(
+        "【行业内通报批评】"
+    )
+    assert warning.json()["measure"] == "warning" and censure.json()["measure"] == "censure"
+    listed = world.client.get("/api/v1/intake/reports", headers=headers).json()
+    assert listed["total"] == 2
+    violation = world.client.post(ASSOCIATION, json=base | {"measure": "violation"}, headers=headers)
+    assert violation.status_code == 422
+
+
+def test_associations_reach_only_their_own_area(world: World) -> None:
+    beijing_staff = make_account(world.session, Role.staff, "110105")
+    far = make_operator(world.session, beijing_staff, county="110105")
+    body = {"measure": "warning", "operator_id": far.id, "fact_date": TODAY.isoformat(), "summary": "x"}
+    resp = world.client.post(ASSOCIATION, json=body, headers=world.headers(world.association))
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "unknown_operator"
+    for account in (world.institution, world.staff):
+        assert world.client.post(ASSOCIATION, json=body, headers=world.headers(account)).status_code == 403
+
+
+def test_an_association_csv_is_filed_row_by_row(world: World) -> None:
+    day = (TODAY - timedelta(days=3)).isoformat()
+    content = (
+        "统一社会信用代码,措施,日期,事由,证据,文号\n"
+        f"{world.operator.uscc},警告,{day},短秤,照片1;照片2,协〔2026〕1号\n"
+        f"{world.other_operator.uscc},通报批评,{day},拒不整改,,协〔2026〕2号\n"
+        f"{world.other_operator.uscc},罚款,{day},x,,\n"
+        f"911111111111111111,警告,{day},x,,\n"
+    ).encode("gb18030")
+    job = world.upload("association-reports/import", world.association, content).json()
+    assert job["kind"] == "association_reports" and job["progress"]["total"] == 4
+    world.run(job["id"])
+    job = world.job(job["id"], world.association)
+    assert (job["imported"], job["rejected"], job["records_created"]) == (2, 2, 2)
+    errors = world.client.get(job["errors_url"], headers=world.headers(world.association)).json()["items"]
+    assert [(e["row"], e["code"]) for e in errors] == [(4, "invalid_measure"), (5, "unknown_operator")]
+    reports = world.client.get("/api/v1/intake/reports", headers=world.headers(world.association)).json()
+    assert sorted(r["row_number"] for r in reports["items"]) == [2, 3]
+    by_row = {r["row_number"]: r for r in reports["items"]}
+    assert by_row[2]["evidence_refs"] == ["照片1", "照片2"] and by_row[2]["reference"] == "协〔2026〕1号"
+    assert by_row[3]["measure"] == "censure" and by_row[3]["evidence_refs"] == []
+    again = world.upload("association-reports/import", world.association, content).json()
+    world.run(again["id"])
+    assert world.job(again["id"], world.association)["duplicates"] == 2
+    assert world.upload("association-reports/import", world.institution, content).status_code == 403

@@ -1,0 +1,65 @@
+"""Intake tasks: import an uploaded CSV file (verification results or association reports) chunk by chunk."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+from celery import Task
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from backend.complaints.service import media_storage
+from backend.db import session_scope
+from backend.intake import service
+from backend.media.storage import MediaNotFound
+from backend.outbox.models import OutboxEvent
+from workers.celery_app import celery_app
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 6
+
+
+def _task(**options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
+    """``celery_app.task`` with a type: Celery's decorator is untyped."""
+    return cast(Callable[[Callable[..., Any]], "Task[Any, Any]"], celery_app.task(**options))
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors worth retrying: the database briefly unavailable, or a unique key another upload of the same
+    certificates committed first (the retried chunk then counts those rows as duplicates)."""
+    if isinstance(exc, OperationalError | IntegrityError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+# 100,000 rows take well under a minute; the limits leave room for a loaded machine, and a redelivery resumes
+# after the last committed chunk.
+@_task(
+    name="gongping.intake.run_job",
+    bind=True,
+    max_retries=MAX_RETRIES,
+    time_limit=1800,
+    soft_time_limit=1700,
+)
+def run_job_task(self: Task[Any, Any], event_id: int) -> str | None:
+    """The ``intake.job_submitted`` consumer: import the job's file; a finished job is left alone."""
+    with session_scope() as session:
+        event = session.get(OutboxEvent, event_id)
+        payload = dict(event.payload) if event is not None else None
+    if payload is None:
+        return None
+    job_id = int(payload["job_id"])
+    try:
+        state = service.run_job(job_id, storage=media_storage())
+    except MediaNotFound:
+        service.fail_job(job_id, "上传的文件已不存在 / the uploaded file is gone")
+        return "failed"
+    except Exception as exc:
+        if _transient(exc) and self.request.retries < MAX_RETRIES:
+            raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries)) from exc
+        log.exception("intake job %s failed", job_id)
+        service.fail_job(job_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return state.value if state is not None else None
