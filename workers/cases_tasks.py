@@ -12,6 +12,7 @@ from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 
+from backend import faults
 from backend.cases.routing import GeocoderRetry
 from backend.cases.service import route_complaint
 from backend.cases.sweep import sweep_deadlines
@@ -63,6 +64,7 @@ def route_event(
         if event is None:
             return None
         case = route_complaint(session, int(event.payload["complaint_id"]), final_attempt=final_attempt)
+        faults.pause("route.before_commit")
         return case.case_no if case is not None else None
 
 

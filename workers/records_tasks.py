@@ -42,15 +42,16 @@ def _payload(event_id: int) -> dict[str, Any] | None:
         return dict(event.payload) if event is not None else None
 
 
+def rerate_for_event(event_id: int, *, as_of: date | None = None) -> rating.RerateReport:
+    """What a ``record.changed`` or ``operator.rating_inputs_changed`` event asks for: re-rate its operator."""
+    return rating.rerate_for_event(event_id, as_of=as_of)
+
+
 @_task(name="gongping.records.rerate_operator", bind=True, max_retries=MAX_RETRIES)
 def rerate_operator_task(self: Task[Any, Any], event_id: int) -> bool:
-    """The ``record.changed`` consumer: re-rate the record's operator; a no-op when nothing changed."""
-    payload = _payload(event_id)
-    if payload is None:
-        return False
+    """The ``record.changed`` / ``operator.rating_inputs_changed`` consumer; a no-op when nothing changed."""
     try:
-        with session_scope() as session:
-            report = rating.rerate_operator(session, int(payload["operator_id"]))
+        report = rerate_for_event(event_id)
     except Exception as exc:
         if not _transient(exc):
             raise

@@ -1,4 +1,4 @@
-"""Loader dependencies: fetch a case or 404, checking scope in one place."""
+"""Loader dependencies: fetch a case in the caller's scope or 404 (``backend.common.scoped``)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from backend.auth.dependencies import StaffScope
-from backend.cases import service
 from backend.cases.models import Case
-from backend.db import SessionDep
+from backend.cases.service import CASE
+from backend.common.scoped import staff_loader
 
-
-def _staff_case(session: SessionDep, scope: StaffScope, case_id: int) -> Case:
-    return service.get_in_scope(session, scope, case_id)
-
-
-StaffCase = Annotated[Case, Depends(_staff_case)]
+StaffCase = Annotated[Case, Depends(staff_loader(Case, CASE, id_param="case_id", via="jurisdiction"))]

@@ -9,7 +9,7 @@ from backend import audit
 from backend.auth.dependencies import StaffScope
 from backend.cases import repository, service
 from backend.cases.dependencies import StaffCase
-from backend.cases.models import CaseKind, CaseState
+from backend.cases.models import CaseKind, CaseState, RejectionReason
 from backend.cases.schemas import (
     CaseClose,
     CaseDetail,
@@ -22,7 +22,9 @@ from backend.cases.schemas import (
     CaseSubstantiate,
     CaseSummary,
     CaseTransfer,
+    HandledByOption,
     OperatorFinding,
+    RejectionReasonRead,
     TransferRead,
 )
 from backend.common.schemas import Page, PageLimit, PageOffset
@@ -93,6 +95,21 @@ def case_transfers(
     """Transfers into, out of and within your jurisdiction, newest first."""
     items, total = repository.transfers_in_scope(session, scope, limit=limit, offset=offset)
     return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/cases/rejection-reasons", response_model=list[RejectionReasonRead], responses=_ERRORS)
+def rejection_reasons(request: Request, scope: StaffScope) -> list[RejectionReasonRead]:
+    """The reasons for not accepting a complaint (不予受理, Order No. 20 Art. 15), labelled in your language."""
+    zh = request_locale(request) == "zh-CN"
+    return [
+        RejectionReasonRead(
+            reason=reason,
+            label=label[0] if zh else label[1],
+            handled_by=[HandledByOption(handled_by=b, label=t[0] if zh else t[1]) for b, t in bodies],
+            cites_case=reason is RejectionReason.duplicate,
+        )
+        for reason, label, bodies in service.rejection_reasons()
+    ]
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, responses=_ERRORS)

@@ -54,6 +54,27 @@ class CaseReject(_Body):
     note: str = Field(default="", max_length=2000)
 
 
+class HandledByOption(BaseModel):
+    """A body that may already handle the complaint (with ``handled_elsewhere``)."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    handled_by: HandledBy
+    label: str
+
+
+class RejectionReasonRead(BaseModel):
+    """One reason on the list for not accepting a complaint (SAMR Order No. 20, Art. 15), as staff pick it."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    reason: RejectionReason
+    #: In the reader's language (zh-CN first); also what the filer reads on their timeline.
+    label: str
+    #: The bodies to name with this reason (``handled_by`` is required exactly when this is not empty).
+    handled_by: list[HandledByOption]
+    #: Whether the earlier case may be cited (``duplicate_of_case_id``).
+    cites_case: bool
+
+
 class CaseSubstantiate(_Body):
     """The investigation's findings and the integrity records they make (verified: Art. 13 经调查核实)."""
 

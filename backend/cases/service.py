@@ -39,6 +39,7 @@ from backend.cases.models import (
     HandledBy,
     RejectionReason,
 )
+from backend.common.scoped import load_scoped
 from backend.complaints import service as complaints
 from backend.complaints.models import (
     Complaint,
@@ -70,6 +71,8 @@ HANDLING_SPECS: dict[CaseKind, DeadlineSpec | None] = {
     CaseKind.complaint: MEDIATION_END,
     CaseKind.tip_off: None,
 }
+#: What a missing or out-of-scope case is called in the 404.
+CASE = ("案件", "case")
 _ACCEPTANCE_KEYS = frozenset(spec.key for spec in ACCEPTANCE_SPECS.values())
 _HANDLING_KEYS = frozenset(spec.key for spec in HANDLING_SPECS.values() if spec is not None)
 
@@ -135,6 +138,21 @@ HANDLED_BY_LABELS: dict[HandledBy, tuple[str, str]] = {
     HandledBy.arbitration: ("仲裁机构", "an arbitration body"),
     HandledBy.consumer_association: ("消费者协会", "a consumer association"),
 }
+
+
+def rejection_reasons() -> list[
+    tuple[RejectionReason, tuple[str, str], list[tuple[HandledBy, tuple[str, str]]]]
+]:
+    """The list staff choose from when not accepting a complaint, with labels and the bodies each may name."""
+    return [
+        (
+            reason,
+            label,
+            list(HANDLED_BY_LABELS.items()) if reason is RejectionReason.handled_elsewhere else [],
+        )
+        for reason, label in REJECTION_LABELS.items()
+    ]
+
 
 #: Record kinds a substantiation may add to ``complaint_substantiated`` when the findings say so (Art. 8).
 FINDING_KINDS = frozenset(
@@ -970,15 +988,4 @@ def transfer(
 
 def get_in_scope(session: Session, scope: Scope, case_id: int) -> Case:
     """The case if its jurisdiction lies in the scope (the national triage queue: admins); 404 otherwise."""
-    row = session.execute(
-        select(Case, col(Jurisdiction.path))
-        .outerjoin(Jurisdiction, col(Jurisdiction.code) == col(Case.jurisdiction_code))
-        .where(col(Case.id) == case_id)
-    ).first()
-    if row is None:
-        raise not_found("案件", "case")
-    case: Case = row[0]
-    path: str | None = row[1]
-    if scope.path != "/" and (path is None or not scope.covers(path)):
-        raise not_found("案件", "case")
-    return case
+    return load_scoped(session, scope, Case, case_id, CASE, via="jurisdiction")

@@ -12,7 +12,9 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import SYSTEM, snapshot
 from backend.cases.models import Case, CaseAction, CaseDeadline, CaseEvent
-from backend.cases.service import aware, locked_case
+from backend.cases.service import aware, bureau_label, locked_case
+from backend.complaints import service as complaints
+from backend.complaints.models import Complaint
 from backend.db import session_scope, utcnow
 from backend.jurisdictions.models import Jurisdiction
 from backend.outbox.service import emit
@@ -86,6 +88,18 @@ def mark_overdue(session: Session, deadline_id: int, now: datetime) -> bool:
     )
     # The parent's staff are told (it is their escalation); at province level the province's own staff.
     target = parent or case.jurisdiction_code
+    # The filer is told too, on their timeline (no staff identity; the status itself does not change).
+    complaint = session.get(Complaint, case.complaint_id)
+    if complaint is not None:
+        bureau_zh, bureau_en = bureau_label(session, target)
+        due = deadline.due_on.isoformat()
+        complaints.add_event(
+            session,
+            complaint,
+            complaint.status,
+            f"办理已超过法定期限（{due}），已报{bureau_zh}督办",
+            f"The statutory deadline ({due}) has passed; {bureau_en} has been told to supervise the handling",
+        )
     if target is not None:
         emit(
             session,

@@ -25,7 +25,7 @@ from backend.operators.schemas import (
     StallCreate,
     StallUpdate,
 )
-from backend.records.service import record_commitment_signed
+from backend.records.service import operator_facts_changed, record_commitment_signed
 
 
 def to_read(operator: Operator) -> OperatorRead:
@@ -119,6 +119,9 @@ def update(session: Session, *, operator: Operator, data: OperatorUpdate, scope:
         before=before,
         after=snapshot(operator),
     )
+    if changes.keys() & {"management_assessment", "is_demonstration_unit"}:
+        # Rating inputs (Art. 8, 10): the demonstration unit's good record, and a re-rating.
+        operator_facts_changed(session, operator, before=before or {}, actor=scope.user)
     return operator
 
 

@@ -13,9 +13,10 @@ from backend import audit
 from backend.audit.service import Actor, snapshot
 from backend.auth.dependencies import Scope
 from backend.cases.deadlines import DeadlineSpec, StartEvent, compute_deadline
+from backend.common.scoped import load_scoped
 from backend.config import get_settings
 from backend.db import utcnow
-from backend.errors import AppError, conflict, not_found
+from backend.errors import AppError, conflict
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators.models import Operator
 from backend.outbox.service import emit
@@ -173,18 +174,13 @@ def decide(
     return row
 
 
+#: What a missing or out-of-scope correction request is called in the 404.
+CORRECTION = ("更正申请", "correction request")
+
+
 def get_in_scope(session: Session, scope: Scope, correction_id: int) -> CorrectionRequest:
     """A request about an operator in the scope; 404 otherwise."""
-    row = session.execute(
-        select(CorrectionRequest, col(Jurisdiction.path))
-        .join(Operator, col(Operator.id) == col(CorrectionRequest.operator_id))
-        .join(Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code))
-        .where(col(CorrectionRequest.id) == correction_id)
-    ).first()
-    if row is None or not scope.covers(row[1]):
-        raise not_found("更正申请", "correction request")
-    found: CorrectionRequest = row[0]
-    return found
+    return load_scoped(session, scope, CorrectionRequest, correction_id, CORRECTION, via="operator")
 
 
 def list_in_scope(

@@ -1,4 +1,4 @@
-"""Loader dependencies: fetch a record or correction request or 404, checking scope in one place."""
+"""Loader dependencies: a record or correction request in the caller's scope, or 404 (``backend.common.scoped``)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from backend.auth.dependencies import CurrentUser, StaffScope
+from backend.auth.dependencies import CurrentUser
 from backend.auth.models import Account, Role
+from backend.common.scoped import staff_loader
 from backend.db import SessionDep
 from backend.errors import forbidden
 from backend.records import corrections, service
 from backend.records.models import CorrectionRequest, IntegrityRecord
-
-
-def _staff_record(session: SessionDep, scope: StaffScope, record_id: int) -> IntegrityRecord:
-    return service.get_in_scope(session, scope, record_id)
 
 
 def _operator_user(user: CurrentUser) -> Account:
@@ -32,10 +29,14 @@ def _own_record(session: SessionDep, user: OperatorUser, record_id: int) -> Inte
     return service.get_for_operator(session, user.operator_id or 0, record_id)
 
 
-def _staff_correction(session: SessionDep, scope: StaffScope, correction_id: int) -> CorrectionRequest:
-    return corrections.get_in_scope(session, scope, correction_id)
-
-
-StaffRecord = Annotated[IntegrityRecord, Depends(_staff_record)]
+StaffRecord = Annotated[
+    IntegrityRecord,
+    Depends(staff_loader(IntegrityRecord, service.RECORD, id_param="record_id", via="operator")),
+]
 OwnRecord = Annotated[IntegrityRecord, Depends(_own_record)]
-StaffCorrection = Annotated[CorrectionRequest, Depends(_staff_correction)]
+StaffCorrection = Annotated[
+    CorrectionRequest,
+    Depends(
+        staff_loader(CorrectionRequest, corrections.CORRECTION, id_param="correction_id", via="operator")
+    ),
+]

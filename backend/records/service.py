@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import SYSTEM, Actor, snapshot
 from backend.auth.dependencies import Scope
+from backend.common.scoped import load_scoped
 from backend.config import get_settings
 from backend.db import utcnow
 from backend.errors import AppError, conflict, not_found
@@ -26,6 +27,7 @@ from backend.instruments.models import Instrument, InstrumentStatus
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators.models import Operator, SelfCommitment
 from backend.outbox.service import emit
+from backend.publication import service as publication
 from backend.records.models import IntegrityRecord, IntegrityRecordVersion, RecordChange, RecordSource
 from backend.records.rules import BAD_KINDS, INSTRUMENT_KINDS, RecordKind, RecordState
 
@@ -257,7 +259,7 @@ def _apply(
         setattr(record, key, value)
     if change is not RecordChange.verify:
         # What was reviewed for publication (Art. 18) is no longer what the record says.
-        record.public_eligible = False
+        publication.withdraw_for_change(session, record, change=change, actor=actor, reason=reason)
     record.version += 1
     record.updated_at = utcnow()
     session.add(record)
@@ -369,18 +371,13 @@ def correct(
 # --- reading, scoped -------------------------------------------------------------------------------------
 
 
+#: What a missing or out-of-scope record is called in the 404.
+RECORD = ("诚信计量记录", "integrity record")
+
+
 def get_in_scope(session: Session, scope: Scope, record_id: int) -> IntegrityRecord:
     """The record if its operator lies in the scope; 404 otherwise, so ids outside reveal nothing."""
-    row = session.execute(
-        select(IntegrityRecord, col(Jurisdiction.path))
-        .join(Operator, col(Operator.id) == col(IntegrityRecord.operator_id))
-        .join(Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code))
-        .where(col(IntegrityRecord.id) == record_id)
-    ).first()
-    if row is None or not scope.covers(row[1]):
-        raise not_found("诚信计量记录", "integrity record")
-    record: IntegrityRecord = row[0]
-    return record
+    return load_scoped(session, scope, IntegrityRecord, record_id, RECORD, via="operator")
 
 
 def get_for_operator(session: Session, operator_id: int, record_id: int) -> IntegrityRecord:
@@ -509,6 +506,76 @@ def record_commitment_signed(
         actor=actor,
         reason="签署自我承诺 / self-commitment signed",
     )
+
+
+#: The outbox topic that re-rates an operator when a fact about it that is not a record changes (Art. 10's
+#: management assessment); the relay sends it to the same task as ``record.changed``.
+RATING_INPUTS_CHANGED = "operator.rating_inputs_changed"
+
+
+def demonstration_ref(operator_id: int) -> str:
+    """The source reference of the good record a demonstration-unit designation makes."""
+    return f"operator:{operator_id}:demonstration_unit"
+
+
+def operator_facts_changed(
+    session: Session,
+    operator: Operator,
+    *,
+    before: dict[str, Any],
+    actor: Actor,
+) -> None:
+    """Follow a staff edit of an operator's rating inputs (Art. 8, 10): called by the operator update.
+
+    The demonstration-unit flag and its good record move together: setting the flag makes a verified
+    ``demonstration_unit`` record (示范单位, Art. 8 良好记录); clearing it revokes that record. Both go through
+    :func:`create` / :func:`revoke`, so they are versioned, audited and re-rate the operator. A changed
+    management assessment (sound / not fully sound separates 守信 from 基本守信) re-rates through the outbox, on
+    the same worker path as a record change.
+    """
+    operator_id = operator.id or 0
+    was_demo = bool(before.get("is_demonstration_unit"))
+    if operator.is_demonstration_unit and not was_demo:
+        create(
+            session,
+            operator=operator,
+            kind=RecordKind.DEMONSTRATION_UNIT,
+            fact_date=bureau_today(),
+            source=RecordSource.staff,
+            source_ref=demonstration_ref(operator_id),
+            state=RecordState.VERIFIED,
+            summary="被认定为诚信计量示范单位",
+            actor=actor,
+            reason="工作人员认定为示范单位 / designated a demonstration unit by staff",
+        )
+    elif was_demo and not operator.is_demonstration_unit:
+        live = session.execute(
+            select(IntegrityRecord).where(
+                col(IntegrityRecord.operator_id) == operator_id,
+                col(IntegrityRecord.source_ref) == demonstration_ref(operator_id),
+                col(IntegrityRecord.kind) == RecordKind.DEMONSTRATION_UNIT,
+                col(IntegrityRecord.state).in_([RecordState.REPORTED, RecordState.VERIFIED]),
+            )
+        ).scalars()
+        for record in live:
+            revoke(
+                session,
+                record,
+                actor=actor,
+                reason="示范单位认定已撤销 / demonstration-unit designation withdrawn",
+            )
+    previous = before.get("management_assessment")
+    if previous is not None and str(previous) != operator.management_assessment.value:
+        emit(
+            session,
+            RATING_INPUTS_CHANGED,
+            {
+                "operator_id": operator_id,
+                "trigger": "manual",
+                "management_assessment": operator.management_assessment.value,
+            },
+            dedupe_key=f"{RATING_INPUTS_CHANGED}:{operator_id}:{operator.updated_at.isoformat()}",
+        )
 
 
 def _in_force(commitment: SelfCommitment, fact_date: date) -> bool:

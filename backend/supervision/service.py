@@ -5,16 +5,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import snapshot
 from backend.auth.dependencies import Scope
 from backend.auth.models import Account
+from backend.common.scoped import load_scoped
 from backend.db import table_of, utcnow
 from backend.errors import AppError, conflict, forbidden, not_found
 from backend.jurisdictions.models import Jurisdiction
@@ -44,23 +45,15 @@ from backend.supervision.schemas import (
     PlanCreate,
 )
 
-M = TypeVar("M", bound=SQLModel)
-
+#: What a missing or out-of-scope plan or interview is called in the 404.
+PLAN = ("抽查计划", "inspection plan")
+INTERVIEW = ("约谈", "interview")
 ART12_BASIS = "《服务业诚信计量监督管理制度建设指南》（国质检量函〔2017〕566号）第十二条第（二）项"
 
 
-def get_scoped(session: Session, scope: Scope, model: type[M], row_id: int, what: tuple[str, str]) -> M:
-    """A row that has an ``operator_id`` if its operator lies in the scope; 404 otherwise."""
-    row = session.execute(
-        select(model, col(Jurisdiction.path))
-        .join(Operator, col(Operator.id) == model.operator_id)  # type: ignore[attr-defined]
-        .join(Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code))
-        .where(model.id == row_id)  # type: ignore[attr-defined]
-    ).first()
-    if row is None or not scope.covers(row[1]):
-        raise not_found(*what)
-    found: M = row[0]
-    return found
+def interview_in_scope(session: Session, scope: Scope, interview_id: int) -> Interview:
+    """An interview with an operator in the scope; 404 otherwise."""
+    return load_scoped(session, scope, Interview, interview_id, INTERVIEW, via="operator")
 
 
 def _under(stmt: Any, path: str) -> Any:
@@ -312,15 +305,7 @@ def create_plan(session: Session, *, scope: Scope, data: PlanCreate) -> Inspecti
 
 def plan_in_scope(session: Session, scope: Scope, plan_id: int) -> InspectionPlan:
     """A plan whose jurisdiction lies in the scope; 404 otherwise."""
-    row = session.execute(
-        select(InspectionPlan, col(Jurisdiction.path))
-        .join(Jurisdiction, col(Jurisdiction.code) == col(InspectionPlan.jurisdiction_code))
-        .where(col(InspectionPlan.id) == plan_id)
-    ).first()
-    if row is None or not scope.covers(row[1]):
-        raise not_found("抽查计划", "inspection plan")
-    plan: InspectionPlan = row[0]
-    return plan
+    return load_scoped(session, scope, InspectionPlan, plan_id, PLAN, via="jurisdiction")
 
 
 def plan_entries(session: Session, plan_id: int) -> list[tuple[PlanEntry, str, str]]:
@@ -454,7 +439,7 @@ _OPEN = frozenset({InterviewStatus.scheduled, InterviewStatus.acknowledged})
 def acknowledge_interview(session: Session, interview: Interview, *, user: Account) -> Interview:
     """The operator's user confirms it has received the reminder or summons."""
     if user.operator_id != interview.operator_id:
-        raise not_found("约谈", "interview")
+        raise not_found(*INTERVIEW)
     return _move(
         session,
         interview,
@@ -534,7 +519,7 @@ def own_interview(session: Session, user: Account, interview_id: int) -> Intervi
     """One of the operator user's interviews; 404 for anyone else's."""
     interview = session.get(Interview, interview_id)
     if interview is None or interview.operator_id != user.operator_id:
-        raise not_found("约谈", "interview")
+        raise not_found(*INTERVIEW)
     return interview
 
 

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from sqlmodel import Session, col, select
 
+from backend.audit.models import AuditEntry
+from backend.auth.dependencies import Scope
 from backend.auth.models import Role
+from backend.jurisdictions.models import Jurisdiction
+from backend.operators import service as operators
+from backend.operators.models import ManagementAssessment
+from backend.operators.schemas import OperatorUpdate
 from backend.outbox.models import OutboxEvent
-from backend.records import service
-from backend.records.models import IntegrityRecord, OperatorRating, RatingChange, RecordSource
+from backend.records import rating, service
+from backend.records.models import (
+    IntegrityRecord,
+    OperatorRating,
+    RatingChange,
+    RatingTrigger,
+    RecordSource,
+)
 from backend.records.rules import IntegrityClass, RecordKind, RecordState
 from tests.factories import make_account, make_instrument, make_operator, make_record
 from workers import records_tasks, relay
@@ -126,3 +139,65 @@ def test_nightly_task_fans_out_one_task_per_range(
     assert [(r.operator_id, r.cls) for r in stored] == [
         (operators[1].id, IntegrityClass.BASICALLY_TRUSTWORTHY)
     ]
+
+
+def test_a_changed_management_assessment_is_rerated_by_the_worker(committed_session: Session) -> None:
+    session = committed_session
+    staff = make_account(session, Role.staff, "330106")
+    operator = make_operator(session, staff)
+    make_record(session, operator, "commitment_kept")  # a stored row: 基本守信 while not assessed
+    session.commit()
+    _relay_and_work(session)
+    jurisdiction = session.get(Jurisdiction, "330106")
+    assert jurisdiction is not None
+    scope = Scope(staff, jurisdiction.path)
+    operators.update(
+        session,
+        operator=operator,
+        data=OperatorUpdate(management_assessment=ManagementAssessment.sound),
+        scope=scope,
+    )
+    session.commit()
+    broker = Broker()
+    relay.relay_once(session, sender=broker)
+    session.commit()
+    assert ("gongping.records.rerate_operator", [ANY]) in broker.sent
+    broker.work()
+    session.expire_all()
+    changes = session.exec(
+        select(RatingChange).where(RatingChange.operator_id == operator.id).order_by(col(RatingChange.id))
+    ).all()
+    assert [(c.to_cls, c.trigger) for c in changes][-1] == (IntegrityClass.TRUSTWORTHY, RatingTrigger.manual)
+    entry = session.exec(
+        select(AuditEntry).where(AuditEntry.action == "rating.change").order_by(col(AuditEntry.seq).desc())
+    ).first()
+    assert entry is not None and entry.after is not None and entry.after["trigger"] == "manual"
+
+
+def test_the_worker_rewrites_reasons_without_a_class_change_and_matches_the_engine(
+    committed_session: Session,
+) -> None:
+    session = committed_session
+    staff = make_account(session, Role.staff, "330106")
+    operator = make_operator(session, staff)
+    first = make_record(session, operator, "inspection_failed", fact_date=TODAY - timedelta(days=20))
+    session.commit()
+    _relay_and_work(session)
+    second = make_record(session, operator, "inspection_failed", fact_date=TODAY - timedelta(days=2))
+    make_record(session, operator, "commitment_kept", fact_date=TODAY - timedelta(days=1))
+    session.commit()
+    _relay_and_work(session)
+    session.expire_all()
+    stored = session.exec(select(OperatorRating).where(OperatorRating.operator_id == operator.id)).one()
+    assert stored.cls is IntegrityClass.UNTRUSTWORTHY and stored.revision == 2
+    assert stored.reasons[0]["record_ids"] == sorted([first.id, second.id])
+    # What is stored is exactly what the per-operator path derives (reasons, signature), so it has nothing to do.
+    expected = rating.load_stored(session, operator_ids=[operator.id or 0], with_reasons=True)[
+        operator.id or 0
+    ]
+    assert rating.rerate_operator(session, operator.id or 0).candidates == 0
+    assert expected.signature == stored.signature
+    assert len(session.exec(select(RatingChange).where(RatingChange.operator_id == operator.id)).all()) == 1
+    # An event for an operator that does not exist any more (or a lost event) is a no-op.
+    session.commit()
+    assert rating.rerate_for_event(10**9) == rating.RerateReport()
