@@ -1,9 +1,17 @@
 """The push channel: FCM HTTP v1 through the firebase-admin SDK.
 
 Build one :class:`PushChannel` per worker process with :func:`build_push_channel` and keep it: the
-firebase App holds the cached OAuth2 access token and the keep-alive connection pool. Build it after
-the fork (Celery ``worker_process_init``), never in the parent, because sessions and pools do not
-survive ``fork``.
+firebase App holds the cached OAuth2 access token, the channel its event loop and keep-alive
+connections. Build it after the fork (Celery ``worker_process_init``), never in the parent, because
+event loops and connections do not survive ``fork``.
+
+Messages go out with the SDK's ``messaging.send_each_async`` (firebase-admin ≥ 6.6): the SDK encodes
+and validates each message, authenticates (its google-auth flow on httpx) and maps FCM's answers to
+its exceptions. Under its httpx client sits :class:`notifications.http1.LeanHttp1Transport` instead
+of httpcore's pool, whose per-request bookkeeping cost more CPU than the rest of the send together
+(bench/bench_push.py has the figures), and the SDK's auth flow reuses one token-refresh request.
+``send_each`` (one thread and one requests call per message), the way before, cost about twice the
+CPU per message of this; the SDK's ``send_each_async`` on its own httpx pool about seven times.
 
 Settings the lead wires from ``backend.config``: ``GONGPING_FCM_CREDENTIALS`` (service-account JSON
 path; unset = push off) and ``GONGPING_FCM_ENDPOINT`` (base URL of an on-prem relay or the test
@@ -14,15 +22,18 @@ token service in the JSON.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import logging
 import os
+import ssl
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -30,21 +41,19 @@ from urllib.parse import urlsplit
 import firebase_admin
 import google.auth.exceptions
 import google.auth.transport.requests
-import requests
-import requests.adapters
-import requests.utils
-from firebase_admin import credentials, exceptions, messaging
-from urllib3.util import Retry
+import httpx
+from firebase_admin import _http_client, credentials, exceptions, messaging
 
 from notifications.channels import DeliveryResult, DeliveryStatus, OutgoingMessage
+from notifications.http1 import LeanHttp1Transport
 from notifications.policy import retry_delay
 
 log = logging.getLogger(__name__)
 
-# messaging.send_each refuses more than 500 messages per call.
+# messaging.send_each_async refuses more than 500 messages per call.
 FCM_SEND_EACH_LIMIT = 500
-# send_each starts one thread per message, so the chunk size is the number of requests in flight.
-# 100 keeps a prefork worker well under container pid limits while saturating a CPU (see bench/).
+# Requests in flight (keep-alive connections) per channel. On a LAN relay 20 already keep a CPU busy;
+# 100 covers FCM's ~30-100 ms round trips from China at a few thousand messages per second.
 DEFAULT_CONCURRENCY = 100
 DEFAULT_TIMEOUT_S = 10.0
 _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
@@ -81,7 +90,7 @@ def build_push_channel(
 
 
 class PushChannel:
-    """Sends :class:`OutgoingMessage` batches as FCM notifications with ``messaging.send_each``."""
+    """Sends :class:`OutgoingMessage` batches as FCM notifications with ``messaging.send_each_async``."""
 
     name = "push"
 
@@ -100,8 +109,12 @@ class PushChannel:
         self._dry_run = dry_run
         self._credential = app.credential.get_credential()
         self._token_lock = threading.Lock()
+        # One event loop per channel, driven by whichever thread sends; one send at a time.
+        self._send_lock = threading.Lock()
         self._auth_request = google.auth.transport.requests.Request()
-        self.send_url = _configure_transport(app, endpoint, concurrency)
+        self.send_url, self.transport = _configure_transport(app, endpoint, concurrency)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = os.getpid()
         self._closed = False
 
     def send(self, batch: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
@@ -119,17 +132,23 @@ class PushChannel:
                 )
             else:
                 pending.append(index)
-        for start in range(0, len(pending), self._concurrency):
-            chunk = pending[start : start + self._concurrency]
-            messages = [batch[i] for i in chunk]
-            # Checked per chunk: a long batch can outlive the one-hour access token.
-            auth_error = self._ensure_access_token()
-            sent = (
-                [_retry(m, None, quota=False, code="AUTH_UNAVAILABLE", detail=auth_error) for m in messages]
-                if auth_error is not None
-                else self._send_chunk(messages)
-            )
-            results.update(zip(chunk, sent, strict=True))
+        if pending:
+            with self._send_lock:
+                loop = self._event_loop()
+                for start in range(0, len(pending), FCM_SEND_EACH_LIMIT * 4):
+                    # Checked per slice: a long batch can outlive the one-hour access token.
+                    part = pending[start : start + FCM_SEND_EACH_LIMIT * 4]
+                    messages = [batch[i] for i in part]
+                    auth_error = self._ensure_access_token()
+                    sent = (
+                        [
+                            _retry(m, None, quota=False, code="AUTH_UNAVAILABLE", detail=auth_error)
+                            for m in messages
+                        ]
+                        if auth_error is not None
+                        else loop.run_until_complete(self._send_all(messages))
+                    )
+                    results.update(zip(part, sent, strict=True))
         ordered = [results[first_by_key[message.dedupe_key]] for message in batch]
         if ordered:
             counts = Counter(result.status.value for result in ordered)
@@ -137,13 +156,29 @@ class PushChannel:
         return ordered
 
     def close(self) -> None:
-        """Release the firebase App (connection pool, token cache)."""
-        if not self._closed:
-            self._closed = True
-            firebase_admin.delete_app(self._app)
+        """Release the connections, the event loop and the firebase App (token cache)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._send_lock:
+            if self._loop is not None and os.getpid() == self._pid:
+                client = messaging._get_messaging_service(self._app)._async_client.async_client
+                self._loop.run_until_complete(client.aclose())
+                self._loop.close()
+            self._loop = None
+        firebase_admin.delete_app(self._app)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._closed:
+            raise RuntimeError("push channel closed")
+        if os.getpid() != self._pid:
+            raise RuntimeError("push channel used across fork: build one per process, after the fork")
+        if self._loop is None:
+            self._loop = _new_event_loop()
+        return self._loop
 
     def _ensure_access_token(self) -> str | None:
-        # Refresh once here: send_each's threads would otherwise all refresh an expired token at once.
+        # Refresh once here: the SDK's auth flow would otherwise refresh an expired token per request.
         if self._credential.valid:
             return None
         with self._token_lock:
@@ -156,21 +191,37 @@ class PushChannel:
                 return f"{type(exc).__name__}: {exc}"
         return None
 
-    def _send_chunk(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+    async def _send_all(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+        # All calls at once: the transport holds the requests in flight to ``concurrency``.
+        chunks = [messages[i : i + FCM_SEND_EACH_LIMIT] for i in range(0, len(messages), FCM_SEND_EACH_LIMIT)]
+        answers = await asyncio.gather(*(self._send_chunk(chunk) for chunk in chunks))
+        return [result for answer in answers for result in answer]
+
+    async def _send_chunk(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
         fcm_messages = [to_fcm_message(message) for message in messages]
         try:
-            response = messaging.send_each(fcm_messages, dry_run=self._dry_run, app=self._app)
+            response = await messaging.send_each_async(fcm_messages, dry_run=self._dry_run, app=self._app)
         except ValueError as exc:
             # The SDK encodes the whole list before sending, so one malformed message fails them all.
             if len(messages) == 1:
                 return [_failed(messages[0], "INVALID_MESSAGE", str(exc))]
-            return [result for message in messages for result in self._send_chunk([message])]
+            singles = await asyncio.gather(*(self._send_chunk([message]) for message in messages))
+            return [result for single in singles for result in single]
         except exceptions.FirebaseError as exc:
             return [classify_error(message, exc) for message in messages]
         return [
             _delivered(message, item.message_id) if item.success else classify_error(message, item.exception)
             for message, item in zip(messages, response.responses, strict=True)
         ]
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 def _check_concurrency(concurrency: int) -> None:
@@ -186,50 +237,96 @@ def _check_endpoint(endpoint: str | None) -> None:
         raise ValueError(f"FCM endpoint must be an http(s) base URL, got {endpoint!r}")
 
 
-def _configure_transport(app: firebase_admin.App, endpoint: str | None, pool_size: int) -> str:
-    """Point the SDK's messaging client at ``endpoint`` and size its HTTP pool; returns the send URL."""
+def _configure_transport(
+    app: firebase_admin.App, endpoint: str | None, concurrency: int
+) -> tuple[str, httpx.AsyncBaseTransport]:
+    """Point the SDK's messaging service at ``endpoint`` and give its async client our transport."""
     # firebase-admin 7.x builds the URL once per app in _MessagingService.__init__ from the class
-    # constant FCM_URL into the instance attribute _fcm_url; no option overrides it, so this app's
-    # service instance is fetched and its attribute replaced.
+    # constant FCM_URL into the instance attribute _fcm_url, and its async client (HttpxAsyncClient)
+    # keeps the httpx.AsyncClient in _async_client; no option overrides either, so this app's service
+    # instance is fetched and the two attributes replaced.
     service = messaging._get_messaging_service(app)
-    client = getattr(service, "_client", None)
-    if not isinstance(getattr(service, "_fcm_url", None), str) or client is None:
+    wrapper = getattr(service, "_async_client", None)
+    if (
+        not isinstance(getattr(service, "_fcm_url", None), str)
+        or not isinstance(wrapper, _http_client.HttpxAsyncClient)
+        or not isinstance(getattr(wrapper, "_async_client", None), httpx.AsyncClient)
+        or not hasattr(service, "send_each_async")
+        or not hasattr(_http_client.GoogleAuthCredentialFlow, "apply_auth_headers")
+    ):
         raise RuntimeError("unsupported firebase-admin version: messaging service internals changed")
     if endpoint:
         _check_endpoint(endpoint)
         service._fcm_url = f"{endpoint.rstrip('/')}/v1/projects/{app.project_id}/messages:send"
     send_url = cast(str, service._fcm_url)
-    parts = urlsplit(send_url)
-    session = cast(requests.Session, client.session)
-    # One pooled keep-alive connection per in-flight request (the SDK's http:// default keeps 10, so a
-    # relay would see a new TCP/TLS handshake for most messages). Status retries are off: the SDK's
-    # default retries 500/503 four times inside the sending thread, sleeping through Retry-After,
-    # which stalls the whole batch; the caller reschedules RETRY results instead. A refused connect
-    # never reached the server, so retrying it once is safe.
-    adapter = requests.adapters.HTTPAdapter(
-        pool_connections=1,
-        pool_maxsize=pool_size,
-        max_retries=Retry(
-            total=None,
-            connect=1,
-            read=False,
-            redirect=False,
-            status=0,
-            other=0,
-            allowed_methods=None,
-            raise_on_status=False,
-            respect_retry_after_header=False,
-        ),
+    transport = _transport_for(send_url, concurrency)
+    old = wrapper._async_client
+    # The SDK's own client, less two things: its retry transport retried 500/503 four times inside
+    # the send, sleeping through Retry-After and stalling the batch (the caller reschedules RETRY
+    # results instead), and httpcore's pool (see notifications/http1.py). The SDK's auth flow,
+    # headers and timeout stay. trust_env is off because the proxy is settled here, once.
+    wrapper._async_client = httpx.AsyncClient(
+        auth=_ReusedRequestAuthFlow(service._credential),
+        headers=old.headers,
+        timeout=old.timeout,
+        transport=transport,
+        trust_env=False,
     )
-    session.mount(f"{parts.scheme}://{parts.netloc}/", adapter)
-    # With trust_env, requests re-reads proxy variables and ~/.netrc on every request, which costs more
-    # CPU than the rest of the send on a busy fan-out. Resolve them once instead.
-    session.proxies.update(requests.utils.get_environ_proxies(send_url))
-    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if ca_bundle:
-        session.verify = ca_bundle
-    session.trust_env = False
-    return send_url
+    return send_url, transport
+
+
+# As the SDK's GoogleAuthCredentialFlow: a 401 refreshes the token and resends, at most twice.
+_REFRESH_STATUS = frozenset({401})
+_MAX_REFRESHES = 2
+
+
+class _ReusedRequestAuthFlow(_http_client.GoogleAuthCredentialFlow):  # type: ignore[misc]
+    """The SDK's google-auth flow for httpx, with one token-refresh request object for all requests.
+
+    The SDK's ``auth_flow`` builds a ``google.auth.transport.requests.Request`` (a requests.Session with
+    its adapters and pools) for every message although it is used only to refresh the token: building it
+    and collecting its garbage was over a quarter of the client's CPU per message (bench/bench_push.py).
+    Same steps otherwise: apply the token; on 401 refresh it and resend, twice at most.
+    """
+
+    def __init__(self, credential: Any) -> None:
+        super().__init__(credential)
+        self._auth_request = google.auth.transport.requests.Request()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Apply the access token; on 401 refresh it and send again (at most twice)."""
+        original_headers = request.headers.copy()
+        attempts = 0
+        while True:
+            request.headers = original_headers.copy()
+            self.apply_auth_headers(request, self._auth_request)
+            response = yield request
+            if response.status_code not in _REFRESH_STATUS or attempts >= _MAX_REFRESHES:
+                return
+            self._credential.refresh(self._auth_request)
+            attempts += 1
+
+
+def _transport_for(send_url: str, concurrency: int) -> httpx.AsyncBaseTransport:
+    """The lean transport, or httpx's own where a proxy applies (the lean one speaks no CONNECT)."""
+    parts = urlsplit(send_url)
+    ca_bundle = (
+        os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or os.environ.get("SSL_CERT_FILE")
+    )
+    context: ssl.SSLContext | None = None
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else httpx.create_ssl_context()
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        log.info("FCM requests go through the proxy %s", proxy)
+        return httpx.AsyncHTTPTransport(
+            proxy=proxy, limits=limits, retries=1, verify=context if context is not None else True
+        )
+    return LeanHttp1Transport(max_connections=concurrency, ssl_context=context)
 
 
 def to_fcm_message(message: OutgoingMessage) -> messaging.Message:
@@ -363,7 +460,7 @@ def _field_violations(exc: exceptions.FirebaseError) -> list[str]:
     return fields
 
 
-def _retry_after_seconds(response: requests.Response | None) -> float | None:
+def _retry_after_seconds(response: Any) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None."""
     if response is None:
         return None

@@ -12,6 +12,8 @@ urgent: ignores quiet hours):
     verification_overdue       operator     verification  no       no      using the instrument is now unlawful
     interview_scheduled        operator     enforcement   no       no      summons to an interview (约谈)
     interview_reminder         operator     enforcement   no       yes     worthless once the interview began
+    interview_cancelled        operator     enforcement   no       no      the summons no longer stands
+    reminder_notice            operator     enforcement   no       no      a written reminder (提醒, Art. 12(2))
     finding_against_operator   operator     enforcement   no       no      enters the record, opens Art. 22
     rating_changed             operator     rating        no       no      a class change must be notified
     correction_decided         operator     correction    no       no      formal answer to an Art. 22 request
@@ -204,6 +206,27 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 deep_link="gongping://interviews/{interview_id}",
                 fields=("interview_id", "scheduled_at", "place", "lead"),
                 labels={"lead": "reminder_lead"},
+            ),
+            _spec(
+                "interview_cancelled",
+                "operator",
+                "enforcement",
+                mutable=False,
+                ttl_seconds=7 * _DAY,
+                # Same key as the summons: on the phone the cancellation replaces it.
+                collapse_key="interview:{interview_id}",
+                deep_link="gongping://interviews/{interview_id}",
+                fields=("interview_id", "bureau_name", "scheduled_at"),
+            ),
+            _spec(
+                "reminder_notice",
+                "operator",
+                "enforcement",
+                mutable=False,
+                ttl_seconds=7 * _DAY,
+                collapse_key="interview:{interview_id}",
+                deep_link="gongping://interviews/{interview_id}",
+                fields=("interview_id", "bureau_name"),
             ),
             _spec(
                 "finding_against_operator",

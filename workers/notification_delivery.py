@@ -3,6 +3,8 @@
 1. :func:`dispatch_event` renders each notice in each recipient's locale and time zone, writes the inbox
    entry (always) and, when push is on and the recipient's preferences allow it, one ``push_delivery`` row
    per active device. Every row carries a dedupe key, so handling the same event again writes nothing new.
+   :func:`dispatch_many` does this for a batch of events in one transaction, with one query for all their
+   recipients and devices and one insert for all their inbox entries and push rows.
 2. :func:`send_pushes` claims rows with one conditional ``UPDATE … WHERE status = 'pending' RETURNING``
    (on PostgreSQL over rows locked ``FOR UPDATE SKIP LOCKED``, so concurrent senders split the rows instead
    of waiting on each other) and commits the claim before calling FCM, so two senders (a redelivered task,
@@ -28,19 +30,20 @@ from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, case, select, text, update
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
+from backend import faults
 from backend.auth.models import Account
 from backend.db import is_postgres, session_scope, table_of, utcnow
 from backend.inbox.models import Device, InboxNotification, NotificationPreference, PushDelivery, PushStatus
 from backend.outbox.models import OutboxEvent
-from notifications.channels import Channel, DeliveryResult, DeliveryStatus, OutgoingMessage
+from notifications.channels import DEEP_LINK_KEY, Channel, DeliveryResult, DeliveryStatus, OutgoingMessage
 from notifications.compose import Device as PushTarget
 from notifications.compose import inbox_message, push_messages
-from notifications.inbox import InboxChannel
 from notifications.policy import DEFAULT_TZ, is_allowed, release_time, resolve_zone, retry_delay
 from notifications.templates import RenderedMessage, TemplateError, render, resolve_locale, spec_for
-from workers.notification_handlers import ContextValue, Localized, Notice, notices_for
+from workers.notification_handlers import BATCH_HANDLERS, ContextValue, Localized, Notice, notices_for
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,12 @@ UnitOfWork = Callable[[], AbstractContextManager[Session]]
 STALE_AFTER = timedelta(minutes=10)
 #: A row the retry sweep queued is not queued again for this long (its task should have claimed it by then).
 QUEUE_LEASE = timedelta(minutes=5)
-#: Rows handed to one send task: one ``send_each`` round of up to 500 messages.
+#: Rows handed to one send task: one ``send_each_async`` round of up to 500 messages.
 SEND_CHUNK = 500
+#: Outbox events handled in one transaction by :func:`dispatch_many` (``gongping.notifications.dispatch_batch``).
+DISPATCH_BATCH = 200
+#: Ids per ``IN (...)`` list: stays far below SQLite's bound-parameter limit.
+_IN_CHUNK = 5000
 
 
 class InboxUnavailable(RuntimeError):
@@ -71,6 +78,8 @@ class DispatchReport:
     due_ids: list[int] = field(default_factory=list)
     # Some push rows existed already (a redelivered event): their state must be read back.
     rerun: bool = False
+    # The handler raised and the event was skipped (batches only; see dispatch_events' skip_broken).
+    error: bool = False
 
 
 @dataclass
@@ -154,71 +163,45 @@ def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]]) -
     return {str(k): int(i) for k, i in session.execute(insert, rows).all()}
 
 
-class _DbInboxStore:
-    """The inbox channel's store: one ``inbox_notification`` row per dedupe key."""
-
-    def __init__(self, session: Session, *, event_id: int, recipient_id: int, locale: str) -> None:
-        self._session = session
-        self._event_id = event_id
-        self._recipient_id = recipient_id
-        self._locale = locale
-        self.written: dict[str, int] = {}
-
-    def add(self, message: OutgoingMessage) -> bool:
-        """Store ``message`` unless its dedupe key is stored; True when newly stored."""
-        data = dict(message.data)
-        ids = _insert_ignore(
-            self._session,
-            table_of(InboxNotification),
-            [
-                {
-                    "recipient_id": self._recipient_id,
-                    "event_id": self._event_id,
-                    "kind": data["kind"],
-                    "category": data["category"],
-                    "locale": self._locale,
-                    "title": message.title,
-                    "body": message.body,
-                    "deep_link": data.get("link", ""),
-                    "data": data,
-                    "dedupe_key": message.dedupe_key,
-                    "created_at": utcnow(),
-                }
-            ],
-        )
-        self.written.update(ids)
-        return bool(ids)
+def _inbox_ids(session: Session, dedupe_keys: Sequence[str]) -> dict[str, int]:
+    """Ids of existing inbox entries by dedupe key (entries an earlier run of the event wrote)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(dedupe_keys), _IN_CHUNK):
+        part = dedupe_keys[start : start + _IN_CHUNK]
+        rows = session.execute(
+            select(col(InboxNotification.dedupe_key), col(InboxNotification.id)).where(
+                col(InboxNotification.dedupe_key).in_(part)
+            )
+        ).all()
+        found.update({str(key): int(i) for key, i in rows})
+    return found
 
 
-def _inbox_id(session: Session, dedupe_key: str) -> int | None:
-    return session.execute(
-        select(col(InboxNotification.id)).where(col(InboxNotification.dedupe_key) == dedupe_key)
-    ).scalar_one_or_none()
-
-
-def _recipients(session: Session, ids: Iterable[int]) -> list[tuple[Account, frozenset[str]]]:
-    """The active recipients among ``ids`` with the categories each has muted, in one query."""
+def _recipients(session: Session, ids: Iterable[int]) -> dict[int, tuple[Account, frozenset[str]]]:
+    """The active recipients among ``ids`` with the categories each has muted, in one query per chunk."""
     wanted = sorted(set(ids))
-    if not wanted:
-        return []
-    rows = session.execute(
-        select(Account, col(NotificationPreference.muted_categories))
-        .outerjoin(NotificationPreference, col(NotificationPreference.account_id) == col(Account.id))
-        .where(col(Account.id).in_(wanted), col(Account.is_active))
-        .order_by(col(Account.id))
-    ).all()
-    return [(account, frozenset(muted or ())) for account, muted in rows]
+    found: dict[int, tuple[Account, frozenset[str]]] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows = session.execute(
+            select(Account, col(NotificationPreference.muted_categories))
+            .outerjoin(NotificationPreference, col(NotificationPreference.account_id) == col(Account.id))
+            .where(col(Account.id).in_(wanted[start : start + _IN_CHUNK]), col(Account.is_active))
+        ).all()
+        found.update({account.id or 0: (account, frozenset(muted or ())) for account, muted in rows})
+    return found
 
 
-def _devices(session: Session, account_ids: Sequence[int]) -> dict[int, list[Device]]:
+def _devices(session: Session, account_ids: Iterable[int]) -> dict[int, list[Device]]:
+    wanted = sorted(set(account_ids))
     found: dict[int, list[Device]] = defaultdict(list)
-    rows = session.execute(
-        select(Device)
-        .where(col(Device.account_id).in_(account_ids), col(Device.active))
-        .order_by(col(Device.id))
-    ).scalars()
-    for device in rows:
-        found[device.account_id].append(device)
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows = session.execute(
+            select(Device)
+            .where(col(Device.account_id).in_(wanted[start : start + _IN_CHUNK]), col(Device.active))
+            .order_by(col(Device.id))
+        ).scalars()
+        for device in rows:
+            found[device.account_id].append(device)
     return found
 
 
@@ -232,120 +215,233 @@ def recipient_ref(account_id: int) -> str:
     return f"account:{account_id}"
 
 
+@dataclass
+class _Planned:
+    """One notice rendered for each recipient (inbox) and each of their devices (push)."""
+
+    event: OutboxEvent
+    notice: Notice
+    urgent: bool
+    recipients: list[tuple[Account, RenderedMessage, list[tuple[Device, RenderedMessage]]]]
+
+
 def dispatch_event(
     session: Session, event: OutboxEvent, *, push_enabled: bool, now: datetime | None = None
 ) -> DispatchReport:
     """Write the inbox entries and push rows an event calls for; safe to run any number of times."""
+    return dispatch_events(session, [event], push_enabled=push_enabled, now=now)[0]
+
+
+def dispatch_events(
+    session: Session,
+    events: Sequence[OutboxEvent],
+    *,
+    push_enabled: bool,
+    now: datetime | None = None,
+    skip_broken: bool = False,
+) -> list[DispatchReport]:
+    """:func:`dispatch_event` for many events at once: one report per event, in order.
+
+    Recipients, preferences and devices are read with one query for all the events, and the inbox entries
+    and push rows of all of them are written with one insert each, so a batch costs a few round trips
+    instead of a handful per event. Dedupe keys are the same as one at a time, so handling an event again,
+    alone or in another batch, writes nothing new. With ``skip_broken`` a handler that raises (a malformed
+    payload) costs only its own event, which is logged; database errors always propagate.
+    """
     now = now or utcnow()
-    report = DispatchReport()
-    for notice in notices_for(session, event):
-        report.notices += 1
+    reports = [DispatchReport(topic=event.topic) for event in events]
+    made = _notices(session, events, reports, skip_broken=skip_broken)
+    notices = [(index, notice) for index, found in enumerate(made) for notice in found]
+    accounts = _recipients(session, (r for _i, notice in notices for r in notice.recipients))
+    allowed: list[tuple[int, Notice, list[tuple[Account, bool]]]] = []
+    device_owners: set[int] = set()
+    for index, notice in notices:
+        people = [
+            (accounts[r][0], is_allowed(notice.kind, accounts[r][1]))
+            for r in sorted(set(notice.recipients))
+            if r in accounts
+        ]
+        allowed.append((index, notice, people))
+        device_owners.update(account.id or 0 for account, ok in people if ok)
+    devices = _devices(session, device_owners) if push_enabled and device_owners else {}
+    plans: list[tuple[int, _Planned]] = []
+    for index, notice, people in allowed:
+        event = events[index]
         try:
-            spec_for(notice.kind)
-            _deliver(session, event, notice, push_enabled=push_enabled, now=now, report=report)
+            urgent = spec_for(notice.kind).urgent
+            # Render everything before writing anything, so a template error leaves no half-delivered notice.
+            rendered = [
+                (
+                    account,
+                    _render(notice, account.locale, account.timezone),
+                    [
+                        (device, _render(notice, device.locale, device.timezone or account.timezone))
+                        for device in (devices.get(account.id or 0, []) if ok else [])
+                    ],
+                )
+                for account, ok in people
+            ]
         except TemplateError as exc:
             # A handler bug (or a context that would leak a complainant's identity): nothing of this notice
             # is sent, the others still are, and the log says why.
             log.error("event %s (%s): notice %s not rendered: %s", event.id, event.topic, notice.kind, exc)
-    return report
+            continue
+        plans.append((index, _Planned(event, notice, urgent, rendered)))
+    _write(session, plans, reports, now)
+    return reports
 
 
-def _deliver(
-    session: Session,
-    event: OutboxEvent,
-    notice: Notice,
-    *,
-    push_enabled: bool,
-    now: datetime,
-    report: DispatchReport,
+def _notices(
+    session: Session, events: Sequence[OutboxEvent], reports: list[DispatchReport], *, skip_broken: bool
+) -> list[list[Notice]]:
+    """Each event's notices: sweep topics through their batch handler, the rest one event at a time."""
+    made: list[list[Notice] | None] = [None] * len(events)
+    by_topic: dict[str, list[int]] = defaultdict(list)
+    for index, event in enumerate(events):
+        if event.topic in BATCH_HANDLERS:
+            by_topic[event.topic].append(index)
+    for topic, indexes in by_topic.items():
+        try:
+            answers = BATCH_HANDLERS[topic](session, [events[i] for i in indexes])
+        except SQLAlchemyError:
+            raise
+        except Exception:
+            # One malformed payload: the one-event handlers below find out which.
+            log.warning("%s: batch handler failed; handling its %d events one by one", topic, len(indexes))
+            continue
+        for index, answer in zip(indexes, answers, strict=True):
+            made[index] = answer
+    result: list[list[Notice]] = []
+    for index, event in enumerate(events):
+        found = made[index]
+        if found is None:
+            try:
+                found = notices_for(session, event)
+            except SQLAlchemyError:
+                raise
+            except Exception:
+                if not skip_broken:
+                    raise
+                log.exception("event %s (%s): handler failed; its notices are skipped", event.id, event.topic)
+                reports[index].error = True
+                found = []
+        reports[index].notices += len(found)
+        result.append(found)
+    return result
+
+
+def _write(
+    session: Session, plans: Sequence[tuple[int, _Planned]], reports: list[DispatchReport], now: datetime
 ) -> None:
-    assert event.id is not None
-    recipients = _recipients(session, notice.recipients)
-    if not recipients:
-        return
-    allowed = [account.id or 0 for account, muted in recipients if is_allowed(notice.kind, muted)]
-    devices = _devices(session, allowed) if push_enabled and allowed else {}
-    ref = event_ref(event.id, notice.kind)
-    urgent = spec_for(notice.kind).urgent
-    # Render everything before writing anything, so a template error leaves no half-delivered notice.
-    planned = [
-        (
-            account,
-            _render(notice, account.locale, account.timezone),
-            [
-                (device, _render(notice, device.locale, device.timezone or account.timezone))
-                for device in devices.get(account.id or 0, [])
-            ],
-        )
-        for account, _muted in recipients
-    ]
-    push_rows: list[dict[str, Any]] = []
-    for account, rendered, targets in planned:
-        account_id = account.id or 0
-        report.recipients += 1
-        who = recipient_ref(account_id)
-        message = inbox_message(rendered, event_id=ref, recipient_ref=who)
-        store = _DbInboxStore(session, event_id=event.id, recipient_id=account_id, locale=rendered.locale)
-        [result] = InboxChannel(store).send([message])
-        if result.status is not DeliveryStatus.DELIVERED:
-            raise InboxUnavailable(f"inbox write failed for event {event.id}: {result.detail}")
-        report.inbox_written += len(store.written)
-        inbox_id = store.written.get(message.dedupe_key) or _inbox_id(session, message.dedupe_key)
-        for device, device_rendered in targets:
-            target = PushTarget(
-                device_ref=f"device:{device.id}", token=device.token, platform=device.platform.value
-            )
-            [push] = push_messages(device_rendered, event_id=ref, recipient_ref=who, devices=[target])
-            release = release_time(now, device.timezone or account.timezone, urgent)
-            push_rows.append(
+    """Insert the inbox entries, then the push rows (which point at their inbox entry), of all plans."""
+    inbox_rows: dict[str, dict[str, Any]] = {}
+    inbox_owner: dict[str, int] = {}
+    for index, plan in plans:
+        event_id = plan.event.id or 0
+        ref = event_ref(event_id, plan.notice.kind)
+        for account, rendered, _targets in plan.recipients:
+            reports[index].recipients += 1
+            message = inbox_message(rendered, event_id=ref, recipient_ref=recipient_ref(account.id or 0))
+            data = dict(message.data)
+            inbox_owner.setdefault(message.dedupe_key, index)
+            inbox_rows.setdefault(
+                message.dedupe_key,
                 {
-                    "dedupe_key": push.dedupe_key,
-                    "event_id": event.id,
-                    "recipient_id": account_id,
-                    "device_id": device.id,
-                    "inbox_id": inbox_id,
-                    "kind": device_rendered.kind,
-                    "category": device_rendered.category,
-                    "title": push.title,
-                    "body": push.body,
-                    "data": dict(push.data),
-                    "collapse_key": push.collapse_key,
-                    "ttl_seconds": push.ttl_seconds,
-                    "priority": push.priority,
-                    "status": PushStatus.pending.value,
-                    "attempts": 0,
-                    "next_attempt_at": release,
-                    # The time to live counts from when the push may go out, not from when it was written.
-                    "expires_at": release + timedelta(seconds=push.ttl_seconds),
+                    "recipient_id": account.id,
+                    "event_id": event_id,
+                    "kind": data["kind"],
+                    "category": data["category"],
+                    "locale": rendered.locale,
+                    "title": message.title,
+                    "body": message.body,
+                    "deep_link": data.get(DEEP_LINK_KEY, ""),
+                    "data": data,
+                    "dedupe_key": message.dedupe_key,
                     "created_at": now,
-                }
+                },
             )
-    created = _insert_ignore(session, table_of(PushDelivery), push_rows)
-    report.pushes_created += len(created)
-    report.push_ids.extend(created.values())
-    if len(created) == len(push_rows):
-        # All new: which are due is known without asking the database again.
-        report.due_ids.extend(
-            created[row["dedupe_key"]] for row in push_rows if row["next_attempt_at"] <= now
-        )
-    else:
-        report.rerun = True
+    try:
+        inbox_ids = _insert_ignore(session, table_of(InboxNotification), list(inbox_rows.values()))
+    except SQLAlchemyError as exc:
+        raise InboxUnavailable(f"inbox write failed: {type(exc).__name__}: {exc}") from exc
+    for key in inbox_ids:
+        reports[inbox_owner[key]].inbox_written += 1
+    inbox_ids |= _inbox_ids(session, [key for key in inbox_rows if key not in inbox_ids])
+
+    push_rows: dict[str, dict[str, Any]] = {}
+    push_owner: dict[str, int] = {}
+    for index, plan in plans:
+        event_id = plan.event.id or 0
+        ref = event_ref(event_id, plan.notice.kind)
+        for account, rendered, targets in plan.recipients:
+            who = recipient_ref(account.id or 0)
+            inbox_key = inbox_message(rendered, event_id=ref, recipient_ref=who).dedupe_key
+            for device, device_rendered in targets:
+                target = PushTarget(
+                    device_ref=f"device:{device.id}", token=device.token, platform=device.platform.value
+                )
+                [push] = push_messages(device_rendered, event_id=ref, recipient_ref=who, devices=[target])
+                release = release_time(now, device.timezone or account.timezone, plan.urgent)
+                push_owner.setdefault(push.dedupe_key, index)
+                push_rows.setdefault(
+                    push.dedupe_key,
+                    {
+                        "dedupe_key": push.dedupe_key,
+                        "event_id": event_id,
+                        "recipient_id": account.id,
+                        "device_id": device.id,
+                        "inbox_id": inbox_ids.get(inbox_key),
+                        "kind": device_rendered.kind,
+                        "category": device_rendered.category,
+                        "title": push.title,
+                        "body": push.body,
+                        "data": dict(push.data),
+                        "collapse_key": push.collapse_key,
+                        "ttl_seconds": push.ttl_seconds,
+                        "priority": push.priority,
+                        "status": PushStatus.pending.value,
+                        "attempts": 0,
+                        "next_attempt_at": release,
+                        # The time to live counts from when the push may go out, not from when it was written.
+                        "expires_at": release + timedelta(seconds=push.ttl_seconds),
+                        "created_at": now,
+                    },
+                )
+    created = _insert_ignore(session, table_of(PushDelivery), list(push_rows.values()))
+    for key, row in push_rows.items():
+        report = reports[push_owner[key]]
+        push_id = created.get(key)
+        if push_id is None:
+            # Written by an earlier run (a redelivered event): its state must be read back.
+            report.rerun = True
+            continue
+        report.pushes_created += 1
+        report.push_ids.append(push_id)
+        if row["next_attempt_at"] <= now:
+            report.due_ids.append(push_id)
 
 
 def due_for_event(session: Session, event_id: int, now: datetime) -> list[int]:
     """Pending push rows of one event that may go out now (new ones, or left by an interrupted run)."""
-    return [
-        int(i)
-        for i in session.execute(
-            select(col(PushDelivery.id))
+    return due_for_events(session, [event_id], now).get(event_id, [])
+
+
+def due_for_events(session: Session, event_ids: Sequence[int], now: datetime) -> dict[int, list[int]]:
+    """:func:`due_for_event` for many events, by event id."""
+    due: dict[int, list[int]] = defaultdict(list)
+    for start in range(0, len(event_ids), _IN_CHUNK):
+        rows = session.execute(
+            select(col(PushDelivery.event_id), col(PushDelivery.id))
             .where(
-                col(PushDelivery.event_id) == event_id,
+                col(PushDelivery.event_id).in_(event_ids[start : start + _IN_CHUNK]),
                 col(PushDelivery.status) == PushStatus.pending,
                 col(PushDelivery.next_attempt_at) <= now,
             )
             .order_by(col(PushDelivery.id))
-        ).scalars()
-    ]
+        ).all()
+        for event_id, push_id in rows:
+            due[int(event_id)].append(int(push_id))
+    return dict(due)
 
 
 # --- sending -----------------------------------------------------------------------------------------------
@@ -561,6 +657,7 @@ def send_pushes(
     report = SendReport(cancelled=len(gone))
     if not live:
         return report
+    faults.pause("push.claimed")
     try:
         results = channel.send([_message(c) for c in live])
     except Exception as exc:
@@ -634,13 +731,43 @@ def dispatch(
     unit_of_work: UnitOfWork = session_scope,
 ) -> tuple[DispatchReport, list[int]]:
     """Handle one outbox event in its own transaction; returns the report and the push rows due now."""
+    reports = dispatch_many([event_id], push_enabled=push_enabled, now=now, unit_of_work=unit_of_work)
+    if not reports:
+        return DispatchReport(), []
+    return reports[0], reports[0].due_ids
+
+
+def dispatch_many(
+    event_ids: Sequence[int],
+    *,
+    push_enabled: bool,
+    now: datetime | None = None,
+    unit_of_work: UnitOfWork = session_scope,
+    skip_broken: bool = False,
+) -> list[DispatchReport]:
+    """Handle outbox events in one transaction; one report per event found, in id order.
+
+    Each report's ``due_ids`` are the event's push rows that may go out now: the ones this run wrote, or,
+    when an earlier run of the event had written some (``rerun``), every pending due row of the event.
+    """
     now = now or utcnow()
+    wanted = sorted(set(event_ids))
+    if not wanted:
+        return []
     with unit_of_work() as session:
-        event = session.get(OutboxEvent, event_id)
-        if event is None:
-            return DispatchReport(), []
-        report = dispatch_event(session, event, push_enabled=push_enabled, now=now)
-        report.topic = event.topic
-        # A rerun may find rows an interrupted first run left pending; a first run knows its own rows.
-        due = due_for_event(session, event_id, now) if push_enabled and report.rerun else report.due_ids
-    return report, due
+        events = list(
+            session.execute(
+                select(OutboxEvent).where(col(OutboxEvent.id).in_(wanted)).order_by(col(OutboxEvent.id))
+            ).scalars()
+        )
+        reports = dispatch_events(
+            session, events, push_enabled=push_enabled, now=now, skip_broken=skip_broken
+        )
+        rerun = [event.id or 0 for event, report in zip(events, reports, strict=True) if report.rerun]
+        if push_enabled and rerun:
+            # A rerun may find rows an interrupted first run left pending; a first run knows its own rows.
+            due = due_for_events(session, rerun, now)
+            for event, report in zip(events, reports, strict=True):
+                if report.rerun:
+                    report.due_ids = due.get(event.id or 0, [])
+    return reports

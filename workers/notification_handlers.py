@@ -24,7 +24,11 @@ topic                        payload                                            
                                                                                        record verified
 ``rating.changed``           operator_id, change_id, from, to, as_of                   rating_changed →
                                                                                        operator users
-``interview.scheduled``      interview_id, operator_id, kind                           interview_scheduled →
+``interview.scheduled``      interview_id, operator_id, kind                           interview_scheduled
+                                                                                       (约谈) or
+                                                                                       reminder_notice (提醒)
+                                                                                       → operator users
+``interview.cancelled``      interview_id, operator_id, kind                           interview_cancelled →
                                                                                        operator users (约谈 only)
 ``interview.reminder``       interview_id, operator_id, scheduled_at, reminder         interview_reminder →
                              (``24h``/``1h``; emitted by the reminder sweep)           operator users
@@ -54,7 +58,7 @@ the same way whatever produced it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -101,6 +105,12 @@ class Notice:
 
 Handler = Callable[[Session, OutboxEvent], list[Notice]]
 HANDLERS: dict[str, Handler] = {}
+#: Topics the sweeps emit by the thousand also have a handler for many events at once (one query for all
+#: their instruments and operator users); ``HANDLERS`` has the one-event form of the same code.
+BatchHandler = Callable[[Session, Sequence[OutboxEvent]], list[list[Notice]]]
+BATCH_HANDLERS: dict[str, BatchHandler] = {}
+#: Ids per ``IN (...)`` list.
+_IN_CHUNK = 5000
 
 _OPEN_INTERVIEW = frozenset({InterviewStatus.scheduled, InterviewStatus.acknowledged})
 _COMPLAINT_OUTCOMES = frozenset(
@@ -114,6 +124,17 @@ def handles(topic: str) -> Callable[[Handler], Handler]:
 
     def register(handler: Handler) -> Handler:
         HANDLERS[topic] = handler
+        return handler
+
+    return register
+
+
+def handles_many(topic: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Register ``handler`` for batches of ``topic`` events, and its one-event form in ``HANDLERS``."""
+
+    def register(handler: BatchHandler) -> BatchHandler:
+        BATCH_HANDLERS[topic] = handler
+        HANDLERS[topic] = lambda session, event: handler(session, [event])[0]
         return handler
 
     return register
@@ -190,9 +211,42 @@ def _bureau_of_operator(session: Session, operator_id: int) -> str:
     return str(row[0]) if row is not None else "市场监督管理局"
 
 
-def _current_instrument(session: Session, payload: Mapping[str, Any]) -> Instrument | None:
+# --- handlers ----------------------------------------------------------------------------------------------
+
+
+def _instruments(session: Session, events: Sequence[OutboxEvent]) -> dict[int, Instrument]:
+    """The instruments the events name, in one query per 5,000."""
+    ids = sorted({int(e.payload["instrument_id"]) for e in events})
+    found: dict[int, Instrument] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(
+            select(Instrument).where(col(Instrument.id).in_(ids[start : start + _IN_CHUNK]))
+        ).scalars()
+        found.update({instrument.id or 0: instrument for instrument in rows})
+    return found
+
+
+def operator_users_of(session: Session, operator_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """:func:`operator_users` for many operators, in one query per 5,000."""
+    ids = sorted(set(operator_ids))
+    found: dict[int, list[int]] = {i: [] for i in ids}
+    for start in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(
+            select(col(Account.operator_id), col(Account.id))
+            .where(
+                col(Account.operator_id).in_(ids[start : start + _IN_CHUNK]),
+                col(Account.role) == Role.operator,
+                col(Account.is_active),
+            )
+            .order_by(col(Account.id))
+        ).all()
+        for operator_id, account_id in rows:
+            found[int(operator_id)].append(int(account_id))
+    return {i: tuple(accounts) for i, accounts in found.items()}
+
+
+def _still_current(instrument: Instrument | None, payload: Mapping[str, Any]) -> Instrument | None:
     """The instrument if it is still in use with the validity the event is about (else the event is stale)."""
-    instrument = session.get(Instrument, int(payload["instrument_id"]))
     if instrument is None or instrument.status != InstrumentStatus.in_use:
         return None
     if instrument.valid_until is None or instrument.valid_until.isoformat() != str(payload["valid_until"]):
@@ -200,44 +254,68 @@ def _current_instrument(session: Session, payload: Mapping[str, Any]) -> Instrum
     return instrument
 
 
-# --- handlers ----------------------------------------------------------------------------------------------
-
-
-@handles("instrument.due")
-def instrument_due(session: Session, event: OutboxEvent) -> list[Notice]:
+@handles_many("instrument.due")
+def instrument_due_many(session: Session, events: Sequence[OutboxEvent]) -> list[list[Notice]]:
     """A verification falls due in 30, 7 or 1 days: remind the operator (a courtesy; mutable)."""
-    payload = event.payload
-    if payload.get("threshold") not in {t.value for t in _DUE_STEPS}:
-        log.error("instrument.due %s: unknown threshold %r", event.id, payload.get("threshold"))
-        return []
-    instrument = _current_instrument(session, payload)
-    if instrument is None or instrument.valid_until is None:
-        return []
-    days_left = (instrument.valid_until - bureau_today()).days
-    if days_left < 0:
-        # Delivered after the validity ended: the overdue notice is the right one now, and it has its own event.
-        return []
-    context: dict[str, ContextValue] = {
-        "instrument_id": str(instrument.id),
-        "instrument_name": _instrument_name(instrument),
-        "valid_until": instrument.valid_until,
-        "days_left": days_left,
-    }
-    return [Notice(operator_users(session, instrument.operator_id), "verification_due", context)]
+    steps = {t.value for t in _DUE_STEPS}
+    valid = []
+    for event in events:
+        if event.payload.get("threshold") in steps:
+            valid.append(event)
+        else:
+            log.error("instrument.due %s: unknown threshold %r", event.id, event.payload.get("threshold"))
+    instruments = _instruments(session, valid)
+    today = bureau_today()
+    planned: list[tuple[Instrument, dict[str, ContextValue]] | None] = []
+    for event in events:
+        instrument = (
+            _still_current(instruments.get(int(event.payload["instrument_id"])), event.payload)
+            if event.payload.get("threshold") in steps
+            else None
+        )
+        if instrument is None or instrument.valid_until is None:
+            planned.append(None)
+            continue
+        days_left = (instrument.valid_until - today).days
+        if days_left < 0:
+            # Delivered after the validity ended: the overdue notice is the right one now, with its own event.
+            planned.append(None)
+            continue
+        context: dict[str, ContextValue] = {
+            "instrument_id": str(instrument.id),
+            "instrument_name": _instrument_name(instrument),
+            "valid_until": instrument.valid_until,
+            "days_left": days_left,
+        }
+        planned.append((instrument, context))
+    users = operator_users_of(session, (i.operator_id for i, _c in filter(None, planned)))
+    return [
+        [] if plan is None else [Notice(users[plan[0].operator_id], "verification_due", plan[1])]
+        for plan in planned
+    ]
 
 
-@handles("instrument.overdue")
-def instrument_overdue(session: Session, event: OutboxEvent) -> list[Notice]:
+@handles_many("instrument.overdue")
+def instrument_overdue_many(session: Session, events: Sequence[OutboxEvent]) -> list[list[Notice]]:
     """An in-use instrument's verification ran out: tell the operator it must not be used (required)."""
-    instrument = _current_instrument(session, event.payload)
-    if instrument is None or instrument.valid_until is None:
-        return []
-    context: dict[str, ContextValue] = {
-        "instrument_id": str(instrument.id),
-        "instrument_name": _instrument_name(instrument),
-        "valid_until": instrument.valid_until,
-    }
-    return [Notice(operator_users(session, instrument.operator_id), "verification_overdue", context)]
+    instruments = _instruments(session, events)
+    planned: list[tuple[Instrument, dict[str, ContextValue]] | None] = []
+    for event in events:
+        instrument = _still_current(instruments.get(int(event.payload["instrument_id"])), event.payload)
+        if instrument is None or instrument.valid_until is None:
+            planned.append(None)
+            continue
+        context: dict[str, ContextValue] = {
+            "instrument_id": str(instrument.id),
+            "instrument_name": _instrument_name(instrument),
+            "valid_until": instrument.valid_until,
+        }
+        planned.append((instrument, context))
+    users = operator_users_of(session, (i.operator_id for i, _c in filter(None, planned)))
+    return [
+        [] if plan is None else [Notice(users[plan[0].operator_id], "verification_overdue", plan[1])]
+        for plan in planned
+    ]
 
 
 @handles("complaint.created")
@@ -323,9 +401,21 @@ def _interviewing_bureau(session: Session, interview: Interview) -> str:
 
 @handles("interview.scheduled")
 def interview_scheduled(session: Session, event: OutboxEvent) -> list[Notice]:
-    """Summon the operator to an interview (约谈, Art. 12(2)); a required notice."""
-    interview = _open_interview(session, int(event.payload["interview_id"]))
-    # A written reminder (提醒, kind "reminder") has no time or place and no message kind of its own yet.
+    """Summon the operator to an interview (约谈), or deliver a written reminder (提醒); Art. 12(2)."""
+    interview_id = int(event.payload["interview_id"])
+    reminder = session.get(Interview, interview_id)
+    if (
+        reminder is not None
+        and reminder.kind == InterviewKind.reminder
+        and reminder.status in _OPEN_INTERVIEW
+    ):
+        # A reminder has no time or place: the operator reads it in the app and acknowledges it.
+        notice: dict[str, ContextValue] = {
+            "interview_id": str(reminder.id),
+            "bureau_name": _interviewing_bureau(session, reminder),
+        }
+        return [Notice(operator_users(session, reminder.operator_id), "reminder_notice", notice)]
+    interview = _open_interview(session, interview_id)
     if interview is None or interview.scheduled_at is None:
         return []
     context: dict[str, ContextValue] = {
@@ -355,6 +445,26 @@ def interview_reminder(session: Session, event: OutboxEvent) -> list[Notice]:
         "lead": InterviewReminder(str(payload["reminder"])).value,
     }
     return [Notice(operator_users(session, interview.operator_id), "interview_reminder", context)]
+
+
+@handles("interview.cancelled")
+def interview_cancelled(session: Session, event: OutboxEvent) -> list[Notice]:
+    """Tell the operator a summons no longer stands (a cancelled written reminder needs no notice)."""
+    interview = session.get(Interview, int(event.payload["interview_id"]))
+    if (
+        interview is None
+        or interview.kind != InterviewKind.interview
+        or interview.status != InterviewStatus.cancelled
+        or interview.scheduled_at is None
+    ):
+        return []
+    # The staff's reason stays in the app: free text has no place in a lock-screen notification.
+    context: dict[str, ContextValue] = {
+        "interview_id": str(interview.id),
+        "bureau_name": _interviewing_bureau(session, interview),
+        "scheduled_at": _aware(interview.scheduled_at),
+    }
+    return [Notice(operator_users(session, interview.operator_id), "interview_cancelled", context)]
 
 
 @handles("correction.decided")

@@ -42,6 +42,12 @@ SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
         "place": "三楼会议室",
         "lead": "1h",
     },
+    "interview_cancelled": {
+        "interview_id": "iv-1",
+        "bureau_name": "西湖区市场监督管理局",
+        "scheduled_at": "2026-12-01 09:30",
+    },
+    "reminder_notice": {"interview_id": "iv-2", "bureau_name": "西湖区市场监督管理局"},
     "finding_against_operator": {
         "finding_id": "fd-1",
         "bureau_name": "西湖区市场监督管理局",
@@ -94,6 +100,23 @@ def test_chinese_and_english_wording() -> None:
     assert "电子计价秤 #3" in zh.body and "2026-12-31" in zh.body and "剩余7天" in zh.body
     assert en.title == "Instrument verification due soon"
     assert "days left: 7" in en.body
+
+
+def test_interview_cancellation_and_written_reminder_wording() -> None:
+    zh = render("interview_cancelled", "zh-CN", SAMPLE_CONTEXT["interview_cancelled"])
+    en = render("interview_cancelled", "en", SAMPLE_CONTEXT["interview_cancelled"])
+    assert zh.title == "约谈取消通知" and "2026-12-01 09:30" in zh.body and "已取消" in zh.body
+    assert en.title == "Interview cancelled" and "2026-12-01 09:30" in en.body
+    # The cancellation replaces the summons on the phone: same collapse key as interview_scheduled.
+    summons = render("interview_scheduled", "zh-CN", SAMPLE_CONTEXT["interview_scheduled"])
+    assert zh.collapse_key == summons.collapse_key == "interview:iv-1"
+
+    reminder = render("reminder_notice", "zh-CN", SAMPLE_CONTEXT["reminder_notice"])
+    assert reminder.title == "计量诚信提醒" and "书面提醒" in reminder.body and "西湖区" in reminder.body
+    assert reminder.deep_link == "gongping://interviews/iv-2" and reminder.priority == "high"
+    assert render("reminder_notice", "en", SAMPLE_CONTEXT["reminder_notice"]).title == (
+        "Metrology integrity reminder"
+    )
 
 
 def test_codes_are_translated_through_labels() -> None:
@@ -231,7 +254,13 @@ def test_kind_decisions() -> None:
     required = {kind for kind, spec in KINDS.items() if not spec.mutable}
     urgent = {kind for kind, spec in KINDS.items() if spec.urgent}
 
-    assert {"interview_scheduled", "interview_reminder", "finding_against_operator"} <= required
+    assert {
+        "interview_scheduled",
+        "interview_reminder",
+        "interview_cancelled",
+        "reminder_notice",
+        "finding_against_operator",
+    } <= required
     assert "verification_due" not in required
     assert urgent == {"interview_reminder"}
     assert all(KINDS[kind].priority == "high" for kind in required | urgent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -96,17 +97,17 @@ def test_requests_carry_the_token_minted_once_from_the_service_account(
     assert {h["authorization"] for h in fcm.request_headers} == {fcm.request_headers[0]["authorization"]}
 
 
-def test_more_than_500_messages_are_split_into_send_each_calls(
+def test_more_than_500_messages_are_split_into_send_each_async_calls(
     service_account: Path, fcm_server: StandinServer, fcm: FcmStandin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chunk_sizes: list[int] = []
-    real_send_each = messaging.send_each
+    real_send_each_async = messaging.send_each_async
 
-    def spy(messages: list[messaging.Message], dry_run: bool = False, app: Any = None) -> Any:
+    async def spy(messages: list[messaging.Message], dry_run: bool = False, app: Any = None) -> Any:
         chunk_sizes.append(len(messages))
-        return real_send_each(messages, dry_run=dry_run, app=app)
+        return await real_send_each_async(messages, dry_run=dry_run, app=app)
 
-    monkeypatch.setattr(messaging, "send_each", spy)
+    monkeypatch.setattr(messaging, "send_each_async", spy)
     channel = build_push_channel(str(service_account), fcm_server.base_url, concurrency=500)
     assert channel is not None
     try:
@@ -362,3 +363,79 @@ def test_a_message_the_sdk_cannot_encode_fails_alone(
     ]
     assert results[1].error_code == "INVALID_MESSAGE"
     assert sorted(fcm.recorded_tokens()) == ["fine-1", "fine-2"]
+
+
+def test_a_revoked_access_token_is_refreshed_and_the_message_sent_again(
+    service_account: Path, fcm: FcmStandin, fcm_server: StandinServer
+) -> None:
+    channel = build_push_channel(str(service_account), fcm_server.base_url)
+    assert channel is not None
+    try:
+        assert channel.send([outgoing("before-revoke")])[0].status is DeliveryStatus.DELIVERED
+        with fcm.lock:
+            fcm._issued_tokens.clear()  # FCM no longer accepts the cached token: 401 UNAUTHENTICATED
+
+        [after] = channel.send([outgoing("after-revoke")])
+    finally:
+        channel.close()
+
+    assert after.status is DeliveryStatus.DELIVERED
+    # The SDK's auth flow refreshed once on the 401 and resent; nothing else was re-minted.
+    assert len(fcm.token_claims) == 2
+    assert fcm.stats()["errors_by_code"] == {"UNAUTHENTICATED": 1}
+    assert sorted(fcm.recorded_tokens()) == ["after-revoke", "before-revoke"]
+
+
+def test_requests_in_flight_never_exceed_the_concurrency(tmp_path: Path) -> None:
+    # 40 messages, 4 connections, 50 ms per answer: at least ten rounds, never a fifth connection.
+    with StandinServer(FcmStandin(latency_s=0.05)) as server:
+        account = write_service_account(tmp_path / "sa.json", server.token_uri)
+        channel = build_push_channel(str(account), server.base_url, concurrency=4)
+        assert channel is not None
+        peak = 0
+        stop = False
+
+        def watch() -> None:
+            nonlocal peak
+            while not stop:
+                listener = server._listener
+                if listener is not None:
+                    peak = max(peak, len(listener.connections))
+                time.sleep(0.002)
+
+        assert channel._ensure_access_token() is None
+        listener = server._listener
+        assert listener is not None
+        # The token request's keep-alive connection is google-auth's, not the channel's.
+        baseline = len(listener.connections)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            started = time.perf_counter()
+            results = channel.send([outgoing(f"slow-{i}") for i in range(40)])
+            elapsed = time.perf_counter() - started
+        finally:
+            stop = True
+            watcher.join()
+            channel.close()
+
+    assert {r.status for r in results} == {DeliveryStatus.DELIVERED}
+    assert 1 <= peak - baseline <= 4
+    assert elapsed >= 10 * 0.05
+
+
+def test_an_answer_slower_than_the_timeout_is_retried_later(tmp_path: Path) -> None:
+    with StandinServer(FcmStandin(latency_s=2.0)) as server:
+        account = write_service_account(tmp_path / "sa.json", server.token_uri)
+        channel = build_push_channel(str(account), server.base_url, timeout_s=0.3)
+        assert channel is not None
+        try:
+            assert channel._ensure_access_token() is None  # the token endpoint is slow too
+            started = time.perf_counter()
+            [late] = channel.send([outgoing("slow-answer")])
+            elapsed = time.perf_counter() - started
+        finally:
+            channel.close()
+
+    assert (late.status, late.error_code) == (DeliveryStatus.RETRY, "DEADLINE_EXCEEDED")
+    assert elapsed < 1.5

@@ -10,7 +10,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,23 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")[-5000:]
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(
-    db_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_worker(
+    folder: Path, queue_prefix: str, env: Mapping[str, str] | None = None
 ) -> Iterator[WorkerProcess]:
-    """``celery worker -P solo`` as a subprocess, sharing the test database and media folder."""
-    folder = tmp_path_factory.mktemp("celery")
+    """``celery worker -P solo`` as a subprocess on its own queue, stopped on exit.
+
+    ``folder`` holds the filesystem broker (when no ``GONGPING_TEST_BROKER_URL``) and the log; ``env`` adds
+    settings for the worker (e.g. push credentials) on top of this process's environment.
+    """
     broker_url = os.environ.get("GONGPING_TEST_BROKER_URL") or "filesystem://"
-    queue = f"gongping-test-{uuid.uuid4().hex[:10]}"
-    env = {**os.environ, "GONGPING_BROKER_URL": broker_url, "GONGPING_BROKER_DIR": str(folder / "broker")}
+    queue = f"{queue_prefix}-{uuid.uuid4().hex[:10]}"
+    worker_env = {
+        **os.environ,
+        "GONGPING_BROKER_URL": broker_url,
+        "GONGPING_BROKER_DIR": str(folder / "broker"),
+        **(env or {}),
+    }
     log = folder / "worker.log"
     args = [
         sys.executable,
@@ -71,11 +80,10 @@ def celery_worker_process(
         "--without-heartbeat",
     ]
     with log.open("wb") as out:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(args, cwd=ROOT, env=worker_env, stdout=out, stderr=subprocess.STDOUT)
     app = make_celery(Settings(broker_url=broker_url, broker_dir=folder / "broker"))
-    worker = WorkerProcess(process=process, queue=queue, app=app, log=log)
     try:
-        yield worker
+        yield WorkerProcess(process=process, queue=queue, app=app, log=log)
     finally:
         process.terminate()
         try:
@@ -84,3 +92,12 @@ def celery_worker_process(
             process.kill()
             process.wait(timeout=10)
         app.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    db_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """``celery worker -P solo`` as a subprocess, sharing the test database and media folder."""
+    with running_worker(tmp_path_factory.mktemp("celery"), "gongping-test") as worker:
+        yield worker

@@ -384,3 +384,110 @@ def test_instants_are_shown_in_each_recipients_zone() -> None:
     assert delivery.format_instant(at, "Europe/Berlin", "en") == "2026-06-01 03:30 (Europe/Berlin)"
     assert delivery.format_instant(at, "Europe/Berlin", "zh-CN") == "2026-06-01 03:30（Europe/Berlin）"
     assert delivery.format_instant(at, None, "en") == "2026-06-01 09:30"
+
+
+def _overdue_events(s: Setup, count: int) -> list[OutboxEvent]:
+    """``count`` instruments of the setup's operator falling overdue, one event each."""
+    events = []
+    for _ in range(count):
+        s.instrument = make_instrument(
+            s.session, s.operator, verified_on=bureau_today() - timedelta(days=400)
+        )
+        s.session.flush()
+        events.append(_overdue_event(s))
+    return events
+
+
+def test_a_batch_of_events_is_handled_like_each_alone_and_never_twice(
+    setup: Setup, push_channel: PushChannel, fcm: FcmStandin
+) -> None:
+    events = _overdue_events(setup, 5)
+    ids = [e.id or 0 for e in events]
+    muted_user = make_account(setup.session, Role.operator, operator_id=setup.operator.id)
+    muted_user.locale = "en"
+    setup.session.add(muted_user)
+    make_device(setup.session, muted_user, token="muted_" + "m" * 140)
+    setup.session.add(
+        NotificationPreference(account_id=muted_user.id or 0, muted_categories=["verification"])
+    )
+    setup.session.flush()
+
+    reports = delivery.dispatch_many(
+        [*reversed(ids), ids[0], 10**9], push_enabled=True, now=SHANGHAI_NOON, unit_of_work=setup.uow()
+    )
+
+    # One report per event found, in id order; the unknown id is ignored and the repeated one handled once.
+    assert [r.topic for r in reports] == ["instrument.overdue"] * 5
+    assert [(r.notices, r.recipients, r.inbox_written, r.pushes_created) for r in reports] == [
+        (1, 2, 2, 3)
+    ] * 5
+    # A required notice reaches the muted user's device too; every push row points at its inbox entry.
+    rows = _pushes(setup)
+    assert len(rows) == 15 and {r.event_id for r in rows} == set(ids)
+    assert sorted(i for r in reports for i in r.due_ids) == [r.id for r in rows]
+    inbox = {e.id: e for e in setup.session.exec(select(InboxNotification)).all()}
+    assert all(inbox[r.inbox_id or 0].recipient_id == r.recipient_id for r in rows)
+    english = [e for e in inbox.values() if e.recipient_id == muted_user.id]
+    assert len(english) == 5 and all(e.locale == "en" for e in english)
+
+    # Again, in another split: nothing new, and the rows still pending are due again.
+    again = delivery.dispatch_many(ids[:2], push_enabled=True, now=SHANGHAI_NOON, unit_of_work=setup.uow())
+    assert [(r.inbox_written, r.pushes_created, r.rerun) for r in again] == [(0, 0, True)] * 2
+    assert sorted(i for r in again for i in r.due_ids) == sorted(r.id for r in rows if r.event_id in ids[:2])
+    report = _send(setup, push_channel, [i for r in reports for i in r.due_ids], SHANGHAI_NOON)
+    assert report.sent == 15 and len(fcm.recorded_tokens()) == 15
+    after = delivery.dispatch_many(ids, push_enabled=True, now=SHANGHAI_NOON, unit_of_work=setup.uow())
+    assert all(r.due_ids == [] and r.pushes_created == 0 for r in after)
+    assert len(_pushes(setup)) == 15
+
+
+def test_a_broken_handler_costs_only_its_own_event_in_a_batch(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    [good] = _overdue_events(setup, 1)
+    emit(setup.session, "test.broken", {})
+    broken = setup.session.exec(select(OutboxEvent).order_by(col(OutboxEvent.id).desc())).first()
+    assert broken is not None
+
+    def explode(_session: Session, event: OutboxEvent) -> list[Notice]:
+        raise KeyError("instrument_id")
+
+    HANDLERS["test.broken"] = explode
+    try:
+        reports = delivery.dispatch_many(
+            [good.id or 0, broken.id or 0],
+            push_enabled=False,
+            now=SHANGHAI_NOON,
+            unit_of_work=setup.uow(),
+            skip_broken=True,
+        )
+        with pytest.raises(KeyError):
+            delivery.dispatch(broken.id or 0, push_enabled=False, unit_of_work=setup.uow())
+    finally:
+        del HANDLERS["test.broken"]
+    assert [(r.topic, r.error, r.inbox_written) for r in reports] == [
+        ("instrument.overdue", False, 1),
+        ("test.broken", True, 0),
+    ]
+    assert "handler failed" in caplog.text
+
+
+def test_a_malformed_sweep_event_falls_back_to_one_by_one_and_only_it_is_skipped(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = _overdue_events(setup, 2)
+    emit(setup.session, "instrument.overdue", {"operator_id": setup.operator.id}, dedupe_key="no-instrument")
+    bad = setup.session.exec(select(OutboxEvent).where(OutboxEvent.dedupe_key == "no-instrument")).one()
+    reports = delivery.dispatch_many(
+        [e.id or 0 for e in good] + [bad.id or 0],
+        push_enabled=True,
+        now=SHANGHAI_NOON,
+        unit_of_work=setup.uow(),
+        skip_broken=True,
+    )
+    assert [(r.error, r.inbox_written, r.pushes_created) for r in reports] == [
+        (False, 1, 2),
+        (False, 1, 2),
+        (True, 0, 0),
+    ]
+    assert "batch handler failed" in caplog.text and "handler failed; its notices are skipped" in caplog.text

@@ -273,9 +273,34 @@ def test_interview_scheduled_and_reminders(session: Session, shop: Shop) -> None
     session.flush()
     assert notices_for(session, _event(session, "interview.reminder", reminder)) == []
     assert notices_for(session, _event(session, "interview.scheduled", payload)) == []
-    # A written reminder (提醒) has no time and place: no interview summons is sent for it.
+    # The cancellation is notified (once the interview really is cancelled, and only for a summons).
+    [cancelled] = notices_for(session, _event(session, "interview.cancelled", payload))
+    assert cancelled.kind == "interview_cancelled" and cancelled.recipients == (shop.user.id,)
+    assert cancelled.context["scheduled_at"] == interview.scheduled_at
+    assert "西湖区" in str(cancelled.context["bureau_name"])
+    _render_all(cancelled)
+
+
+def test_written_reminder_is_its_own_notice_and_its_cancellation_is_not_notified(
+    session: Session, shop: Shop
+) -> None:
+    # A written reminder (提醒) has no time and place: not a summons, a reminder notice.
     written = _interview(session, shop, kind=InterviewKind.reminder, scheduled_at=None)
-    assert notices_for(session, _event(session, "interview.scheduled", {"interview_id": written.id})) == []
+    payload = {"interview_id": written.id, "operator_id": shop.operator.id, "kind": "reminder"}
+    [notice] = notices_for(session, _event(session, "interview.scheduled", payload))
+    assert notice.kind == "reminder_notice" and notice.recipients == (shop.user.id,)
+    assert set(notice.context) == {"interview_id", "bureau_name"} and "西湖区" in str(
+        notice.context["bureau_name"]
+    )
+    _render_all(notice)
+    written.status = InterviewStatus.cancelled
+    session.add(written)
+    session.flush()
+    assert notices_for(session, _event(session, "interview.scheduled", payload)) == []
+    assert notices_for(session, _event(session, "interview.cancelled", payload)) == []
+    # An interview still open is not "cancelled", whatever an event says.
+    still_on = _interview(session, shop)
+    assert notices_for(session, _event(session, "interview.cancelled", {"interview_id": still_on.id})) == []
 
 
 def test_case_topics_follow_the_documented_contract(session: Session, shop: Shop) -> None:

@@ -206,3 +206,38 @@ def test_moved_interview_gets_its_own_reminders(session: Session, operator: Oper
     session.flush()
     assert _isweep(session, at - timedelta(hours=20)) == 1
     assert _reminders(session) == ["24h", "24h"]
+
+
+def test_overdue_sweep_emits_one_event_per_instrument_and_due_date_in_pages(
+    session: Session, operator: Operator
+) -> None:
+    from workers.sweeps import sweep_overdue_instruments
+
+    overdue = [_instrument(session, operator, TODAY - timedelta(days=d)) for d in (1, 2, 40, 400)]
+    _instrument(session, operator, TODAY)  # valid through today
+    _instrument(session, operator, TODAY - timedelta(days=3), status=InstrumentStatus.retired)
+    _instrument(session, operator, None)
+
+    def sweep(today: date, batch: int) -> int:
+        return sweep_overdue_instruments(today, batch=batch, unit_of_work=lambda: nullcontext(session))
+
+    assert sweep(TODAY, 3) == 4  # two pages of three
+    assert sweep(TODAY, 3) == 0
+    assert sweep(TODAY + timedelta(days=1), 5000) == 1  # the one valid through today is overdue now
+    rows = session.exec(
+        select(OutboxEvent).where(OutboxEvent.topic == "instrument.overdue").order_by(col(OutboxEvent.id))
+    ).all()
+    keys = {row.dedupe_key for row in rows}
+    assert {f"instrument.overdue:{i.id}:{i.valid_until}" for i in overdue} <= keys
+    assert len(keys) == len(rows) == 5
+    first = next(
+        row
+        for row in rows
+        if row.dedupe_key == f"instrument.overdue:{overdue[0].id}:{overdue[0].valid_until}"
+    )
+    assert first.payload == {
+        "instrument_id": overdue[0].id,
+        "operator_id": operator.id,
+        "valid_until": (TODAY - timedelta(days=1)).isoformat(),
+    }
+    assert first.published_at is None and first.available_at is not None

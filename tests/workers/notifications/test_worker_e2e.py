@@ -195,3 +195,25 @@ def test_sweep_reminders_wait_for_the_retry_sweep_and_go_out_in_batches(
     message = _wait(notifications_worker, lambda: _message(fcm, target.device.token), "the batched push")
     assert message["data"]["kind"] == "verification_overdue"
     assert fcm.recorded_tokens().count(target.device.token) == 1
+
+
+def test_a_batch_task_handles_many_events_and_sends_only_the_interactive_ones_at_once(
+    committed_session: Session, notifications_worker: WorkerProcess, fcm: FcmStandin, daytime_zone: str
+) -> None:
+    rated = [_recipient(committed_session, daytime_zone, "e2e_" + uuid.uuid4().hex * 3) for _ in range(3)]
+    overdue = _recipient(committed_session, daytime_zone, "e2e_" + uuid.uuid4().hex * 3, "instrument.overdue")
+    ids = [r.event_id for r in (*rated, overdue)]
+    notifications_worker.send("gongping.notifications.dispatch_batch", [ids], uuid.uuid4().hex)
+    for target in rated:
+        _wait(notifications_worker, lambda t=target: _message(fcm, t.device.token), "a batched event's push")
+    # The sweep topic's push waits for the retry sweep, as with the one-event task.
+    [row] = _pushes(overdue.event_id)
+    assert row.status == PushStatus.pending
+    # Redelivered, alone and as a batch: nothing more reaches any phone.
+    notifications_worker.send("gongping.notifications.dispatch_batch", [ids], uuid.uuid4().hex)
+    notifications_worker.send("gongping.notifications.dispatch", [rated[0].event_id], uuid.uuid4().hex)
+    notifications_worker.send("gongping.notifications.retry_due", [], uuid.uuid4().hex)
+    _wait(notifications_worker, lambda: _message(fcm, overdue.device.token), "the swept push")
+    for target in (*rated, overdue):
+        assert fcm.recorded_tokens().count(target.device.token) == 1
+        assert len(_inbox(target.user)) == 1 and len(_pushes(target.event_id)) == 1
