@@ -28,7 +28,7 @@ def upgrade(database_url: str | None = None) -> None:
     url = database_url or get_settings().database_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "heads")
+    command.upgrade(alembic_config(url), "head")
     sync_reference_data(url)
 
 

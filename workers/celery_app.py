@@ -26,7 +26,11 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
             "store_processed": False,
         }
     # Redis: a message not acknowledged within this time is redelivered (must exceed the longest task).
-    return {"visibility_timeout": 3600}
+    options: dict[str, Any] = {"visibility_timeout": settings.broker_visibility_timeout}
+    if settings.broker_visibility_timeout < 60:
+        # A short timeout (fault tests) needs the sweep for abandoned messages to run every second, not 100 s.
+        options |= {"unacked_restore_interval": 1, "unacked_restore_throttle": 1}
+    return options
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -41,6 +45,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "workers.cases_tasks",
             "workers.records_tasks",
             "workers.notifications_tasks",
+            "workers.intake_tasks",
+            "workers.delivery_tracking",
         ],
     )
     app.conf.update(
@@ -65,6 +71,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_enable_remote_control=not settings.uses_embedded_broker,
         beat_schedule={
             "outbox-relay": {"task": "gongping.outbox.relay", "schedule": 5.0},
+            "outbox-redrive": {"task": "gongping.outbox.redrive", "schedule": 300.0},
             "instrument-sweep": {"task": "gongping.instruments.sweep", "schedule": 3600.0},
             "complaint-photo-sweep": {"task": "gongping.complaints.sweep_pending_photos", "schedule": 900.0},
             "complaint-routing-sweep": {"task": "gongping.complaints.route_stale", "schedule": 600.0},

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from backend.db import is_postgres, session_scope, utcnow
-from backend.outbox.models import OutboxEvent
+from backend.outbox.models import OutboxEvent, OutboxTaskDone
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 TOPIC_TASKS: dict[str, tuple[str, ...]] = {
     "instrument.overdue": ("gongping.events.log", "gongping.records.record_overdue_instrument"),
     "record.changed": ("gongping.records.rerate_operator",),
+    "operator.rating_inputs_changed": ("gongping.records.rerate_operator",),
     "complaint.created": ("gongping.complaints.process_photos", "gongping.complaints.route"),
+    "intake.job_submitted": ("gongping.intake.run_job",),
 }
 
 #: Topics somebody is notified about: each also goes to the notification dispatcher, which has a handler per
@@ -37,6 +39,7 @@ NOTIFICATION_TOPICS: tuple[str, ...] = (
     "rating.changed",
     "interview.scheduled",
     "interview.reminder",
+    "interview.cancelled",
     "correction.decided",
     "case.assigned",
     "case.overdue",
@@ -55,6 +58,37 @@ def celery_sender(name: str, args: list[Any], task_id: str) -> None:
     celery_app.send_task(name, args=args, task_id=task_id, retry=True, retry_policy={"max_retries": 2})
 
 
+#: Notification dispatch takes the events of one relay pass together (one transaction for the batch).
+DISPATCH_TASK = "gongping.notifications.dispatch"
+DISPATCH_BATCH_TASK = "gongping.notifications.dispatch_batch"
+
+
+def task_id_for(event_ids: list[int], task: str) -> str:
+    """The message id of ``task`` for these events: stable, so a republished message is recognisable."""
+    if len(event_ids) == 1:
+        return f"outbox-{event_ids[0]}-{task}"
+    return f"outbox-{event_ids[0]}-{event_ids[-1]}-{len(event_ids)}-{task}"
+
+
+def tasks_per_topic() -> dict[str, int]:
+    """How many tasks each topic fans out to (an event is handled once that many have finished)."""
+    return {topic: len(tasks) for topic, tasks in TOPIC_TASKS.items()}
+
+
+def _publish(rows: list[OutboxEvent], sender: Sender) -> None:
+    """Send every task of these rows; notification dispatch as one batch task. Raises if the broker fails."""
+    batch: list[int] = []
+    for row in rows:
+        assert row.id is not None
+        for task in TOPIC_TASKS.get(row.topic, ()):
+            if task == DISPATCH_TASK:
+                batch.append(row.id)
+            else:
+                sender(task, [row.id], task_id_for([row.id], task))
+    if batch:
+        sender(DISPATCH_BATCH_TASK, [batch], task_id_for(batch, DISPATCH_BATCH_TASK))
+
+
 def relay_once(session: Session, *, batch: int = 200, sender: Sender = celery_sender) -> int:
     """Publish up to ``batch`` pending rows; returns how many were published."""
     now = utcnow()
@@ -67,27 +101,105 @@ def relay_once(session: Session, *, batch: int = 200, sender: Sender = celery_se
     if is_postgres(session):
         # Several relays may run; each takes rows no other holds.
         stmt = stmt.with_for_update(skip_locked=True)
-    rows = session.execute(stmt).scalars().all()
-    published = 0
-    for row in rows:
-        try:
-            for task in TOPIC_TASKS.get(row.topic, ()):
-                sender(task, [row.id], f"outbox-{row.id}-{task}")
-        except Exception as exc:
-            # Broker down: keep the row, back off, and stop this pass (later rows would fail the same way).
+    rows = list(session.execute(stmt).scalars().all())
+    if not rows:
+        return 0
+    try:
+        _publish(rows, sender)
+    except Exception as exc:
+        # Broker down: keep the rows (some of their tasks may have gone out: tasks are idempotent and their
+        # ids stable), back off, and try again later.
+        for row in rows:
             row.attempts += 1
             row.last_error = f"{type(exc).__name__}: {exc}"[:500]
             row.available_at = utcnow() + timedelta(seconds=min(60, 2 ** min(row.attempts, 6)))
             session.add(row)
-            log.warning(
-                "outbox relay: broker unavailable (%s); %s row(s) waiting", exc, len(rows) - published
-            )
-            break
-        row.published_at = utcnow()
+        session.flush()
+        log.warning("outbox relay: broker unavailable (%s); %s row(s) waiting", exc, len(rows))
+        return 0
+    published_at = utcnow()
+    for row in rows:
+        row.published_at = published_at
+        if not TOPIC_TASKS.get(row.topic):
+            row.handled_at = published_at
         session.add(row)
-        published += 1
     session.flush()
-    return published
+    return len(rows)
+
+
+def redrive_once(
+    session: Session,
+    *,
+    older_than: timedelta,
+    window: timedelta,
+    batch: int = 500,
+    sender: Sender = celery_sender,
+) -> int:
+    """Publish again the events published more than ``older_than`` ago whose tasks have not all finished.
+
+    A broker that loses messages (Redis restarted without persistence) would otherwise lose that work for
+    good. ``older_than`` must exceed the broker's own redelivery of unacknowledged messages (the visibility
+    timeout), so a task still queued or running is not doubled needlessly; tasks are idempotent either way.
+    Only the unfinished tasks are sent. Events older than ``window`` are given up and logged.
+    """
+    now = utcnow()
+    stmt = (
+        select(OutboxEvent)
+        .where(
+            col(OutboxEvent.handled_at).is_(None),
+            col(OutboxEvent.published_at).is_not(None),
+            col(OutboxEvent.published_at) < now - older_than,
+        )
+        .order_by(col(OutboxEvent.published_at))
+        .limit(batch)
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.execute(stmt).scalars().all())
+    if not rows:
+        return 0
+    ids = [row.id for row in rows if row.id is not None]
+    done: set[tuple[int, str]] = {
+        (event_id, task)
+        for event_id, task in session.execute(
+            select(col(OutboxTaskDone.event_id), col(OutboxTaskDone.task)).where(col(OutboxTaskDone.event_id).in_(ids))
+        ).all()
+    }
+    redriven = 0
+    dispatch: list[int] = []
+    for row in rows:
+        assert row.id is not None
+        if row.created_at < now - window:
+            # Past the window: stop trying, keep the row for the record.
+            row.handled_at = now
+            row.last_error = "redrive window passed with tasks unfinished"
+            session.add(row)
+            log.error("outbox event %s (%s) given up after %s redrives", row.id, row.topic, row.redrives)
+            continue
+        try:
+            for task in TOPIC_TASKS.get(row.topic, ()):
+                if (row.id, task) in done:
+                    continue
+                if task == DISPATCH_TASK:
+                    dispatch.append(row.id)
+                else:
+                    sender(task, [row.id], task_id_for([row.id], task))
+        except Exception as exc:
+            log.warning("outbox redrive: broker unavailable (%s)", exc)
+            break
+        row.published_at = now
+        row.redrives += 1
+        session.add(row)
+        redriven += 1
+    if dispatch:
+        try:
+            sender(DISPATCH_BATCH_TASK, [dispatch], task_id_for(dispatch, DISPATCH_BATCH_TASK))
+        except Exception as exc:
+            log.warning("outbox redrive: broker unavailable (%s)", exc)
+    session.flush()
+    if redriven:
+        log.warning("outbox redrive: %s event(s) published again (tasks unfinished)", redriven)
+    return redriven
 
 
 def run_forever(

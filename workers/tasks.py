@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 
+from backend.config import get_settings
 from backend.db import session_scope
 from backend.outbox.models import OutboxEvent
 from workers.celery_app import celery_app
-from workers.relay import relay_once
+from workers.relay import redrive_once, relay_once
 from workers.sweeps import sweep_overdue_instruments
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,18 @@ def relay_task() -> int:
     """Beat's safety net for the relay process: publish whatever is pending."""
     with session_scope() as session:
         return relay_once(session)
+
+
+@celery_app.task(name="gongping.outbox.redrive")
+def redrive_task() -> int:
+    """Publish again the events whose tasks never finished (a message the broker lost)."""
+    settings = get_settings()
+    with session_scope() as session:
+        return redrive_once(
+            session,
+            older_than=timedelta(seconds=settings.outbox_redrive_after_seconds),
+            window=timedelta(hours=settings.outbox_redrive_window_hours),
+        )
 
 
 @celery_app.task(name="gongping.instruments.sweep")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from backend.db import utcnow
-from backend.outbox.models import OutboxEvent
+from backend.outbox.models import OutboxEvent, OutboxTaskDone
 
 
 def emit(session: Session, topic: str, payload: dict[str, Any], *, dedupe_key: str | None = None) -> bool:
@@ -35,3 +36,41 @@ def emit(session: Session, topic: str, payload: dict[str, Any], *, dedupe_key: s
     )
     # RETURNING yields a row only when the insert happened (rowcount is unreliable for ORM inserts).
     return session.execute(stmt).first() is not None
+
+
+def mark_tasks_done(session: Session, task: str, event_ids: list[int], tasks_of: dict[str, int]) -> int:
+    """Record that ``task`` finished for these events; events whose every task is done become handled.
+
+    ``tasks_of`` maps a topic to how many tasks it fans out to (the relay's table; the backend does not import
+    workers). Returns how many events became handled. A redelivered duplicate changes nothing.
+    """
+    if not event_ids:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    session.execute(
+        insert(OutboxTaskDone)
+        .values([{"event_id": i, "task": task, "done_at": now} for i in sorted(set(event_ids))])
+        .on_conflict_do_nothing(index_elements=["event_id", "task"])
+    )
+    done: dict[int, int] = {
+        int(event_id): int(count)
+        for event_id, count in session.execute(
+            select(col(OutboxTaskDone.event_id), func.count())
+            .where(col(OutboxTaskDone.event_id).in_(event_ids))
+            .group_by(col(OutboxTaskDone.event_id))
+        ).all()
+    }
+    handled = [
+        event.id
+        for event in session.execute(
+            select(OutboxEvent).where(
+                col(OutboxEvent.id).in_(event_ids), col(OutboxEvent.handled_at).is_(None)
+            )
+        ).scalars()
+        if event.id is not None and done.get(event.id, 0) >= tasks_of.get(event.topic, 0)
+    ]
+    if handled:
+        session.execute(update(OutboxEvent).where(col(OutboxEvent.id).in_(handled)).values(handled_at=now))
+    return len(handled)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import pytest
 from celery.exceptions import Retry
 from fastapi.testclient import TestClient
+from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
@@ -22,6 +23,7 @@ from backend.complaints.models import Complaint, RoutingStatus
 from backend.db import new_session, utcnow
 from backend.inbox.models import InboxNotification
 from backend.main import create_app
+from backend.outbox.models import OutboxEvent
 from tests.factories import COUNTY_A, complaint_json, login, make_account, post_complaint
 from tests.workers.conftest import WorkerProcess
 from workers import cases_tasks, relay
@@ -164,6 +166,9 @@ def test_a_submitted_complaint_is_routed_by_a_real_worker_and_the_bureau_told(
             client, headers, location={"lon": 120.1408, "lat": 30.2568, "coord_system": "gcj02"}
         )
         with new_session() as s:
+            first_event_id = s.execute(
+                select(func.min(OutboxEvent.id)).where(col(OutboxEvent.published_at).is_(None))
+            ).scalar_one()
             assert relay.relay_once(s, sender=celery_worker_process.send) >= 1
             s.commit()
 
@@ -192,3 +197,20 @@ def test_a_submitted_complaint_is_routed_by_a_real_worker_and_the_bureau_told(
 
         notice = _poll(told, celery_worker_process)
         assert case.case_no in notice.body or notice.data.get("case_no") == case.case_no
+        # Every task of both events finished and said so: the redrive sweep leaves them alone.
+
+        def handled(s: Session) -> list[OutboxEvent] | None:
+            rows = [
+                r
+                for r in s.execute(
+                    select(OutboxEvent).where(
+                        col(OutboxEvent.topic).in_(["complaint.created", "case.assigned"]),
+                        col(OutboxEvent.id) >= first_event_id,
+                    )
+                ).scalars()
+                if r.payload.get("complaint_id") == complaint_id or r.payload.get("case_id") == case.id
+            ]
+            return rows if len(rows) == 2 and all(r.handled_at is not None for r in rows) else None
+
+        events = _poll(handled, celery_worker_process)
+        assert {e.topic for e in events} == {"complaint.created", "case.assigned"}
