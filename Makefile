@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck pytest openapi bench clean migration
+.PHONY: run test lint typecheck pytest openapi bench faults load clean migration
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -46,6 +46,16 @@ openapi: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run_all
+
+# Fault injection (tests/faults): kill -9 workers mid-task, stop Redis, restart PostgreSQL. The tests start their
+# own throwaway PostgreSQL cluster and redis-server on other ports (needs PostgreSQL's server binaries and
+# redis-server, and root or the postgres user); the machine's shared services are never touched.
+faults: $(DEV_STAMP)
+	GONGPING_FAULTS=1 $(BIN)/pytest tests/faults -v
+
+# The 60 s traffic mix (80% QR scans, 10% complaints with photos, 10% staff case views) against uvicorn ×2.
+load: $(DEV_STAMP)
+	$(BIN)/python -m bench.run_all --only bench_load_mix
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

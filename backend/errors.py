@@ -10,8 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+from starlette.routing import Route
 
 from backend.i18n import Locale, request_locale
 from geo.errors import GeoInputError, InvalidCoordinateError, UnknownCoordSystemError
@@ -138,6 +140,26 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+def _allowed_methods(routes: Sequence[Any], path: str, prefix: str = "") -> set[str]:
+    """The methods of every route whose path template matches ``path`` (descending into included routers)."""
+    methods: set[str] = set()
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:  # FastAPI's lazily included router
+            context = getattr(route, "include_context", None)
+            methods |= _allowed_methods(
+                original.routes, path, prefix + (getattr(context, "prefix", "") or "")
+            )
+        elif (
+            isinstance(route, Route)
+            and route.methods
+            and path.startswith(prefix)
+            and route.path_regex.match(path[len(prefix) :])
+        ):
+            methods |= route.methods
+    return methods
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception the app can meet to the one error shape."""
 
@@ -179,13 +201,26 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         locale = request_locale(request)
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI answers 400 when a JSON body is not UTF-8; it is invalid JSON (RFC 8259 §8.1) like any
+            # other undecodable body, so it gets the same documented 422.
+            msg = "请求体不是合法的 JSON" if locale == "zh-CN" else "request body is not valid JSON"
+            details = [{"loc": ["body"], "type": "json_invalid", "msg": "body is not UTF-8"}]
+            return JSONResponse(error_body("invalid_json", msg, details), status_code=422)
+        if exc.status_code == 400 and isinstance(exc.__context__, MultiPartException):
+            # Likewise a form body that does not parse (Starlette says 400): the documented 422 for bad bodies.
+            msg = "请求体不是合法的表单" if locale == "zh-CN" else "request body is not a valid form"
+            details = [{"loc": ["body"], "type": "form_invalid", "msg": str(exc.detail)[:200]}]
+            return JSONResponse(error_body("invalid_form", msg, details), status_code=422)
         code, zh, en = _STATUS_CODES.get(exc.status_code, ("http_error", "请求失败", "request failed"))
         message = zh if locale == "zh-CN" else en
-        return JSONResponse(
-            error_body(code, message, None),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; the resource supports them all.
+            allowed = _allowed_methods(request.app.routes, request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(sorted(allowed))
+        return JSONResponse(error_body(code, message, None), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(OperationalError)
     async def _db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
@@ -195,6 +230,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body("service_unavailable", message), status_code=503, headers={"Retry-After": "5"}
         )
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
+        # A value the database cannot hold (an id past 64 bits, a NUL character in text, ...) came from the
+        # request: the caller's problem, not the server's. SQLSTATE class 22, or SQLite's bind overflow.
+        log.warning("request value rejected by the database: %s", getattr(exc, "orig", exc))
+        locale = request_locale(request)
+        message = (
+            "参数值超出范围或格式无效"
+            if locale == "zh-CN"
+            else "a parameter value is out of range or invalid"
+        )
+        return JSONResponse(error_body("invalid_parameter", message), status_code=422)
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -49,9 +50,21 @@ class BodyLimitMiddleware:
                     raise _BodyTooLarge
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if rejected and not started:
+                # The app may catch the abandoned read and answer for itself (FastAPI turns any error while
+                # reading a JSON body into 400 "error parsing the body"): the client gets the 413 instead.
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+        if rejected and not started:
             await _send_413(send, limit, locale)
 
 

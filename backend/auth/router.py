@@ -106,7 +106,7 @@ def activate(request: Request, session: SessionDep, body: ActivationRequest) -> 
     return AccountRead.model_validate(account)
 
 
-@router.get("/me", response_model=AccountRead, tags=["me"])
+@router.get("/me", response_model=AccountRead, tags=["me"], responses=error_responses(401))
 def me(user: CurrentUser) -> AccountRead:
     """The signed-in account."""
     return AccountRead.model_validate(user)
@@ -122,7 +122,7 @@ _NEEDS_JURISDICTION = {Role.staff, Role.supervisor}
     response_model=AccountRead,
     status_code=201,
     tags=["accounts"],
-    responses=error_responses(403, 409, 422),
+    responses=error_responses(401, 403, 409, 422),
 )
 def create_account(session: SessionDep, scope: StaffScope, body: AccountCreate) -> AccountRead:
     """Create a staff, supervisor, institution, association or department account."""
@@ -166,7 +166,7 @@ def create_account(session: SessionDep, scope: StaffScope, body: AccountCreate) 
     "/accounts/{account_id}/deactivate",
     response_model=AccountRead,
     tags=["accounts"],
-    responses=error_responses(404),
+    responses=error_responses(401, 403, 404),
 )
 def deactivate_account(session: SessionDep, scope: StaffScope, account_id: int) -> AccountRead:
     """Disable an account in your scope and revoke its sign-ins."""

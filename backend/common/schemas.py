@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Generic, TypeVar
+import re
+from datetime import date
+from typing import Annotated, ClassVar, Generic, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
@@ -54,3 +56,41 @@ class Page(BaseModel, Generic[T]):
 
 PageLimit = Annotated[int, Field(ge=1, le=200)]
 PageOffset = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class PartialUpdate(BaseModel):
+    """A PATCH body: a field left out is unchanged; ``null`` clears only the fields listed in ``CLEARABLE``.
+
+    Every other field is required in storage, so an explicit ``null`` there is a 422, not a failed write.
+    """
+
+    CLEARABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _refuse_null(self) -> Self:
+        nulled = sorted(
+            name
+            for name in self.model_fields_set
+            if getattr(self, name) is None and name not in self.CLEARABLE
+        )
+        if nulled:
+            raise PydanticCustomError(
+                "null_not_allowed",
+                "这些字段不能为 null / these fields cannot be null: {fields}",
+                {"fields": ", ".join(nulled)},
+            )
+        return self
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day(value: object) -> object:
+    # Pydantic's lax mode reads "0" or "1700000000" as a Unix time; a day in a filter is written YYYY-MM-DD.
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value.strip()):
+        raise ValueError("日期格式应为 YYYY-MM-DD / a date is written YYYY-MM-DD")
+    return value.strip() if isinstance(value, str) else value
+
+
+#: A calendar day as ``YYYY-MM-DD`` only (query filters).
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]

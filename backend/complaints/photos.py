@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, or_, select
 
+from backend import faults
 from backend.complaints.models import ComplaintPhoto, PhotoStatus
 from backend.complaints.service import DISPLAY, THUMBNAILS, media_storage
 from backend.config import get_settings
@@ -145,6 +146,7 @@ def process_photo(
             )
             result = None
     keys = _store_renditions(storage, result) if result is not None else None
+    faults.pause("photo.before_write")
     with unit_of_work() as session:
         photo = session.get(ComplaintPhoto, photo_id, with_for_update=True)
         if photo is None or photo.status != PhotoStatus.pending:

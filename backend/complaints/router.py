@@ -305,7 +305,11 @@ def _chunks(stream: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
     response_class=StreamingResponse,
     tags=["staff"],
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "the original bytes as uploaded"},
+        200: {
+            # Served with the type of the image the bytes are (sniffed at upload), never a generic one.
+            "content": {fmt.mime_type: {} for fmt in ImageFormat},
+            "description": "the original bytes as uploaded",
+        },
         **error_responses(401, 403, 404),
     },
 )

@@ -31,7 +31,7 @@ from backend.operators.dependencies import StaffOperator, StaffOrOwnOperator
 from backend.operators.models import Operator
 
 router = APIRouter(prefix="/api/v1", tags=["instruments"])
-_ERRORS = error_responses(403, 404)
+_ERRORS = error_responses(401, 403, 404)
 
 
 def to_read(instrument: Instrument, today: date | None = None, locale: Locale = "zh-CN") -> InstrumentRead:

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.common.schemas import PartialUpdate
 from backend.instruments.models import InstrumentStatus, VerificationState
 
 
@@ -20,9 +21,10 @@ class InstrumentCreate(BaseModel):
     stall_id: int | None = Field(default=None, ge=1)
 
 
-class InstrumentUpdate(BaseModel):
-    """A partial edit: maker, model, stall, retirement."""
+class InstrumentUpdate(PartialUpdate):
+    """A partial edit: maker, model, stall, retirement; ``null`` takes it off its stall."""
 
+    CLEARABLE = frozenset({"stall_id"})
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     maker: str | None = Field(default=None, max_length=100)
     model: str | None = Field(default=None, max_length=100)

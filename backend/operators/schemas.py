@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from backend.common.schemas import LonLat
+from backend.common.schemas import LonLat, PartialUpdate
 from backend.operators.models import ManagementAssessment, Sector
 from backend.operators.uscc import InvalidUSCC, normalise_uscc
 
@@ -44,9 +44,10 @@ class OperatorCreate(OperatorBase):
     uscc: USCC
 
 
-class OperatorUpdate(BaseModel):
-    """A partial edit by staff; every change is audited."""
+class OperatorUpdate(PartialUpdate):
+    """A partial edit by staff; every change is audited. ``null`` clears the location or the phone."""
 
+    CLEARABLE = frozenset({"location", "phone"})
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     name: Name | None = None
     sector: Sector | None = None
@@ -93,9 +94,10 @@ class StallCreate(BaseModel):
     holder_phone: str | None = Field(default=None, max_length=32, pattern=r"^[0-9+\- ]{5,32}$")
 
 
-class StallUpdate(BaseModel):
-    """A partial edit of a stall (a new holder, a closed stall)."""
+class StallUpdate(PartialUpdate):
+    """A partial edit of a stall (a new holder, a closed stall); ``null`` clears the holder's code or phone."""
 
+    CLEARABLE = frozenset({"holder_uscc", "holder_phone"})
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     name: str | None = Field(default=None, max_length=200)
     holder_name: str | None = Field(default=None, min_length=1, max_length=100)

@@ -34,14 +34,14 @@ def scan(request: Request, response: Response, session: SessionDep, token: Token
     return service.public_profile(session, target, request_locale(request))
 
 
-@router.get("/qr/{kind}/{subject_id}", response_model=QRCodeRead, responses=error_responses(403, 404))
+@router.get("/qr/{kind}/{subject_id}", response_model=QRCodeRead, responses=error_responses(401, 403, 404))
 def current_code(session: SessionDep, scope: StaffScope, kind: QRKind, subject_id: int) -> QRCodeRead:
     """The current code of an operator, stall or instrument in your jurisdiction, for printing."""
     return service.code_of(service.subject_in_scope(session, scope, kind, subject_id))
 
 
 @router.post(
-    "/qr/{kind}/{subject_id}/reprint", response_model=QRCodeRead, responses=error_responses(403, 404)
+    "/qr/{kind}/{subject_id}/reprint", response_model=QRCodeRead, responses=error_responses(401, 403, 404)
 )
 def reprint_code(session: SessionDep, scope: StaffScope, kind: QRKind, subject_id: int) -> QRCodeRead:
     """Revoke the printed code (a lost or copied sticker) and issue the next one; audited."""
