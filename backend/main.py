@@ -10,15 +10,18 @@ from backend.cases.router import router as cases_router
 from backend.complaints.router import router as complaints_router
 from backend.config import Settings, get_settings
 from backend.errors import install_error_handlers
+from backend.exchange.router import router as exchange_router
 from backend.health.router import router as health_router
 from backend.inbox.router import router as inbox_router
 from backend.instruments.router import router as instruments_router
+from backend.intake.router import router as intake_router
 from backend.jurisdictions.router import router as jurisdictions_router
 from backend.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, SecurityHeadersMiddleware
 from backend.open311.router import router as open311_router
 from backend.operators.router import router as operators_router
 from backend.public.cache import PublicCacheMiddleware
 from backend.public.router import router as public_router
+from backend.publication.router import router as publication_router
 from backend.qr.router import router as qr_router
 from backend.records.router import router as records_router
 from backend.supervision.router import router as supervision_router
@@ -36,20 +39,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="Gongping 公平", version="0.1.0", description=DESCRIPTION)
     install_error_handlers(app)
+    # Routes match in order: the public pages (QR scans are most of the traffic) come first.
     for router in (
+        public_router,
         health_router,
         auth_router,
         jurisdictions_router,
         operators_router,
         instruments_router,
+        intake_router,
         qr_router,
         complaints_router,
         cases_router,
         records_router,
+        publication_router,
         supervision_router,
         inbox_router,
-        public_router,
         open311_router,
+        exchange_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

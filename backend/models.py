@@ -7,12 +7,15 @@ from backend.auth.models import Account, ActivationCode, LoginThrottle, RefreshT
 from backend.cases.models import Case, CaseDeadline, CaseEvent
 from backend.complaints.models import Complaint, ComplaintEvent, ComplaintPhoto, IdempotencyKey
 from backend.db import metadata
+from backend.exchange.models import ExchangeApiKey, FeedCaptureMark, FeedEntry, FeedReadLog
 from backend.inbox.models import Device, InboxNotification, NotificationPreference, PushDelivery
 from backend.instruments.models import Instrument, InstrumentType, VerificationRecord
+from backend.intake.models import IntakeJob, IntakeReport, IntakeRowError, VerificationSubmission
 from backend.jurisdictions.models import Jurisdiction
 from backend.open311.models import Open311Client, Open311Submission
 from backend.operators.models import Operator, SelfCommitment, Stall
-from backend.outbox.models import OutboxEvent
+from backend.outbox.models import OutboxEvent, OutboxTaskDone
+from backend.publication.models import RecordPublication
 from backend.records.models import (
     CorrectionRequest,
     IntegrityRecord,
@@ -36,12 +39,19 @@ __all__ = [
     "CorrectionRequest",
     "DepartmentNotice",
     "Device",
+    "ExchangeApiKey",
+    "FeedCaptureMark",
+    "FeedEntry",
+    "FeedReadLog",
     "IdempotencyKey",
     "InboxNotification",
     "Inspection",
     "InspectionPlan",
     "Instrument",
     "InstrumentType",
+    "IntakeJob",
+    "IntakeReport",
+    "IntakeRowError",
     "IntegrityRecord",
     "IntegrityRecordVersion",
     "Interview",
@@ -53,12 +63,15 @@ __all__ = [
     "Operator",
     "OperatorRating",
     "OutboxEvent",
+    "OutboxTaskDone",
     "PlanEntry",
     "PushDelivery",
     "RatingChange",
+    "RecordPublication",
     "RefreshToken",
     "SelfCommitment",
     "Stall",
     "VerificationRecord",
+    "VerificationSubmission",
     "metadata",
 ]
