@@ -162,7 +162,9 @@ def redrive_once(
     done: set[tuple[int, str]] = {
         (event_id, task)
         for event_id, task in session.execute(
-            select(col(OutboxTaskDone.event_id), col(OutboxTaskDone.task)).where(col(OutboxTaskDone.event_id).in_(ids))
+            select(col(OutboxTaskDone.event_id), col(OutboxTaskDone.task)).where(
+                col(OutboxTaskDone.event_id).in_(ids)
+            )
         ).all()
     }
     redriven = 0
