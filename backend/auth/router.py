@@ -75,7 +75,12 @@ def register_device(request: Request, session: SessionDep, body: DeviceRegistrat
     )
 
 
-@router.post("/auth/register", response_model=AccountRead, status_code=201, responses=_AUTH_ERRORS)
+@router.post(
+    "/auth/register",
+    response_model=AccountRead,
+    status_code=201,
+    responses={**_AUTH_ERRORS, **error_responses(409)},
+)
 def register_consumer(request: Request, session: SessionDep, body: ConsumerRegistration) -> AccountRead:
     """Create a consumer account."""
     limit(request, "register", "10/hour")
