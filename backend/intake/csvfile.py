@@ -144,12 +144,12 @@ def decode(data: bytes) -> tuple[str, str]:
         try:
             return data[3:].decode("utf-8"), "utf-8-sig"
         except UnicodeDecodeError:
-            pass
+            pass  # a BOM on bytes that are not UTF-8: try GB18030 below
     else:
         try:
             return data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
-            pass
+            pass  # not UTF-8: try GB18030 below
     try:
         return data.decode("gb18030"), "gb18030"
     except UnicodeDecodeError:
