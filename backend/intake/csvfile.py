@@ -3,6 +3,7 @@ them (the header is row 1), and the row-level problems with their bilingual mess
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Iterator
@@ -140,16 +141,10 @@ def problem(row: int, column: str | None, code: str, value: str = "", limit: int
 
 def decode(data: bytes) -> tuple[str, str]:
     """The text and the encoding of an upload: UTF-8 with or without BOM, else GB18030 (Excel on Chinese Windows)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        try:
-            return data[3:].decode("utf-8"), "utf-8-sig"
-        except UnicodeDecodeError:
-            pass  # a BOM on bytes that are not UTF-8: try GB18030 below
-    else:
-        try:
-            return data.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            pass  # not UTF-8: try GB18030 below
+    body, encoding = (data[3:], "utf-8-sig") if data.startswith(b"\xef\xbb\xbf") else (data, "utf-8")
+    # Strict UTF-8 rarely decodes GB18030 text by accident, so it goes first; GB18030 takes everything else.
+    with contextlib.suppress(UnicodeDecodeError):
+        return body.decode("utf-8"), encoding
     try:
         return data.decode("gb18030"), "gb18030"
     except UnicodeDecodeError:

@@ -178,7 +178,7 @@ def refuse_publication(
 def unpublish_record(
     session: SessionDep, scope: StaffScope, record: StaffRecord, body: PublicationReason
 ) -> PublicationRead:
-    """Take a published record down, with reasons; it leaves every public page at once."""
+    """Take a published record down, with reasons; public pages drop it within their 60 s cache lifetime."""
     return _read(service.unpublish(session, record=record, actor=scope.user, reason=body.reason))
 
 
