@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     # this many bytes; 0 seconds turns the micro-cache off (tests that change data between two reads).
     public_cache_seconds: int = Field(default=60, ge=0, le=3600)
     public_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
+    # A Redis URL for the store shared by all processes: a page rendered once is served from it until the
+    # operator behind it changes (invalidated on commit). Empty: each process renders (and micro-caches) alone.
+    public_store_url: str = ""
+    # The longest a stored answer lives, bounding how stale a page can be if an invalidation is lost.
+    public_store_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     # Name search is a scan within a jurisdiction: limited per client address.
     public_search_rate: str = "120/minute"
     # Open311 GeoReport v2: complaints per civic-tech client key (one client files for many people).

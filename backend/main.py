@@ -21,6 +21,7 @@ from backend.open311.router import router as open311_router
 from backend.operators.router import router as operators_router
 from backend.public.cache import PublicCacheMiddleware
 from backend.public.router import router as public_router
+from backend.public.store import get_store
 from backend.publication.router import router as publication_router
 from backend.qr.router import router as qr_router
 from backend.records.router import router as records_router
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         PublicCacheMiddleware,
         ttl_seconds=settings.public_cache_seconds,
         max_bytes=settings.public_cache_max_bytes,
+        store=get_store(settings),
     )
     app.add_middleware(SecurityHeadersMiddleware)
     # Outermost: admissions never exceed what the pool (and anyio's 40 worker threads) can serve at once.

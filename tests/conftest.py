@@ -205,3 +205,50 @@ def committed_session(db_engine: Engine) -> Iterator[Session]:
     finally:
         s.close()
         _delete_new_rows(db_engine, before, head)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis for the tests that need one: ``GONGPING_TEST_REDIS_URL`` (CI: the machine's), else a
+    throwaway ``redis-server`` on a free port, else the test is skipped (a machine with only Python and make).
+    """
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+
+    url = os.environ.get("GONGPING_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("no Redis: set GONGPING_TEST_REDIS_URL or install redis-server")
+    port = _free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)

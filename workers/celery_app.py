@@ -47,6 +47,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "workers.notifications_tasks",
             "workers.intake_tasks",
             "workers.delivery_tracking",
+            "workers.public_tasks",
         ],
     )
     app.conf.update(
@@ -72,6 +73,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         beat_schedule={
             "outbox-relay": {"task": "gongping.outbox.relay", "schedule": 5.0},
             "outbox-redrive": {"task": "gongping.outbox.redrive", "schedule": 300.0},
+            # Pages people were reading when their operator changed are rendered again within seconds.
+            "public-refresh": {"task": "gongping.public.refresh", "schedule": 5.0},
             "instrument-sweep": {"task": "gongping.instruments.sweep", "schedule": 3600.0},
             "complaint-photo-sweep": {"task": "gongping.complaints.sweep_pending_photos", "schedule": 900.0},
             "complaint-routing-sweep": {"task": "gongping.complaints.route_stale", "schedule": 600.0},

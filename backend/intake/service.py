@@ -50,6 +50,7 @@ from backend.jurisdictions.models import Jurisdiction
 from backend.media.storage import MediaStorage, put_content_addressed
 from backend.operators.models import Operator
 from backend.outbox.service import emit
+from backend.public import store as public_store
 from backend.qr.service import key_ring
 from backend.qr.tokens import ForgedQR, SubjectKind
 from backend.records import service as records
@@ -517,6 +518,8 @@ def apply_verifications(
         )
     ]
     bulk_insert(session, table_of(VerificationSubmission), submissions, assign_ids=True)
+    # The instruments' public pages show the new verification (Core writes bypass the session hook).
+    public_store.touch(session, {i.operator_id for i in latest.values()})
     if latest and session.get_bind().dialect.name == "postgresql":
         # One statement over arrays instead of one UPDATE per instrument.
         session.execute(

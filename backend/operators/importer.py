@@ -28,6 +28,7 @@ from backend.instruments.service import default_valid_until
 from backend.jurisdictions.models import DivisionLevel, Jurisdiction
 from backend.operators.models import Operator, Stall
 from backend.operators.schemas import ImportReport, ImportRowError, OperatorCreate
+from backend.public import store as public_store
 
 MAX_API_BYTES = 20 * 1024 * 1024
 BATCH = 2000
@@ -247,6 +248,8 @@ def _write_operator_batch(
             values = {k: v for k, v in change.items() if k != "id"}
             session.execute(update(table).where(table.c.id == change["id"]).values(**values))
         report.updated += len(changes)
+        # Core writes bypass the session hook: the changed operators' public pages are stale now.
+        public_store.touch(session, (change["id"] for change in changes))
     record_many(session, actor=actor, items=audit_items)
     session.expire_all()
 
@@ -332,6 +335,7 @@ def import_instruments(
             now = utcnow()
             rows = [{**r, "created_at": now} for r in new_rows]
             bulk_insert(session, table_of(Instrument), rows, assign_ids=True)
+            public_store.touch(session, {r["operator_id"] for r in rows})
             created = [(r["id"], r["operator_id"], r["serial"]) for r in rows]
             for inst_id, op_id, serial in created:
                 existing[(op_id, serial)] = inst_id
@@ -445,6 +449,7 @@ def _write_verifications(
     now = utcnow()
     new_records = []
     latest: dict[int, dict[str, Any]] = {}
+    updated_operators: set[int] = set()
     for key, v in verifications:
         inst_id = instrument_ids[key]
         if (inst_id, v["verified_on"], v["certificate_no"]) in known:
@@ -453,6 +458,8 @@ def _write_verifications(
         last_on = current.get(inst_id, (None, None))[0]
         if last_on is None or v["verified_on"] >= last_on:
             latest[inst_id] = v
+            if inst_id not in new_ids:
+                updated_operators.add(key[0])
     if new_records:
         bulk_insert(session, table_of(VerificationRecord), new_records)
     updates = []
@@ -482,3 +489,4 @@ def _write_verifications(
             )
         )
         session.execute(stmt, updates)
+        public_store.touch(session, updated_operators)

@@ -1,10 +1,13 @@
-"""A per-process micro-cache for the public read path, honouring the responses' own ``Cache-Control: public``.
+"""Caching of the public read path: a per-process micro-cache, then the shared store, then rendering.
 
 The QR page and the public profile say ``public, max-age=60``: a CDN or proxy may serve them for a minute.
 This does the same inside each process, so a burst of scans of the same sticker costs one database read per
 process and minute, even without a proxy in front. It holds only 200 answers to anonymous GETs on the listed
 paths (no ``Authorization`` or ``Cookie``), keyed by path, query and language, bounded in bytes; nothing it
 holds is personal, and every process may hold a different minute-old copy, as a CDN would.
+
+Behind it, when configured, the shared store (``backend.public.store``) keeps every rendered answer for all
+processes until the operator behind it changes: a code scanned once an hour is still not rendered twice.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.i18n import normalise_locale
+from backend.public.store import PublicStore, StoredAnswer, page_key
+
+#: ``scope["state"]`` keys a route sets on a storable answer: the operators it shows, and for how many seconds
+#: it stays true without any change (an instrument turning due or overdue at midnight), if that is bounded.
+OPERATORS_STATE = "public_operator_ids"
+FRESH_STATE = "public_fresh_seconds"
 
 #: Paths whose public answers may be cached (each route still opts in with its own Cache-Control).
 CACHED_PREFIXES = ("/q/", "/api/v1/public/operators/", "/api/v1/public/qr/")
@@ -53,10 +62,13 @@ def _max_age(cache_control: bytes) -> float | None:
 class PublicCacheMiddleware:
     """Serve repeated anonymous GETs of public pages from memory for at most their max-age."""
 
-    def __init__(self, app: ASGIApp, *, ttl_seconds: float, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, ttl_seconds: float, max_bytes: int, store: PublicStore | None = None
+    ) -> None:
         self.app = app
         self.ttl = ttl_seconds
         self.max_bytes = max_bytes
+        self.store = store
         self._entries: OrderedDict[tuple[str, bytes, str], _Entry] = OrderedDict()
         self._bytes = 0
 
@@ -95,43 +107,85 @@ class PublicCacheMiddleware:
             self._drop(next(iter(self._entries)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = self._key(scope) if scope["type"] == "http" and self.ttl > 0 else None
+        enabled = self.ttl > 0 or self.store is not None
+        key = self._key(scope) if scope["type"] == "http" and enabled else None
         if key is None:
             await self.app(scope, receive, send)
             return
         now = time.monotonic()
-        hit = self._get(key, now)
+        hit = self._get(key, now) if self.ttl > 0 else None
         if hit is not None:
-            age = str(int(now - hit.stored_at)).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": hit.status,
-                    "headers": [*hit.headers, (b"age", age)],
-                }
-            )
-            await send({"type": "http.response.body", "body": hit.body})
+            await _answer(send, hit.headers, hit.body, now - hit.stored_at)
             return
+        store_key = page_key(*key) if self.store is not None else None
+        read_at: int | None = None
+        if self.store is not None and store_key is not None:
+            stored = await self.store.get(store_key)
+            if stored is not None:
+                age = max(0.0, time.time() - stored.rendered_at)
+                if self.ttl > 0:
+                    self._put(key, _Entry(200, stored.headers, stored.body, now - age, now + self.ttl))
+                await _answer(send, stored.headers, stored.body, age)
+                return
+            # Read before the database is: a change committed after this cannot be stored as current.
+            read_at = await self.store.clock()
         start: Message | None = None
-        ttl: float | None = None
+        max_age: float | None = None
         chunks: list[bytes] = []
 
         async def capture(message: Message) -> None:
-            nonlocal start, ttl
+            nonlocal start, max_age
             if message["type"] == "http.response.start":
                 start = message
                 headers = dict(message.get("headers") or [])
-                max_age = _max_age(headers.get(b"cache-control", b""))
-                if message["status"] == 200 and max_age and b"set-cookie" not in headers:
-                    ttl = min(max_age, self.ttl)
-            elif message["type"] == "http.response.body" and ttl is not None and start is not None:
+                if message["status"] == 200 and b"set-cookie" not in headers:
+                    max_age = _max_age(headers.get(b"cache-control", b""))
+            elif message["type"] == "http.response.body" and max_age and start is not None:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    stored = time.monotonic()
-                    self._put(
-                        key,
-                        _Entry(200, list(start.get("headers") or []), b"".join(chunks), stored, stored + ttl),
-                    )
+                    await send(message)
+                    await self._keep(scope, key, store_key, read_at, start, b"".join(chunks), max_age)
+                    return
             await send(message)
 
         await self.app(scope, receive, capture)
+
+    async def _keep(
+        self,
+        scope: Scope,
+        key: tuple[str, bytes, str],
+        store_key: str | None,
+        read_at: int | None,
+        start: Message,
+        body: bytes,
+        max_age: float,
+    ) -> None:
+        """Keep a rendered answer: in this process for its max-age, in the store until its operators change."""
+        headers = list(start.get("headers") or [])
+        if self.ttl > 0:
+            stored = time.monotonic()
+            self._put(key, _Entry(200, headers, body, stored, stored + min(max_age, self.ttl)))
+        state = scope.get("state") or {}
+        operator_ids = state.get(OPERATORS_STATE)
+        if self.store is None or store_key is None or read_at is None or not operator_ids:
+            return
+        fresh = state.get(FRESH_STATE)
+        seconds = self.store.seconds if fresh is None else min(self.store.seconds, int(fresh))
+        await self.store.put(
+            store_key,
+            StoredAnswer(headers, body, time.time()),
+            operator_ids,
+            read_at=read_at,
+            seconds=seconds,
+        )
+
+
+async def _answer(send: Send, headers: list[tuple[bytes, bytes]], body: bytes, age: float) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*headers, (b"age", str(int(age)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

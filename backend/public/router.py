@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import date
 from typing import Annotated
 from urllib.parse import quote
 
@@ -16,6 +18,7 @@ from backend.i18n import request_locale
 from backend.operators.models import Sector
 from backend.public import page, service
 from backend.public.schemas import OperatorSearchPublic
+from backend.public.store import seconds_until
 from backend.qr.schemas import QRProfilePublic
 
 router = APIRouter(tags=["public"])
@@ -34,6 +37,12 @@ def _public_headers(response: Response) -> None:
     response.headers["Cache-Control"] = PUBLIC_CACHE
     # Names of sectors and classes follow the caller's language.
     response.headers["Vary"] = "Accept-Language"
+
+
+def storable(request: Request, operator_ids: Iterable[int], fresh_until: date | None) -> None:
+    """Let the shared store keep this answer under the operators it shows (``public.cache``/``public.store``)."""
+    request.state.public_operator_ids = tuple(operator_ids)
+    request.state.public_fresh_seconds = seconds_until(fresh_until)
 
 
 @router.get(
@@ -80,7 +89,9 @@ def operator_profile(
     """An operator's public profile: basic information, class, self-commitment and instruments (public)."""
     operator = service.active_operator(session, operator_id)
     _public_headers(response)
-    return service.operator_profile(session, operator, request_locale(request))
+    profile = service.operator_profile(session, operator, request_locale(request))
+    storable(request, (operator_id,), service.fresh_until(profile))
+    return profile
 
 
 @router.get("/q/{token}", response_class=HTMLResponse, responses=_HTML)
@@ -88,6 +99,8 @@ def operator_profile(
 def qr_page(request: Request, session: SessionDep, token: str) -> HTMLResponse:
     """The page a scanned sticker opens: profile and complaint form, or a warning for a forged or revoked code."""
     rendered = service.qr_page(session, token[:512], request_locale(request))
+    if rendered.status == 200:
+        storable(request, rendered.operator_ids, rendered.fresh_until)
     return HTMLResponse(
         rendered.html,
         status_code=rendered.status,

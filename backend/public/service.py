@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from backend.common.masking import public_operator_name
+from backend.config import get_settings
 from backend.errors import AppError, not_found
 from backend.i18n import Locale
+from backend.instruments.models import VerificationState
 from backend.jurisdictions.models import DivisionLevel, Jurisdiction
 from backend.operators.models import Operator, Sector
 from backend.operators.uscc import InvalidUSCC, normalise_uscc
@@ -18,6 +21,7 @@ from backend.public import page
 from backend.public.integrity import PublicClass, operator_with_facts, public_classes
 from backend.public.labels import sector_name
 from backend.public.schemas import OperatorSearchPublic, OperatorSummaryPublic
+from backend.public.store import next_state_change
 from backend.publication.listing import public_name_sql
 from backend.qr import service as qr_service
 from backend.qr.schemas import QRProfilePublic
@@ -163,10 +167,24 @@ def bureau_name(session: Session, jurisdiction_code: str) -> str | None:
 
 @dataclass(frozen=True)
 class RenderedPage:
-    """An HTML page and its status."""
+    """An HTML page and its status, with what the shared store needs to keep it (see ``public.store``)."""
 
     status: int
     html: str
+    operator_ids: tuple[int, ...] = ()
+    fresh_until: date | None = None
+
+
+def fresh_until(profile: QRProfilePublic, today: date | None = None) -> date | None:
+    """The first day on which this profile would read differently with no change to the data: an instrument
+    listed on it turns due soon or overdue (the state is derived from the date).
+    """
+    settled = (VerificationState.failed, VerificationState.never_verified)
+    return next_state_change(
+        ((i.verification_state not in settled, i.valid_until) for i in profile.instruments),
+        today=today or date.today(),
+        due_days=get_settings().verification_due_days,
+    )
 
 
 def qr_page(session: Session, token: str, locale: Locale) -> RenderedPage:
@@ -183,4 +201,4 @@ def qr_page(session: Session, token: str, locale: Locale) -> RenderedPage:
     html = page.render_profile(
         profile, token=token, locale=locale, bureau=bureau, class_basis=PublicClass.basis(locale)
     )
-    return RenderedPage(200, html)
+    return RenderedPage(200, html, (target.operator.id or 0,), fresh_until(profile))

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from backend.auth.dependencies import StaffScope
-from backend.db import SessionDep
+from backend.db import SessionDep, read_only
 from backend.errors import ErrorResponse, Responses, error_responses
 from backend.i18n import request_locale
+from backend.public.router import storable
+from backend.public.service import fresh_until
 from backend.qr import service
 from backend.qr.schemas import QRCodeRead, QRKind, QRProfilePublic
 
@@ -26,12 +28,17 @@ Token = Annotated[str, Path(min_length=1, max_length=200)]
 @router.get(
     "/public/qr/{token}", response_model=QRProfilePublic, tags=["public"], responses={**_FORGED, **_REVOKED}
 )
+@read_only
 def scan(request: Request, response: Response, session: SessionDep, token: Token) -> QRProfilePublic:
     """The public profile behind a scanned code, or `forged_qr` (404) / `revoked_qr` (410)."""
     target = service.resolve(session, token, forged_status=404, revoked_status=410)
     # The profile is public and changes slowly; a minute of caching absorbs scan peaks at the edge.
     response.headers["Cache-Control"] = "public, max-age=60"
-    return service.public_profile(session, target, request_locale(request))
+    # Type, sector and class names follow the caller's language.
+    response.headers["Vary"] = "Accept-Language"
+    profile = service.public_profile(session, target, request_locale(request))
+    storable(request, (target.operator.id or 0,), fresh_until(profile))
+    return profile
 
 
 @router.get("/qr/{kind}/{subject_id}", response_model=QRCodeRead, responses=error_responses(401, 403, 404))

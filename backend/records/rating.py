@@ -42,6 +42,7 @@ from backend.audit.service import SYSTEM, Actor, AuditItem, record_many
 from backend.db import bulk_insert, is_postgres, session_scope, table_of, utcnow
 from backend.operators.models import ManagementAssessment, Operator
 from backend.outbox.models import OutboxEvent
+from backend.public import store as public_store
 from backend.records.engine import (
     AGGREGATE_SQL,
     OperatorFacts,
@@ -343,7 +344,9 @@ def _upsert_postgres(
     ]
     sql = _UPSERT_PG_RELAXED if relaxed else _UPSERT_PG
     result = session.connection().exec_driver_sql(sql, {"rows": json.dumps(rows, ensure_ascii=False)})
-    return {row[0] for row in result}
+    applied = {row[0] for row in result}
+    public_store.touch(session, applied)
+    return applied
 
 
 def _upsert_portable(session: Session, pending: Sequence[Pending], now: datetime) -> set[int]:
@@ -367,7 +370,9 @@ def _upsert_portable(session: Session, pending: Sequence[Pending], now: datetime
         set_={name: stmt.excluded[name] for name in rows[0] if name != "operator_id"},
         where=table.c.revision == stmt.excluded.revision - 1,
     ).returning(table.c.operator_id)
-    return set(session.execute(upsert, rows[0] if len(rows) == 1 else rows).scalars())
+    applied = set(session.execute(upsert, rows[0] if len(rows) == 1 else rows).scalars())
+    public_store.touch(session, applied)
+    return applied
 
 
 #: Up to this many rows go as plain INSERTs; more go by COPY (bulk_insert).
