@@ -99,8 +99,10 @@ class Settings(BaseSettings):
     # A Redis URL for the store shared by all processes: a page rendered once is served from it until the
     # operator behind it changes (invalidated on commit). Empty: each process renders (and micro-caches) alone.
     public_store_url: str = ""
-    # The longest a stored answer lives, bounding how stale a page can be if an invalidation is lost.
-    public_store_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # The longest a stored answer lives: a code scanned at least this often is never rendered while a scanner
+    # waits. Correctness comes from invalidation on commit (retried while Redis is unreachable); this bounds
+    # how long a page could stay stale if an invalidation were lost with the process that owed it.
+    public_store_seconds: int = Field(default=86_400, ge=60, le=7 * 24 * 3600)
     # Name search is a scan within a jurisdiction: limited per client address.
     public_search_rate: str = "120/minute"
     # Open311 GeoReport v2: complaints per civic-tech client key (one client files for many people).

@@ -12,6 +12,7 @@ processes until the operator behind it changes: a code scanned once an hour is s
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -32,17 +33,94 @@ CACHED_PREFIXES = ("/q/", "/api/v1/public/operators/", "/api/v1/public/qr/")
 _PRIVATE_HEADERS = (b"authorization", b"cookie")
 
 
+#: Bodies smaller than this go uncompressed (gzip's framing would eat the gain).
+_GZIP_MIN_BYTES = 1024
+
+
+@dataclass(slots=True)
+class Answer:
+    """A kept 200 answer in the forms a client may take: plain, and gzip-compressed when that is smaller.
+
+    The headers are the rendered ones; the gzip form's replace Content-Length and add Content-Encoding. The
+    plain body of an answer read back compressed from the store is decompressed once, on first need.
+    """
+
+    headers: list[tuple[bytes, bytes]]
+    body: bytes | None
+    gzip_body: bytes | None
+    gzip_headers: list[tuple[bytes, bytes]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.gzip_body is not None:
+            self.gzip_headers = [
+                *((k, v) for k, v in self.headers if k != b"content-length"),
+                (b"content-length", str(len(self.gzip_body)).encode()),
+                (b"content-encoding", b"gzip"),
+            ]
+
+    @classmethod
+    def rendered(cls, headers: list[tuple[bytes, bytes]], body: bytes) -> Answer:
+        """A freshly rendered answer, compressed once here rather than per request."""
+        if len(body) < _GZIP_MIN_BYTES or any(k == b"content-encoding" for k, _v in headers):
+            return cls(headers, body, None)
+        compressed = gzip.compress(body, compresslevel=6, mtime=0)
+        return cls(headers, body, compressed if len(compressed) < len(body) else None)
+
+    @classmethod
+    def from_store(cls, stored: StoredAnswer) -> Answer:
+        if stored.gzipped:
+            return cls(stored.headers, None, stored.body)
+        return cls(stored.headers, stored.body, None)
+
+    def to_store(self) -> StoredAnswer:
+        if self.gzip_body is not None:
+            return StoredAnswer(self.headers, self.gzip_body, time.time(), gzipped=True)
+        assert self.body is not None
+        return StoredAnswer(self.headers, self.body, time.time())
+
+    def form(self, gzip_ok: bool) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """Headers and body for a client that does (or does not) accept gzip."""
+        if gzip_ok and self.gzip_body is not None and self.gzip_headers is not None:
+            return self.gzip_headers, self.gzip_body
+        if self.body is None:
+            assert self.gzip_body is not None
+            self.body = gzip.decompress(self.gzip_body)
+        return self.headers, self.body
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.body or b"")
+            + len(self.gzip_body or b"")
+            + 2 * sum(len(k) + len(v) for k, v in self.headers)
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
+    answer: Answer
     stored_at: float
     expires_at: float
 
     @property
     def size(self) -> int:
-        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers)
+        return self.answer.size
+
+
+def accepts_gzip(value: bytes) -> bool:
+    """Whether an Accept-Encoding header admits gzip (``gzip``, ``*``; not with ``q=0``)."""
+    for part in value.lower().split(b","):
+        coding, _, params = part.partition(b";")
+        if coding.strip() not in (b"gzip", b"*"):
+            continue
+        params = params.strip()
+        if params.startswith(b"q="):
+            try:
+                return float(params[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
 
 
 def _max_age(cache_control: bytes) -> float | None:
@@ -112,10 +190,11 @@ class PublicCacheMiddleware:
         if key is None:
             await self.app(scope, receive, send)
             return
+        gzip_ok = any(k == b"accept-encoding" and accepts_gzip(v) for k, v in scope.get("headers") or ())
         now = time.monotonic()
         hit = self._get(key, now) if self.ttl > 0 else None
         if hit is not None:
-            await _answer(send, hit.headers, hit.body, now - hit.stored_at)
+            await _answer(send, hit.answer, gzip_ok, now - hit.stored_at)
             return
         store_key = page_key(*key) if self.store is not None else None
         read_at: int | None = None
@@ -123,9 +202,10 @@ class PublicCacheMiddleware:
             stored = await self.store.get(store_key)
             if stored is not None:
                 age = max(0.0, time.time() - stored.rendered_at)
+                answer = Answer.from_store(stored)
                 if self.ttl > 0:
-                    self._put(key, _Entry(200, stored.headers, stored.body, now - age, now + self.ttl))
-                await _answer(send, stored.headers, stored.body, age)
+                    self._put(key, _Entry(answer, now - age, now + self.ttl))
+                await _answer(send, answer, gzip_ok, age)
                 return
             # Read before the database is: a change committed after this cannot be stored as current.
             read_at = await self.store.clock()
@@ -161,26 +241,21 @@ class PublicCacheMiddleware:
         max_age: float,
     ) -> None:
         """Keep a rendered answer: in this process for its max-age, in the store until its operators change."""
-        headers = list(start.get("headers") or [])
+        answer = Answer.rendered(list(start.get("headers") or []), body)
         if self.ttl > 0:
             stored = time.monotonic()
-            self._put(key, _Entry(200, headers, body, stored, stored + min(max_age, self.ttl)))
+            self._put(key, _Entry(answer, stored, stored + min(max_age, self.ttl)))
         state = scope.get("state") or {}
         operator_ids = state.get(OPERATORS_STATE)
         if self.store is None or store_key is None or read_at is None or not operator_ids:
             return
         fresh = state.get(FRESH_STATE)
         seconds = self.store.seconds if fresh is None else min(self.store.seconds, int(fresh))
-        await self.store.put(
-            store_key,
-            StoredAnswer(headers, body, time.time()),
-            operator_ids,
-            read_at=read_at,
-            seconds=seconds,
-        )
+        await self.store.put(store_key, answer.to_store(), operator_ids, read_at=read_at, seconds=seconds)
 
 
-async def _answer(send: Send, headers: list[tuple[bytes, bytes]], body: bytes, age: float) -> None:
+async def _answer(send: Send, answer: Answer, gzip_ok: bool, age: float) -> None:
+    headers, body = answer.form(gzip_ok)
     await send(
         {
             "type": "http.response.start",

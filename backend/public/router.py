@@ -36,7 +36,7 @@ OperatorId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 def _public_headers(response: Response) -> None:
     response.headers["Cache-Control"] = PUBLIC_CACHE
     # Names of sectors and classes follow the caller's language.
-    response.headers["Vary"] = "Accept-Language"
+    response.headers["Vary"] = "Accept-Language, Accept-Encoding"
 
 
 def storable(request: Request, operator_ids: Iterable[int], fresh_until: date | None) -> None:
@@ -107,7 +107,7 @@ def qr_page(request: Request, session: SessionDep, token: str) -> HTMLResponse:
         headers={
             "Content-Security-Policy": page.CONTENT_SECURITY_POLICY,
             "Cache-Control": PUBLIC_CACHE,
-            "Vary": "Accept-Language",
+            "Vary": "Accept-Language, Accept-Encoding",
         },
     )
 

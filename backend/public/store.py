@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -70,15 +71,22 @@ def _stamp_key(operator_id: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StoredAnswer:
-    """A stored 200 answer: its headers and body, and when it was rendered (for ``Age``)."""
+    """A stored 200 answer: its headers (as rendered), its body (gzip-compressed when ``gzipped``: pages shrink
+    to about a quarter, in Redis and on a phone's connection), and when it was rendered (for ``Age``).
+    """
 
     headers: list[tuple[bytes, bytes]]
     body: bytes
     rendered_at: float
+    gzipped: bool = False
 
     def encode(self) -> bytes:
         head = json.dumps(
-            [self.rendered_at, [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers]],
+            [
+                self.rendered_at,
+                [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers],
+                self.gzipped,
+            ],
             separators=(",", ":"),
         )
         return head.encode("latin-1") + b"\n" + self.body
@@ -86,8 +94,13 @@ class StoredAnswer:
     @classmethod
     def decode(cls, raw: bytes) -> StoredAnswer:
         head, _, body = raw.partition(b"\n")
-        rendered_at, headers = json.loads(head)
-        return cls([(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers], body, float(rendered_at))
+        rendered_at, headers, gzipped = json.loads(head)
+        return cls(
+            [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+            body,
+            float(rendered_at),
+            bool(gzipped),
+        )
 
 
 # KEYS: the answer, then each operator's stamp, then each operator's index.
@@ -329,16 +342,61 @@ def _collect(session: Session, _flush: UOWTransaction) -> None:
 
 def _publish(session: Session) -> None:
     ids: set[int] | None = session.info.pop(_DIRTY, None)
-    if not ids:
-        return
+    if ids:
+        _invalidate_or_retry(ids)
+
+
+# Operators whose invalidation could not reach Redis, retried from a timer until it can: a partition between
+# one API host and Redis must not leave the other hosts serving the old page for a whole day.
+_pending: set[int] = set()
+_pending_lock = threading.Lock()
+_retry_timer: threading.Timer | None = None
+#: Retry every this many seconds while some invalidation is pending.
+RETRY_SECONDS = 5.0
+#: Past this many pending operators the oldest marks are not kept (their answers still expire).
+_PENDING_CAP = 1_000_000
+
+
+def _invalidate_or_retry(ids: set[int]) -> None:
+    global _retry_timer
     store = get_store()
     if store is None:
         return
+    with _pending_lock:
+        ids = ids | _pending
+        _pending.clear()
     try:
         store.invalidate(ids)
     except (RedisError, OSError) as exc:
-        # The answers expire within public_store_seconds; the page a scan shows until then is the old one.
-        log.error("public store: could not invalidate %d operators: %s", len(ids), exc)
+        log.error("public store: could not invalidate %d operators, retrying: %s", len(ids), exc)
+        with _pending_lock:
+            if len(_pending) + len(ids) <= _PENDING_CAP:
+                _pending.update(ids)
+            if _retry_timer is None or not _retry_timer.is_alive():
+                _retry_timer = threading.Timer(RETRY_SECONDS, _retry)
+                _retry_timer.daemon = True
+                _retry_timer.start()
+
+
+def _retry() -> None:
+    with _pending_lock:
+        waiting = set(_pending)
+    if waiting:
+        _invalidate_or_retry(set())
+
+
+def forget_pending() -> None:
+    """Drop pending invalidations and stop retrying (tests; a store that was switched off)."""
+    with _pending_lock:
+        _pending.clear()
+        if _retry_timer is not None:
+            _retry_timer.cancel()
+
+
+def pending_invalidations() -> int:
+    """How many operators wait for an invalidation Redis did not take (health and tests)."""
+    with _pending_lock:
+        return len(_pending)
 
 
 def _forget(session: Session) -> None:

@@ -35,7 +35,7 @@ def scan(request: Request, response: Response, session: SessionDep, token: Token
     # The profile is public and changes slowly; a minute of caching absorbs scan peaks at the edge.
     response.headers["Cache-Control"] = "public, max-age=60"
     # Type, sector and class names follow the caller's language.
-    response.headers["Vary"] = "Accept-Language"
+    response.headers["Vary"] = "Accept-Language, Accept-Encoding"
     profile = service.public_profile(session, target, request_locale(request))
     storable(request, (target.operator.id or 0,), fresh_until(profile))
     return profile

@@ -97,9 +97,10 @@ def test_entries_expire_and_the_byte_budget_evicts_the_oldest(monkeypatch: pytes
     assert calls == ["abc", "abc"]  # kept for min(max-age, ttl) = 30 s
 
     app, calls = _counting_app()
-    # Entries of about 1.1 KB (a 1,000-character token echoed back) in an 8.8 KB budget: eight fit.
+    # Entries of about 1.1 KB (a 900-character token echoed back: too small to compress, and headers counted
+    # for both forms) in an 8.8 KB budget: eight fit.
     small = _client(app, max_bytes=8800)
-    tokens = [letter * 1000 for letter in "abcdefghij"]
+    tokens = [letter * 900 for letter in "abcdefghij"]
     for token in tokens:
         small.get(f"/q/{token}")
     small.get(f"/q/{tokens[-1]}")
@@ -144,3 +145,36 @@ def test_the_app_caches_the_page_for_a_minute_but_never_a_warning(
     assert [r.status_code for r in forged] == [404, 404] and all("age" not in r.headers for r in forged)
     profile = [cached_client.get(f"/api/v1/public/operators/{market.market.id}") for _ in range(2)]
     assert "age" not in profile[0].headers and "age" in profile[1].headers
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"gzip, deflate, br", True),
+        (b"br;q=1.0, GZIP;q=0.5", True),
+        (b"*", True),
+        (b"gzip;q=0", False),
+        (b"gzip;q=zero", False),
+        (b"identity", False),
+        (b"deflate, br", False),
+        (b"", False),
+    ],
+)
+def test_accept_encoding_is_read_as_http_says(header: bytes, expected: bool) -> None:
+    assert cache_module.accepts_gzip(header) is expected
+
+
+def test_kept_pages_go_compressed_to_clients_that_take_gzip_and_plain_to_the_rest(
+    cached_client: TestClient, market: Market
+) -> None:
+    path = f"/q/{market.stall_token}"
+    first = cached_client.get(path, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in first.headers  # rendered now: sent as rendered
+    assert "Accept-Encoding" in first.headers["vary"]  # so a CDN keeps the two forms apart
+    phone = cached_client.get(path, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert phone.headers["content-encoding"] == "gzip" and phone.text == first.text
+    assert int(phone.headers["content-length"]) < len(first.content) / 2
+    for refuses in ("identity", "gzip;q=0"):
+        plain = cached_client.get(path, headers={"Accept-Encoding": refuses})
+        assert "content-encoding" not in plain.headers and plain.content == first.content
+        assert int(plain.headers["content-length"]) == len(first.content) and "age" in plain.headers

@@ -5,6 +5,7 @@ and never a failure when Redis is away."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -73,6 +74,7 @@ def stored(redis_url: str, session: Session, monkeypatch: pytest.MonkeyPatch) ->
     try:
         yield Stored(settings, client, renders, session)
     finally:
+        public_store.forget_pending()
         client.flushdb()
         client.close()
 
@@ -269,11 +271,35 @@ def test_without_redis_pages_are_rendered_and_nothing_fails(
     client = TestClient(app)
     pages = [client.get(f"/q/{market.stall_token}") for _ in range(2)]
     assert [p.status_code for p in pages] == [200, 200]
-    # A commit whose invalidation cannot reach Redis still commits (the answers expire on their own).
+    # A commit whose invalidation cannot reach Redis still commits; the invalidation waits to be retried.
     market.market.name = "断网时改的名字"
     session.add(market.market)
     session.commit()
     assert "断网时改的名字" in client.get(f"/q/{market.stall_token}").text
+    assert public_store.pending_invalidations() >= 1
+    public_store.forget_pending()
+
+
+def test_an_invalidation_redis_missed_is_retried_until_it_lands(
+    stored: Stored, market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = stored.app()
+    app.get(f"/q/{market.stall_token}")
+    assert len(stored.keys()) == 1
+    # This process loses Redis (a partition): the commit goes through, its invalidation is kept.
+    monkeypatch.setattr(get_settings(), "public_store_url", "redis://127.0.0.1:9/0")
+    monkeypatch.setattr(public_store, "RETRY_SECONDS", 0.05)
+    market.market.name = "分区期间改的名字"
+    stored.session.add(market.market)
+    stored.session.commit()
+    assert public_store.pending_invalidations() == 1 and len(stored.keys()) == 1
+    # Redis is reachable again: the retry timer drops the page other processes were still serving.
+    monkeypatch.setattr(get_settings(), "public_store_url", stored.settings.public_store_url)
+    deadline = time.monotonic() + 5
+    while stored.keys() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored.keys() == set() and public_store.pending_invalidations() == 0
+    assert "分区期间改的名字" in app.get(f"/q/{market.stall_token}").text
 
 
 def test_touch_is_a_no_op_without_a_store(session: Session) -> None:
@@ -306,3 +332,24 @@ def test_pages_dropped_by_a_change_are_rendered_again_for_the_next_scan(
     stored.session.commit()
     assert asyncio.run(refresh(app.app, store)) == 1  # the profile API only; the old code answers 410
     assert app.get(f"/q/{token}").status_code == 410
+
+
+def test_pages_are_stored_compressed_and_served_plain_to_clients_without_gzip(
+    stored: Stored, market: Market
+) -> None:
+    app = stored.app()
+    rendered = app.get(f"/q/{market.stall_token}", headers={"Accept-Encoding": "identity"})
+    (key,) = stored.keys()
+    raw = stored.redis.get(key)
+    assert raw is not None
+    answer = StoredAnswer.decode(raw)
+    assert answer.gzipped and len(answer.body) < len(rendered.content) / 2
+    plain = stored.app().get(f"/q/{market.stall_token}", headers={"Accept-Encoding": "identity"})
+    assert (
+        "content-encoding" not in plain.headers
+        and plain.content == rendered.content
+        and "age" in plain.headers
+    )
+    packed = stored.app().get(f"/q/{market.stall_token}", headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["content-encoding"] == "gzip" and packed.content == rendered.content
+    assert len(stored.renders) == 1
