@@ -54,6 +54,8 @@ _DIRTY: Final = "gongping_public_dirty"
 _INVALIDATE_BATCH: Final = 500
 # A slow Redis must not hold a scan for long: the page renders without it.
 _SOCKET_TIMEOUT: Final = 0.25
+#: After a failure the serving path leaves Redis alone this long (no timeout per scan, one log line per outage).
+BACKOFF_SECONDS: Final = 5.0
 
 
 def page_key(path: str, query: bytes, locale: str) -> str:
@@ -159,6 +161,17 @@ class PublicStore:
         self._invalidate = self._sync.register_script(_INVALIDATE)
         # redis.asyncio connections belong to one event loop: a client per loop (uvicorn runs one per process).
         self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis[bytes], Any] | None = None
+        self._down_until = 0.0
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, doing: str, exc: BaseException) -> None:
+        if self._available():
+            log.warning(
+                "public store unavailable (%s), rendering for %.0f s: %s", doing, BACKOFF_SECONDS, exc
+            )
+        self._down_until = time.monotonic() + BACKOFF_SECONDS
 
     def _client(self) -> tuple[aioredis.Redis[bytes], Any]:
         loop = asyncio.get_running_loop()
@@ -171,10 +184,12 @@ class PublicStore:
 
     async def get(self, key: str) -> StoredAnswer | None:
         """The stored answer, or None (also when Redis cannot be reached)."""
+        if not self._available():
+            return None
         try:
             raw = await self._client()[0].get(key)
         except (RedisError, OSError) as exc:
-            log.warning("public store unavailable, rendering instead: %s", exc)
+            self._failed("read", exc)
             return None
         if raw is None:
             return None
@@ -186,10 +201,12 @@ class PublicStore:
 
     async def clock(self) -> int | None:
         """The invalidation counter, read before rendering; None when Redis cannot be reached (then no store)."""
+        if not self._available():
+            return None
         try:
             value = await self._client()[0].get(CLOCK_KEY)
         except (RedisError, OSError) as exc:
-            log.warning("public store unavailable: %s", exc)
+            self._failed("read", exc)
             return None
         return int(value or 0)
 
@@ -198,7 +215,7 @@ class PublicStore:
     ) -> bool:
         """Store an answer under its operators, unless one of them changed since ``read_at``."""
         ids = sorted(set(operator_ids))
-        if not ids or seconds <= 0:
+        if not ids or seconds <= 0 or not self._available():
             return False
         keys = [key, *(_stamp_key(i) for i in ids), *(_index_key(i) for i in ids)]
         try:
@@ -206,7 +223,7 @@ class PublicStore:
                 keys=keys, args=[answer.encode(), min(seconds, self.seconds), read_at, len(ids)]
             )
         except (RedisError, OSError) as exc:
-            log.warning("public store unavailable, answer not stored: %s", exc)
+            self._failed("write", exc)
             return False
         return bool(stored)
 
