@@ -17,6 +17,8 @@ urgent: ignores quiet hours):
     finding_against_operator   operator     enforcement   no       no      enters the record, opens Art. 22
     rating_changed             operator     rating        no       no      a class change must be notified
     correction_decided         operator     correction    no       no      formal answer to an Art. 22 request
+    record_published           operator     publication   no       no      disclosed to the public, opens Art. 22
+    record_unpublished         operator     publication   no       no      the public no longer sees the record
     complaint_received         complainant  complaint     yes      no      acknowledgement, kept in the inbox
     complaint_outcome          complainant  complaint     yes      no      kept in the inbox
     supervisor_report_outcome  supervisor   supervision   yes      no      feedback to a volunteer
@@ -260,6 +262,31 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 deep_link="gongping://corrections/{correction_id}",
                 fields=("correction_id", "decision", "decided_on"),
                 labels={"decision": "correction_decision"},
+            ),
+            # The deep link is the app's screen of one of the operator's records (the finding screen, by
+            # record id): the operator asks for a correction from there. Both kinds share a collapse key,
+            # so on the phone the latest state of a record's publication replaces the earlier one.
+            _spec(
+                "record_published",
+                "operator",
+                "publication",
+                mutable=False,
+                ttl_seconds=7 * _DAY,
+                collapse_key="publication:{record_id}",
+                deep_link="gongping://findings/{record_id}",
+                fields=("record_id", "record_kind", "fact_date", "bureau_name"),
+                labels={"record_kind": "record_kind"},
+            ),
+            _spec(
+                "record_unpublished",
+                "operator",
+                "publication",
+                mutable=False,
+                ttl_seconds=7 * _DAY,
+                collapse_key="publication:{record_id}",
+                deep_link="gongping://findings/{record_id}",
+                fields=("record_id", "record_kind", "fact_date", "bureau_name", "cause"),
+                labels={"record_kind": "record_kind", "cause": "publication_end"},
             ),
             _spec(
                 "complaint_received",

@@ -34,6 +34,10 @@ topic                        payload                                            
                              (``24h``/``1h``; emitted by the reminder sweep)           operator users
 ``correction.decided``       correction_id, record_id, operator_id, decision           correction_decided →
                              (``correct``/``revoke``/``reject``)                       operator users
+``publication.changed``      publication_id, record_id, operator_id, status            record_published
+                             (``published``/``unpublished``/``withdrawn``; dedupe      (published) or
+                             ``publication.changed:{publication_id}:{status}``)        record_unpublished →
+                                                                                       operator users
 ``case.assigned``            case_id, case_no, jurisdiction_code, due_on,              case_assigned → the
                              assignee_id (optional)                                    assignee, else the
                                                                                        staff bound to
@@ -73,7 +77,14 @@ from backend.instruments.models import Instrument, InstrumentStatus
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators.models import Operator
 from backend.outbox.models import OutboxEvent
-from backend.records.models import CorrectionAction, CorrectionRequest, IntegrityRecordVersion, RecordChange
+from backend.publication.models import PublicationStatus, RecordPublication
+from backend.records.models import (
+    CorrectionAction,
+    CorrectionRequest,
+    IntegrityRecord,
+    IntegrityRecordVersion,
+    RecordChange,
+)
 from backend.records.rules import BAD_KINDS, RecordKind, RecordState
 from backend.records.service import bureau_today, local_date
 from backend.supervision.models import Interview, InterviewKind, InterviewStatus
@@ -117,6 +128,16 @@ _COMPLAINT_OUTCOMES = frozenset(
     {"substantiated", "not_substantiated", "mediated", "not_accepted", "terminated"}
 )
 _DUE_STEPS = frozenset({DueThreshold.DAYS_30, DueThreshold.DAYS_7, DueThreshold.DAYS_1})
+#: The publication statuses whose change the public sees (what ``publication.changed`` is emitted for).
+_PUBLIC_CHANGES = frozenset(
+    s.value for s in (PublicationStatus.published, PublicationStatus.unpublished, PublicationStatus.withdrawn)
+)
+#: Why a withdrawn publication ended, by the record change that withdrew it (codes of ``publication_end``).
+_WITHDRAWN_BY: Mapping[RecordChange, str] = {
+    RecordChange.correct: "corrected",
+    RecordChange.revoke: "revoked",
+    RecordChange.dismiss: "dismissed",
+}
 
 
 def handles(topic: str) -> Callable[[Handler], Handler]:
@@ -486,6 +507,59 @@ def correction_decided(session: Session, event: OutboxEvent) -> list[Notice]:
         "decided_on": local_date(row.decided_at),
     }
     return [Notice(operator_users(session, row.operator_id), "correction_decided", context)]
+
+
+def _version(session: Session, record_id: int, version: int) -> IntegrityRecordVersion | None:
+    return session.execute(
+        select(IntegrityRecordVersion).where(
+            col(IntegrityRecordVersion.record_id) == record_id,
+            col(IntegrityRecordVersion.version) == version,
+        )
+    ).scalar_one_or_none()
+
+
+@handles("publication.changed")
+def publication_changed(session: Session, event: OutboxEvent) -> list[Notice]:
+    """A record about the operator became public, or stopped being public (Art. 19); Art. 22 stays open."""
+    status = str(event.payload["status"])
+    if status not in _PUBLIC_CHANGES:
+        log.error("publication.changed %s: unexpected status %r", event.id, status)
+        return []
+    publication = session.get(RecordPublication, int(event.payload["publication_id"]))
+    # Published, then taken down before this was handled: "it is public" would be wrong now, and the
+    # take-down has its own event. An ended publication never changes again, so its notice always stands.
+    if publication is None or publication.status.value != status:
+        return []
+    recipients = operator_users(session, publication.operator_id)
+    if not recipients:
+        return []
+    # Name the record as the public saw it: the reviewed version, not what a correction made of it since.
+    reviewed = _version(session, publication.record_id, publication.record_version)
+    if reviewed is not None:
+        kind = RecordKind(reviewed.snapshot["kind"])
+        fact_date = date.fromisoformat(str(reviewed.snapshot["fact_date"]))
+    else:
+        record = session.get(IntegrityRecord, publication.record_id)
+        if record is None:
+            return []
+        kind, fact_date = record.kind, record.fact_date
+    # Only the record's kind and date, which the public saw: no summary, evidence, source reference, staff
+    # reason or reviewer, and nothing about the complaint behind it (Art. 18).
+    context: dict[str, ContextValue] = {
+        "record_id": str(publication.record_id),
+        "record_kind": kind.value,
+        "fact_date": fact_date,
+        "bureau_name": _bureau_of_operator(session, publication.operator_id),
+    }
+    if publication.status is PublicationStatus.published:
+        return [Notice(recipients, "record_published", context)]
+    if publication.status is PublicationStatus.unpublished:
+        context["cause"] = "unpublished"
+    else:
+        # Any change after the reviewed version withdraws the publication, so the next version says which.
+        change = _version(session, publication.record_id, publication.record_version + 1)
+        context["cause"] = _WITHDRAWN_BY.get(change.change, "changed") if change else "changed"
+    return [Notice(recipients, "record_unpublished", context)]
 
 
 def _case_context(payload: Mapping[str, Any]) -> dict[str, ContextValue]:

@@ -41,6 +41,7 @@ NOTIFICATION_TOPICS: tuple[str, ...] = (
     "interview.reminder",
     "interview.cancelled",
     "correction.decided",
+    "publication.changed",
     "case.assigned",
     "case.overdue",
     "case.outcome",

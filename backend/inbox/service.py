@@ -28,6 +28,7 @@ CATEGORY_LABELS: dict[str, tuple[str, str]] = {
     "enforcement": ("约谈与违法认定通知", "interviews and findings"),
     "rating": ("诚信等级变更", "integrity class changes"),
     "correction": ("信息更正结果", "correction decisions"),
+    "publication": ("诚信信息公开与撤下", "publication of integrity information"),
     "complaint": ("投诉进展", "complaint progress"),
     "supervision": ("监督报告结果", "supervision report outcomes"),
     "case_work": ("案件办理", "case work"),

@@ -172,7 +172,7 @@ def _set_public(
 
 
 def _changed_event(session: Session, publication: RecordPublication) -> None:
-    """Tell downstream readers (edge caches, the sharing feed) that what the public may see changed."""
+    """Tell downstream readers (edge caches, the sharing feed, the operator's notice) what the public sees."""
     emit(
         session,
         "publication.changed",

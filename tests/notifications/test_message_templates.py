@@ -61,6 +61,19 @@ SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
         "effective_on": date(2026, 11, 3),
     },
     "correction_decided": {"correction_id": "cr-1", "decision": "approved", "decided_on": date(2026, 11, 4)},
+    "record_published": {
+        "record_id": "41",
+        "record_kind": "short_weight",
+        "fact_date": date(2026, 10, 30),
+        "bureau_name": "西湖区市场监督管理局",
+    },
+    "record_unpublished": {
+        "record_id": "41",
+        "record_kind": "short_weight",
+        "fact_date": date(2026, 10, 30),
+        "bureau_name": "西湖区市场监督管理局",
+        "cause": "corrected",
+    },
     "complaint_received": {"complaint_ref": "TS-2026-000123", "received_on": date(2026, 11, 5)},
     "complaint_outcome": {"complaint_ref": "TS-2026-000123", "outcome": "substantiated"},
     "supervisor_report_outcome": {"report_id": "rp-1", "report_ref": "JD-88", "outcome": "adopted"},
@@ -125,6 +138,34 @@ def test_codes_are_translated_through_labels() -> None:
 
     assert "由“守信”调整为“失信”" in zh.body
     assert 'from "trustworthy" to "untrustworthy"' in en.body
+
+
+def test_publication_wording_names_the_record_its_new_standing_and_the_correction_right() -> None:
+    published = SAMPLE_CONTEXT["record_published"]
+    zh = render("record_published", "zh-CN", published)
+    en = render("record_published", "en", published)
+    assert zh.title == "计量诚信信息已向社会公开"
+    assert "缺斤短两（日期：2026-10-30）" in zh.body and "已依法向社会公开" in zh.body
+    assert "可在应用内向西湖区市场监督管理局申请更正或撤销" in zh.body
+    assert en.title == "Integrity information made public"
+    assert "short weight (dated 2026-10-30)" in en.body and "disclosed to the public" in en.body
+    assert "ask 西湖区市场监督管理局 in the app to correct or revoke it" in en.body
+
+    ended = SAMPLE_CONTEXT["record_unpublished"]
+    zh = render("record_unpublished", "zh-CN", ended)
+    en = render("record_unpublished", "en", ended)
+    assert zh.title == "计量诚信信息已停止公开" and "已不再向社会公开：缺斤短两" in zh.body
+    assert "原因：该记录已更正，更正后的内容须重新审核后方可公开。" in zh.body and "申请更正" in zh.body
+    assert en.title == "Integrity information no longer public"
+    assert "Reason: the record was corrected;" in en.body and "correct or revoke it" in en.body
+    taken_down = render("record_unpublished", "en", {**ended, "cause": "unpublished"})
+    assert "Reason: taken down by the market regulation bureau." in taken_down.body
+
+    # The app's record screen (where a correction is asked for); the latest state replaces the earlier one.
+    for kind in ("record_published", "record_unpublished"):
+        message = render(kind, "zh-CN", SAMPLE_CONTEXT[kind])
+        assert message.deep_link == "gongping://findings/41" and message.collapse_key == "publication:41"
+        assert message.category == "publication" and not message.mutable and message.priority == "high"
 
 
 @pytest.mark.parametrize(
@@ -260,6 +301,8 @@ def test_kind_decisions() -> None:
         "interview_cancelled",
         "reminder_notice",
         "finding_against_operator",
+        "record_published",
+        "record_unpublished",
     } <= required
     assert "verification_due" not in required
     assert urgent == {"interview_reminder"}
@@ -277,5 +320,15 @@ def test_labels_cover_the_backend_vocabulary() -> None:
             "zh-CN",
             {**SAMPLE_CONTEXT["finding_against_operator"], "record_kind": kind.value},
         )
+    # Good records are published too: every kind has words in both languages.
+    for kind in rules.RecordKind:
+        for locale in ("zh-CN", "en"):
+            body = render(
+                "record_published", locale, {**SAMPLE_CONTEXT["record_published"], "record_kind": kind.value}
+            ).body
+            assert kind.value not in body
+    for cause in ("unpublished", "corrected", "revoked", "dismissed", "changed"):
+        for locale in ("zh-CN", "en"):
+            render("record_unpublished", locale, {**SAMPLE_CONTEXT["record_unpublished"], "cause": cause})
     for cls in rules.IntegrityClass:
         render("rating_changed", "en", {**SAMPLE_CONTEXT["rating_changed"], "new_class": cls.value})

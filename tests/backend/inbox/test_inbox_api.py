@@ -84,11 +84,17 @@ def test_preferences_list_every_category_and_store_mutes(client: TestClient, ses
     assert prefs["muted_categories"] == []
     by_name = {c["category"]: c for c in prefs["categories"]}
     # An operator is offered the categories of the messages operators receive.
-    assert set(by_name) == {"verification", "enforcement", "rating", "correction"}
+    assert set(by_name) == {"verification", "enforcement", "rating", "correction", "publication"}
     assert (
         by_name["verification"]["mutable"] is True and by_name["verification"]["label"] == "计量器具检定提醒"
     )
     assert by_name["enforcement"]["mutable"] is False and by_name["rating"]["mutable"] is False
+    assert by_name["publication"] == {
+        "category": "publication",
+        "label": "诚信信息公开与撤下",
+        "mutable": False,
+        "muted": False,
+    }
     resp = client.put(
         "/api/v1/me/notification-preferences",
         json={"muted_categories": ["verification", "verification"]},
