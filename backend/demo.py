@@ -1,4 +1,5 @@
-"""Seed, once, a demo county with a market and stalls, other sectors, instruments in every state, and accounts."""
+"""Seed, once, a demo county with a market and stalls, other sectors, instruments in every state, accounts, and
+the market association's members."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from backend.auth.models import Account, Role
 from backend.common.schemas import LonLat
 from backend.instruments import service as instrument_service
 from backend.instruments.schemas import InstrumentCreate, VerificationCreate
+from backend.intake import memberships
 from backend.operators import service as operator_service
 from backend.operators.models import ManagementAssessment, Operator, Sector
 from backend.operators.schemas import OperatorCreate, OperatorUpdate, SelfCommitmentCreate, StallCreate
@@ -180,6 +182,29 @@ def seed(session: Session, today: date | None = None) -> list[DemoAccount]:
                 actor=institution,
                 today=today,
             )
+    # The market association's members (Art. 16): it can report warnings and censures about these only.
+    association = accounts["association_market"]
+    memberships.add(
+        session,
+        account=association,
+        data=memberships.MembershipInput(
+            operator_uscc=market.uscc, joined_on=today - timedelta(days=720), member_number="HZNM-0001"
+        ),
+    )
+    former = memberships.add(
+        session,
+        account=association,
+        data=memberships.MembershipInput(
+            operator_uscc=supermarket.uscc, joined_on=today - timedelta(days=900), member_number="HZNM-0002"
+        ),
+    )
+    memberships.end(
+        session,
+        account=association,
+        membership_id=former.id or 0,
+        ended_on=today - timedelta(days=60),
+        reason="经营范围调整，主动退会",
+    )
     auth_service.create_account(
         session,
         actor=staff,

@@ -14,6 +14,7 @@ from backend.exchange.router import router as exchange_router
 from backend.health.router import router as health_router
 from backend.inbox.router import router as inbox_router
 from backend.instruments.router import router as instruments_router
+from backend.intake.router import operators_router as intake_operators_router
 from backend.intake.router import router as intake_router
 from backend.jurisdictions.router import router as jurisdictions_router
 from backend.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, SecurityHeadersMiddleware
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operators_router,
         instruments_router,
         intake_router,
+        intake_operators_router,
         qr_router,
         complaints_router,
         cases_router,

@@ -10,7 +10,13 @@ from backend.db import metadata
 from backend.exchange.models import ExchangeApiKey, FeedCaptureMark, FeedEntry, FeedReadLog
 from backend.inbox.models import Device, InboxNotification, NotificationPreference, PushDelivery
 from backend.instruments.models import Instrument, InstrumentType, VerificationRecord
-from backend.intake.models import IntakeJob, IntakeReport, IntakeRowError, VerificationSubmission
+from backend.intake.models import (
+    AssociationMembership,
+    IntakeJob,
+    IntakeReport,
+    IntakeRowError,
+    VerificationSubmission,
+)
 from backend.jurisdictions.models import Jurisdiction
 from backend.open311.models import Open311Client, Open311Submission
 from backend.operators.models import Operator, SelfCommitment, Stall
@@ -28,6 +34,7 @@ from backend.supervision.models import DepartmentNotice, Inspection, InspectionP
 __all__ = [
     "Account",
     "ActivationCode",
+    "AssociationMembership",
     "AuditEntry",
     "AuditHead",
     "Case",

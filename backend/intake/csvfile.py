@@ -75,6 +75,26 @@ ASSOCIATION_HEADERS: dict[str, str] = {
 }
 ASSOCIATION_REQUIRED = frozenset({"operator_uscc", "measure", "fact_date", "summary"})
 
+MEMBERSHIP_HEADERS: dict[str, str] = {
+    "统一社会信用代码": "operator_uscc",
+    "经营者统一社会信用代码": "operator_uscc",
+    "operator_uscc": "operator_uscc",
+    "uscc": "operator_uscc",
+    "会员编号": "member_number",
+    "会员号": "member_number",
+    "member_number": "member_number",
+    "入会日期": "joined_on",
+    "加入日期": "joined_on",
+    "joined_on": "joined_on",
+    "退会日期": "ended_on",
+    "退出日期": "ended_on",
+    "ended_on": "ended_on",
+    "退会原因": "end_reason",
+    "退出原因": "end_reason",
+    "end_reason": "end_reason",
+}
+MEMBERSHIP_REQUIRED = frozenset({"operator_uscc", "joined_on"})
+
 TRUE_WORDS = frozenset({"合格", "通过", "pass", "passed", "true", "1", "yes", "y", "是"})
 FALSE_WORDS = frozenset({"不合格", "fail", "failed", "false", "0", "no", "n", "否"})
 
@@ -117,6 +137,27 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "invalid_measure": ("措施“{value}”应为 警告/通报批评", "measure {value!r} must be warning or censure"),
     "too_many_evidence_refs": ("证据材料最多 {limit} 项", "at most {limit} evidence references"),
+    "control_character": ("内容含有控制字符", "the value contains a control character"),
+    "operator_inactive": (
+        "经营者已停用，不能登记为会员",
+        "the operator is inactive and cannot become a member",
+    ),
+    "joined_on_in_future": ("入会日期晚于今天", "the joining date is in the future"),
+    "ended_on_in_future": ("退会日期晚于今天", "the end date is in the future"),
+    "ended_before_joined": ("退会日期早于入会日期", "the end date precedes the joining date"),
+    "already_member": ("该经营者已是本组织的在册会员", "the operator is already your current member"),
+    "membership_overlap": (
+        "与该经营者已登记的会员期间重叠",
+        "overlaps a membership period already registered for this operator",
+    ),
+    "membership_conflict": (
+        "已登记同一入会日期的会员，但会员编号或退会信息不同",
+        "a membership from this joining date is registered with a different number or end",
+    ),
+    "not_a_member": (
+        "该经营者在 {value} 不是本组织的会员，请先登记会员",
+        "the operator was not your member on {value}; register the membership first",
+    ),
 }
 
 
@@ -189,6 +230,17 @@ def rows(text: str, names: list[str]) -> Iterator[Row]:
         if not any(c.strip() for c in cells):
             continue
         yield index, {name: cell.strip() for name, cell in zip(names, cells, strict=False)}
+
+
+def control_characters(number: int, raw: dict[str, str]) -> list[RowProblem]:
+    """A problem for each cell holding a control character other than tab and line breaks: no value we keep
+    has one, and PostgreSQL refuses NUL in text outright (one bad cell must stay one row's error).
+    """
+    return [
+        problem(number, column, "control_character")
+        for column, value in raw.items()
+        if any(ord(c) < 32 and c not in "\t\r\n" for c in value)
+    ]
 
 
 def chunks(it: Iterator[Row], size: int) -> Iterator[list[Row]]:

@@ -1,11 +1,12 @@
-"""Intake jobs with their row-level error reports, institutions' verification submissions, and reports."""
+"""Intake jobs with their row-level error reports, institutions' verification submissions, reports, and the
+associations' membership registers."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, Date, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from backend.db import enum_type, utcnow
@@ -131,5 +132,47 @@ class IntakeReport(SQLModel, table=True):
     # sha256 of who reported what about whom on which day: a repeated report returns the first one.
     dedupe_key: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class AssociationMembership(SQLModel, table=True):
+    """A period during which an operator was a member of an industry association (Art. 16).
+
+    Associations report warnings and censures about their members only: a report is accepted when a period of
+    the reporting association covers its fact date. ``ended_on`` is the last day of membership (inclusive), so
+    a censure issued on the day a member is expelled still counts; ``None`` means a current member.
+    """
+
+    __tablename__ = "association_membership"
+    __table_args__ = (
+        # One current membership per association and operator; the index also refuses a racing second add.
+        Index(
+            "ix_association_membership_current",
+            "association_id",
+            "operator_id",
+            unique=True,
+            postgresql_where=text("ended_on IS NULL"),
+            sqlite_where=text("ended_on IS NULL"),
+        ),
+        # The association's register and the membership check of every report (association, operator, date).
+        Index("ix_association_membership_member", "association_id", "operator_id", "joined_on"),
+        # Staff reading one operator's memberships.
+        Index("ix_association_membership_operator", "operator_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    association_id: int = Field(foreign_key="account.id")
+    operator_id: int = Field(foreign_key="operator.id")
+    member_number: str | None = Field(default=None, max_length=64)
+    joined_on: date = Field(sa_column=Column(Date, nullable=False))
+    ended_on: date | None = Field(default=None, sa_column=Column(Date))
+    end_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # The account that registered it (the association itself; None when the system seeded it).
+    created_by: int | None = Field(default=None, foreign_key="account.id")
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

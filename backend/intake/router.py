@@ -1,4 +1,5 @@
-"""Intake API: verification institutions (Art. 15) and industry associations (Art. 16)."""
+"""Intake API: verification institutions (Art. 15) and industry associations (Art. 16), with the associations'
+membership registers (and staff's read of an operator's memberships)."""
 
 from __future__ import annotations
 
@@ -8,32 +9,50 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
 
-from backend.auth.dependencies import CurrentUser
+from backend import audit
+from backend.auth.dependencies import CurrentUser, StaffScope
 from backend.auth.models import Account, Role
 from backend.common.schemas import Page, PageLimit, PageOffset
 from backend.complaints.service import media_storage
 from backend.config import get_settings
-from backend.db import SessionDep
+from backend.db import SessionDep, read_only
 from backend.errors import AppError, error_responses, forbidden
-from backend.i18n import request_locale
+from backend.i18n import Locale, request_locale
 from backend.instruments.models import Instrument
 from backend.instruments.service import state_of
-from backend.intake import service
-from backend.intake.models import IntakeJob, IntakeReport, JobKind, ReportMeasure, VerificationSubmission
+from backend.intake import memberships, service
+from backend.intake.csvfile import RowProblem
+from backend.intake.models import (
+    AssociationMembership,
+    IntakeJob,
+    IntakeReport,
+    JobKind,
+    ReportMeasure,
+    VerificationSubmission,
+)
 from backend.intake.schemas import (
     AssociationReportCreate,
     IntakeJobRead,
     IntakeReportRead,
     JobProgress,
+    MembershipCreate,
+    MembershipEnd,
+    MembershipImportRead,
+    MembershipRead,
+    OperatorMembershipRead,
     RowErrorRead,
     VerificationSubmissionCreate,
     VerificationSubmissionRead,
     ViolationReportCreate,
 )
+from backend.operators.dependencies import StaffOperator
+from backend.operators.models import Operator
 from backend.records.rules import RecordKind
 from backend.records.service import bureau_today
 
 router = APIRouter(prefix="/api/v1/intake", tags=["intake"])
+#: Staff's side of the registers, under the operator like its other sub-resources.
+operators_router = APIRouter(prefix="/api/v1", tags=["intake"])
 
 _READ_ERRORS = error_responses(401, 403, 404)
 _WRITE_ERRORS = error_responses(401, 403, 404, 409, 422)
@@ -223,7 +242,11 @@ def report_violation(
 def report_association(
     session: SessionDep, user: Association, body: AssociationReportCreate, response: Response
 ) -> IntakeReportRead:
-    """Report a warning (警告) or censure (通报批评) of a member operator; staff verify or dismiss it."""
+    """Report a warning (警告) or censure (通报批评) of a member operator; staff verify or dismiss it.
+
+    The operator must have been your member on ``fact_date`` (see ``/association-memberships``), else 422
+    ``not_a_member``.
+    """
     data = service.ReportInput(
         measure=body.measure,
         kind=RecordKind.ASSOCIATION_WARNING,
@@ -253,7 +276,8 @@ def import_association_reports(
     user: Association,
     file: Annotated[UploadFile, File(description="CSV（UTF-8 或 GB18030），中文或英文表头，至多 10,000 行")],
 ) -> IntakeJobRead:
-    """Upload warnings and censures as CSV; a worker files them and reports errors per row."""
+    """Upload warnings and censures as CSV; a worker files them and reports errors per row (a row about an
+    operator that was not your member on its date gets ``not_a_member``)."""
     job = service.create_job(
         session,
         account=user,
@@ -263,6 +287,184 @@ def import_association_reports(
         storage=media_storage(),
     )
     return _job_read(job)
+
+
+# --- associations' membership registers (Art. 16) -----------------------------------------------------------
+
+
+def _membership_read(membership: AssociationMembership, uscc: str, name: str) -> MembershipRead:
+    return MembershipRead(
+        **membership.model_dump(
+            include={
+                "id",
+                "operator_id",
+                "member_number",
+                "joined_on",
+                "ended_on",
+                "end_reason",
+                "created_at",
+                "updated_at",
+            }
+        ),
+        operator_uscc=uscc,
+        operator_name=name,
+        current=membership.ended_on is None,
+    )
+
+
+def _own_membership_read(session: SessionDep, membership: AssociationMembership) -> MembershipRead:
+    operator = session.get(Operator, membership.operator_id)
+    assert operator is not None  # a foreign key
+    return _membership_read(membership, operator.uscc, operator.name)
+
+
+def _row_error(p: RowProblem, locale: Locale) -> RowErrorRead:
+    return RowErrorRead(
+        row=p.row,
+        column=p.column,
+        code=p.code,
+        message=p.message_zh if locale == "zh-CN" else p.message_en,
+        message_zh=p.message_zh,
+        message_en=p.message_en,
+    )
+
+
+@router.get("/association-memberships", response_model=Page[MembershipRead], responses=_READ_ERRORS)
+@read_only
+def list_memberships(
+    session: SessionDep,
+    user: Association,
+    status: Annotated[
+        memberships.MembershipStatus | None, Query(description="current 在册 / ended 已退会")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="经营者名称或统一社会信用代码（前缀）/ name or code")
+    ] = None,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
+) -> Page[MembershipRead]:
+    """Your register of members, newest first; filter current or former members, search by name or code."""
+    rows, total = memberships.list_own(session, user, status=status, q=q, limit=limit, offset=offset)
+    return Page(
+        items=[_membership_read(m, uscc, name) for m, uscc, name in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/association-memberships",
+    response_model=MembershipRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=_WRITE_ERRORS,
+)
+def add_membership(session: SessionDep, user: Association, body: MembershipCreate) -> MembershipRead:
+    """Register a current member by its code: an active operator within your area; 409 if already a member."""
+    data = memberships.MembershipInput(
+        operator_uscc=body.operator_uscc, joined_on=body.joined_on, member_number=body.member_number
+    )
+    return _own_membership_read(session, memberships.add(session, account=user, data=data))
+
+
+@router.post(
+    "/association-memberships/import",
+    response_model=MembershipImportRead,
+    responses=_UPLOAD_ERRORS,
+)
+def import_memberships(
+    request: Request,
+    session: SessionDep,
+    user: Association,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="CSV（UTF-8 或 GB18030），中文或英文表头，至多 10,000 行："
+            "统一社会信用代码、入会日期，可选 会员编号、退会日期、退会原因"
+        ),
+    ],
+) -> MembershipImportRead:
+    """Import members from CSV at once: the good rows are added, the others reported row by row."""
+    outcome = memberships.import_csv(
+        session, account=user, data=_read_upload(file), filename=file.filename or ""
+    )
+    locale = request_locale(request)
+    return MembershipImportRead(
+        encoding=outcome.encoding,
+        total=outcome.total,
+        imported=outcome.imported,
+        duplicates=outcome.duplicates,
+        rejected=outcome.rejected,
+        errors=[_row_error(p, locale) for p in outcome.problems],
+    )
+
+
+@router.get("/association-memberships/{membership_id}", response_model=MembershipRead, responses=_READ_ERRORS)
+@read_only
+def get_membership(session: SessionDep, user: Association, membership_id: int) -> MembershipRead:
+    """One membership of your register."""
+    return _own_membership_read(session, memberships.get_own(session, user, membership_id))
+
+
+@router.post(
+    "/association-memberships/{membership_id}/end",
+    response_model=MembershipRead,
+    responses=_WRITE_ERRORS,
+)
+def end_membership(
+    session: SessionDep, user: Association, membership_id: int, body: MembershipEnd
+) -> MembershipRead:
+    """End a current membership; its last day may not precede a warning or censure you filed about it."""
+    membership = memberships.end(
+        session, account=user, membership_id=membership_id, ended_on=body.ended_on, reason=body.reason
+    )
+    return _own_membership_read(session, membership)
+
+
+@operators_router.get(
+    "/operators/{operator_id}/association-memberships",
+    response_model=Page[OperatorMembershipRead],
+    responses=_READ_ERRORS,
+)
+def list_operator_memberships(
+    request: Request,
+    session: SessionDep,
+    scope: StaffScope,
+    operator: StaffOperator,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
+) -> Page[OperatorMembershipRead]:
+    """The operator's memberships of industry associations (staff in scope); audited, as they are not public."""
+    rows, total = memberships.list_of_operator(session, operator.id or 0, limit=limit, offset=offset)
+    audit.service.record(
+        session,
+        actor=scope.user,
+        action="association_membership.read",
+        entity_type="operator",
+        entity_id=operator.id or 0,
+        after={"membership_ids": [m.id for m, _a in rows]},
+        request_id=getattr(request.state, "request_id", None),
+    )
+    items = [
+        OperatorMembershipRead(
+            **m.model_dump(
+                include={
+                    "id",
+                    "association_id",
+                    "member_number",
+                    "joined_on",
+                    "ended_on",
+                    "end_reason",
+                    "created_at",
+                    "updated_at",
+                }
+            ),
+            association_name=service.organisation_of(a),
+            current=m.ended_on is None,
+        )
+        for m, a in rows
+    ]
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 # --- both: reports and jobs ------------------------------------------------------------------------------

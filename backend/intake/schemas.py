@@ -176,3 +176,67 @@ class RowErrorRead(BaseModel):
     message: str
     message_zh: str
     message_en: str
+
+
+# --- association memberships (Art. 16) --------------------------------------------------------------------
+
+
+class MembershipCreate(_Input):
+    """Register an operator as a current member, by its unified social credit code."""
+
+    operator_uscc: USCC = Field(description="经营者统一社会信用代码")
+    joined_on: date = Field(description="入会日期 / date the operator joined")
+    member_number: str | None = Field(default=None, min_length=1, max_length=64, description="会员编号")
+
+
+class MembershipEnd(_Input):
+    """End a current membership."""
+
+    ended_on: date = Field(description="退会日期（会员资格的最后一天）/ last day of membership")
+    reason: str = Field(min_length=1, max_length=500, description="退会原因 / why it ended")
+
+
+class MembershipRead(BaseModel):
+    """A membership in the association's own register."""
+
+    __audience__: ClassVar[Audience] = Audience.FILER
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    operator_id: int
+    operator_uscc: str
+    operator_name: str
+    member_number: str | None
+    joined_on: date
+    ended_on: date | None = Field(description="会员资格的最后一天；空表示在册 / last day; null while current")
+    end_reason: str | None
+    current: bool = Field(description="是否在册会员 / whether a member now")
+    created_at: datetime
+    updated_at: datetime
+
+
+class OperatorMembershipRead(BaseModel):
+    """An operator's membership of an association, as staff see it."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    id: int
+    association_id: int
+    association_name: str
+    member_number: str | None
+    joined_on: date
+    ended_on: date | None
+    end_reason: str | None
+    current: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class MembershipImportRead(BaseModel):
+    """The outcome of a membership CSV import: the good rows are added, the others reported."""
+
+    __audience__: ClassVar[Audience] = Audience.FILER
+    encoding: str
+    total: int = Field(description="数据行数 / data rows in the file")
+    imported: int = Field(description="新登记的会员记录 / memberships added")
+    duplicates: int = Field(description="此前已登记、本次跳过的行 / rows already registered")
+    rejected: int = Field(description="有错误未导入的行 / rows with errors")
+    errors: list[RowErrorRead]

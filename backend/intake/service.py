@@ -7,6 +7,9 @@ file again changes nothing. A failed verification, and an instrument found past 
 become integrity records in state ``reported``: Art. 15(1) has institutions report (通报) to the bureau, and
 Art. 13 counts a fact only "after investigation and verification", which is the bureau's, not the institution's.
 
+An association's warning or censure is accepted only about an operator that was its member on the fact date
+(the registers are ``backend.intake.memberships``); anything else is refused with ``not_a_member``.
+
 Rows are written set-based: one lookup per chunk for instruments, certificates and earlier findings, then
 ``bulk_insert`` (COPY on PostgreSQL) and one audit append per chunk.
 """
@@ -23,7 +26,7 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ARRAY, String, any_, bindparam, func, text, update
+from sqlalchemy import ARRAY, String, any_, bindparam, func, or_, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -38,6 +41,7 @@ from backend.instruments.service import default_valid_until
 from backend.intake import csvfile
 from backend.intake.csvfile import RowProblem, problem
 from backend.intake.models import (
+    AssociationMembership,
     IntakeJob,
     IntakeReport,
     IntakeRowError,
@@ -168,7 +172,7 @@ def parse_verification_row(
     number: int, raw: dict[str, str], today: date
 ) -> VerificationInput | list[RowProblem]:
     """A CSV row as a VerificationInput, or every problem found in it."""
-    problems: list[RowProblem] = []
+    problems: list[RowProblem] = csvfile.control_characters(number, raw)
 
     def text(column: str, limit: int, required: bool = False) -> str:
         value = raw.get(column, "")
@@ -792,19 +796,42 @@ class ReportInput:
     row: int | None = None
 
 
-def _operator_in_area(session: Session, data: ReportInput, area: str) -> Operator | None:
+def operator_in_area(
+    session: Session, area: str, *, operator_id: int | None = None, uscc: str | None = None
+) -> Operator | None:
+    """The operator (by id, else by code) if its division lies in ``area``; None if unknown or outside."""
     stmt = select(Operator, col(Jurisdiction.path)).join(
         Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code)
     )
-    if data.operator_id is not None:
-        stmt = stmt.where(col(Operator.id) == data.operator_id)
+    if operator_id is not None:
+        stmt = stmt.where(col(Operator.id) == operator_id)
     else:
-        stmt = stmt.where(col(Operator.uscc) == (data.operator_uscc or "").upper())
+        stmt = stmt.where(col(Operator.uscc) == (uscc or "").upper())
     row = session.execute(stmt).first()
     if row is None or not row[1].startswith(area):
         return None
     operator: Operator = row[0]
     return operator
+
+
+def was_member(session: Session, association_id: int, operator_id: int, day: date) -> bool:
+    """Whether a membership period of the association covers ``day`` (its last day included).
+
+    The matching row is locked: ending that membership concurrently waits for this report, then sees it (and
+    refuses an end before it); a report after the end committed re-reads the row and is refused.
+    """
+    stmt = (
+        select(col(AssociationMembership.id))
+        .where(
+            col(AssociationMembership.association_id) == association_id,
+            col(AssociationMembership.operator_id) == operator_id,
+            col(AssociationMembership.joined_on) <= day,
+            or_(col(AssociationMembership.ended_on).is_(None), col(AssociationMembership.ended_on) >= day),
+        )
+        .limit(1)
+        .with_for_update()
+    )
+    return session.execute(stmt).first() is not None
 
 
 def file_report(
@@ -851,10 +878,23 @@ def file_report(
                 "the instrument does not belong to this operator",
             )
     elif data.operator_id is not None or data.operator_uscc is not None:
-        operator = _operator_in_area(session, data, area)
+        operator = operator_in_area(session, area, operator_id=data.operator_id, uscc=data.operator_uscc)
     if operator is None:
         raise AppError(
             404, "unknown_operator", *csvfile.MESSAGES["unknown_operator"], {"column": "operator_uscc"}
+        )
+    # Art. 16: an association sanctions its members; a report about anyone else is not its to make.
+    if data.measure is not ReportMeasure.violation and not was_member(
+        session, account.id or 0, operator.id or 0, data.fact_date
+    ):
+        day = data.fact_date.isoformat()
+        refused = problem(0, "operator_uscc", "not_a_member", day)
+        raise AppError(
+            422,
+            "not_a_member",
+            refused.message_zh,
+            refused.message_en,
+            {"column": "operator_uscc", "operator_id": operator.id, "fact_date": day},
         )
     identity = "|".join(
         [
@@ -953,7 +993,7 @@ def list_reports(
 
 def parse_association_row(number: int, raw: dict[str, str]) -> ReportInput | list[RowProblem]:
     """A CSV row of an association's file as a ReportInput, or its problems."""
-    problems: list[RowProblem] = []
+    problems: list[RowProblem] = csvfile.control_characters(number, raw)
     for column in ("operator_uscc", "measure", "fact_date", "summary"):
         if not raw.get(column):
             problems.append(problem(number, column, "missing_value"))
@@ -1014,6 +1054,43 @@ JOB_ROLES: dict[JobKind, Role] = {
 }
 
 
+@dataclass(frozen=True)
+class Table:
+    """An uploaded CSV file, checked: its text, encoding, canonical column names and data row count."""
+
+    text: str
+    encoding: str
+    names: list[str]
+    total: int
+
+    def rows(self) -> Iterator[csvfile.Row]:
+        """The data rows, numbered as a spreadsheet shows them."""
+        return csvfile.rows(self.text, self.names)
+
+
+def read_table(
+    data: bytes, aliases: dict[str, str], required: frozenset[str], one_of: frozenset[str], max_rows: int
+) -> Table:
+    """Decode and check an upload (encoding, columns, at least one and at most ``max_rows`` data rows)."""
+    text, encoding = csvfile.decode(data)
+    try:
+        names = csvfile.header(text, aliases, required, one_of)
+        total = sum(1 for _ in csvfile.rows(text, names))
+    except csv.Error as exc:
+        raise AppError(422, "malformed_csv", "CSV 格式错误", "malformed CSV", {"reason": str(exc)}) from None
+    if total == 0:
+        raise AppError(422, "empty_csv", "CSV 文件没有数据行", "the CSV file has no data rows")
+    if total > max_rows:
+        raise AppError(
+            413,
+            "too_many_rows",
+            f"文件有 {total} 行，超过每个文件 {max_rows} 行的上限，请拆分后上传",
+            f"the file has {total} rows, more than the {max_rows} allowed per file; split it",
+            {"rows": total, "max_rows": max_rows},
+        )
+    return Table(text, encoding, names, total)
+
+
 def create_job(
     session: Session,
     *,
@@ -1033,22 +1110,8 @@ def create_job(
             {"limit_bytes": MAX_UPLOAD_BYTES},
         )
     aliases, required, one_of, max_rows = _FORMATS[kind]
-    text, encoding = csvfile.decode(data)
-    try:
-        names = csvfile.header(text, aliases, required, one_of)
-        total = sum(1 for _ in csvfile.rows(text, names))
-    except csv.Error as exc:
-        raise AppError(422, "malformed_csv", "CSV 格式错误", "malformed CSV", {"reason": str(exc)}) from None
-    if total == 0:
-        raise AppError(422, "empty_csv", "CSV 文件没有数据行", "the CSV file has no data rows")
-    if total > max_rows:
-        raise AppError(
-            413,
-            "too_many_rows",
-            f"文件有 {total} 行，超过每个文件 {max_rows} 行的上限，请拆分后上传",
-            f"the file has {total} rows, more than the {max_rows} allowed per file; split it",
-            {"rows": total, "max_rows": max_rows},
-        )
+    table = read_table(data, aliases, required, one_of, max_rows)
+    encoding, total = table.encoding, table.total
     key = put_content_addressed(storage, data, namespace="intake", extension="csv")
     job = IntakeJob(
         account_id=account.id or 0,

@@ -256,6 +256,13 @@ MATRIX: tuple[Row, ...] = (
     r("POST", f"{V1}/intake/violations", frozenset({INSTITUTION})),
     r("POST", f"{V1}/intake/association-reports", frozenset({ASSOCIATION})),
     r("POST", f"{V1}/intake/association-reports/import", frozenset({ASSOCIATION})),
+    r("GET", f"{V1}/intake/association-memberships", frozenset({ASSOCIATION})),
+    r("POST", f"{V1}/intake/association-memberships", frozenset({ASSOCIATION})),
+    r("POST", f"{V1}/intake/association-memberships/import", frozenset({ASSOCIATION})),
+    r("GET", f"{V1}/intake/association-memberships/{{membership_id}}", frozenset({ASSOCIATION})),
+    # Schema-invalid ({}), so the world's membership is never ended.
+    r("POST", f"{V1}/intake/association-memberships/{{membership_id}}/end", frozenset({ASSOCIATION})),
+    r("GET", f"{V1}/operators/{{operator_id}}/association-memberships", STAFF_OVER_A),
     r("GET", f"{V1}/intake/reports", frozenset({INSTITUTION, ASSOCIATION})),
     r("GET", f"{V1}/intake/reports/{{report_id}}", frozenset({ASSOCIATION})),
     r("GET", f"{V1}/intake/jobs", frozenset({INSTITUTION, ASSOCIATION})),

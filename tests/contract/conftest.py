@@ -221,6 +221,13 @@ def _build(session: Session, app: FastAPI, client: TestClient) -> ContractWorld:
             "certificate_no": "C-1",
         },
     )
+    # Associations report on their members only (Art. 16): the market joins first.
+    membership = created(
+        "POST",
+        "/api/v1/intake/association-memberships",
+        "association",
+        json={"operator_uscc": market.uscc, "joined_on": (today - timedelta(days=30)).isoformat()},
+    )
     report = created(
         "POST",
         "/api/v1/intake/association-reports",
@@ -260,6 +267,7 @@ def _build(session: Session, app: FastAPI, client: TestClient) -> ContractWorld:
         "feed_key": str(feed_key["api_key"]),
         "submission_id": int(str(submission["id"])),
         "report_id": int(str(report["id"])),
+        "membership_id": int(str(membership["id"])),
         "job_id": int(str(job["id"])),
     }
     return ContractWorld(app=app, client=client, headers=headers, ids=ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -14,9 +15,10 @@ from sqlmodel import Session
 
 from backend.auth.models import Account, Role
 from backend.complaints.service import media_storage
-from backend.intake import service
-from backend.intake.models import JobState
+from backend.intake import memberships, service
+from backend.intake.models import AssociationMembership, JobState
 from backend.operators.models import Operator
+from backend.records.service import bureau_today
 from tests.factories import COUNTY_A, OTHER_PROVINCE_COUNTY, login, make_account, make_operator
 
 
@@ -59,6 +61,15 @@ class World:
             self.session.commit()
 
         return _unit
+
+    def enrol(
+        self, operator: Operator, account: Account | None = None, joined_on: date | None = None
+    ) -> AssociationMembership:
+        """Register ``operator`` as a current member of the association (a year ago unless told)."""
+        data = memberships.MembershipInput(
+            operator_uscc=operator.uscc, joined_on=joined_on or bureau_today() - timedelta(days=365)
+        )
+        return memberships.add(self.session, account=account or self.association, data=data)
 
     def job(self, job_id: int, account: Account | None = None) -> dict[str, Any]:
         """GET the job as its owner."""

@@ -206,3 +206,24 @@ def test_a_job_interrupted_mid_file_resumes_after_the_last_committed_chunk(
     done = world.job(job["id"])
     assert (done["imported"], done["duplicates"], done["rejected"]) == (3, 0, 3)
     assert done["progress"]["done"] == 6
+
+
+def test_a_control_character_in_a_cell_is_that_rows_error_only(world: World) -> None:
+    # PostgreSQL refuses NUL in text: unchecked, one such cell would fail the whole job.
+    good = [make_instrument(world.session, world.operator) for _ in range(2)]
+    day = (TODAY - timedelta(days=5)).isoformat()
+    data = (
+        ZH_HEADER
+        + f"{good[0].serial},{world.operator.uscc},{day},合格,C-1\x00X,,\n"
+        + f"{good[1].serial},{world.operator.uscc},{day},合格,C-2,,备注\x07\n"
+        + f"{good[1].serial},{world.operator.uscc},{day},合格,C-3,,\t正常备注\n"
+    ).encode("utf-8")
+    job = world.upload("verifications/import", world.institution, data).json()
+    assert world.run(job["id"]) == "succeeded"
+    job = world.job(job["id"])
+    assert (job["imported"], job["rejected"]) == (1, 2)
+    errors = world.client.get(job["errors_url"], headers=world.headers(world.institution)).json()["items"]
+    assert [(e["row"], e["column"], e["code"]) for e in errors] == [
+        (2, "certificate_no", "control_character"),
+        (3, "notes", "control_character"),
+    ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlmodel import func, select
+
 from backend.auth.models import Role
 from backend.records.models import IntegrityRecord, RecordSource
 from backend.records.rules import RecordKind, RecordState
@@ -71,6 +73,7 @@ def test_institutions_cannot_report_the_bureaus_own_findings(world: World) -> No
 
 
 def test_an_association_reports_a_warning_and_a_censure(world: World) -> None:
+    world.enrol(world.operator)
     headers = world.headers(world.association)
     base = {
         "operator_uscc": world.operator.uscc,
@@ -109,21 +112,43 @@ def test_associations_reach_only_their_own_area(world: World) -> None:
 
 
 def test_an_association_csv_is_filed_row_by_row(world: World) -> None:
+    world.enrol(world.operator)
+    world.enrol(world.other_operator)
+    stranger = make_operator(world.session, world.staff)  # in the area, not a member
     day = (TODAY - timedelta(days=3)).isoformat()
+    before_joining = (TODAY - timedelta(days=400)).isoformat()
     content = (
         "统一社会信用代码,措施,日期,事由,证据,文号\n"
         f"{world.operator.uscc},警告,{day},短秤,照片1;照片2,协〔2026〕1号\n"
         f"{world.other_operator.uscc},通报批评,{day},拒不整改,,协〔2026〕2号\n"
         f"{world.other_operator.uscc},罚款,{day},x,,\n"
         f"911111111111111111,警告,{day},x,,\n"
+        f"{stranger.uscc},警告,{day},非会员,,\n"
+        f"{world.operator.uscc},警告,{before_joining},入会前,,\n"
+        f"{world.operator.uscc},警告,{day},含\x00空字符,,\n"
     ).encode("gb18030")
     job = world.upload("association-reports/import", world.association, content).json()
-    assert job["kind"] == "association_reports" and job["progress"]["total"] == 4
+    assert job["kind"] == "association_reports" and job["progress"]["total"] == 7
     world.run(job["id"])
     job = world.job(job["id"], world.association)
-    assert (job["imported"], job["rejected"], job["records_created"]) == (2, 2, 2)
+    assert (job["imported"], job["rejected"], job["records_created"]) == (2, 5, 2)
     errors = world.client.get(job["errors_url"], headers=world.headers(world.association)).json()["items"]
-    assert [(e["row"], e["code"]) for e in errors] == [(4, "invalid_measure"), (5, "unknown_operator")]
+    assert [(e["row"], e["column"], e["code"]) for e in errors] == [
+        (4, "measure", "invalid_measure"),
+        (5, "operator_uscc", "unknown_operator"),
+        (6, "operator_uscc", "not_a_member"),
+        (7, "operator_uscc", "not_a_member"),
+        (8, "summary", "control_character"),
+    ]
+    assert errors[3]["message_zh"].startswith("该经营者在 " + before_joining)
+    assert (
+        world.session.exec(
+            select(func.count())
+            .select_from(IntegrityRecord)
+            .where(IntegrityRecord.operator_id == stranger.id)
+        ).one()
+        == 0
+    )
     reports = world.client.get("/api/v1/intake/reports", headers=world.headers(world.association)).json()
     assert sorted(r["row_number"] for r in reports["items"]) == [2, 3]
     by_row = {r["row_number"]: r for r in reports["items"]}
