@@ -73,7 +73,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes
     )
-    # Inside the security headers (a cached answer still gets them, and its own request id).
+    # Around everything that may take a database connection: admissions never exceed what the pool (and
+    # anyio's 40 worker threads) can serve at once.
+    app.add_middleware(
+        ConcurrencyLimitMiddleware, limit=min(settings.db_pool_size + settings.db_max_overflow, 36)
+    )
+    # Outside the admission limit: a scan answered from memory or the store never queues behind requests
+    # waiting for the database. Inside the security headers: a cached answer still gets them, and its own
+    # request id.
     app.add_middleware(
         PublicCacheMiddleware,
         ttl_seconds=settings.public_cache_seconds,
@@ -81,8 +88,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=get_store(settings),
     )
     app.add_middleware(SecurityHeadersMiddleware)
-    # Outermost: admissions never exceed what the pool (and anyio's 40 worker threads) can serve at once.
-    app.add_middleware(
-        ConcurrencyLimitMiddleware, limit=min(settings.db_pool_size + settings.db_max_overflow, 36)
-    )
     return app

@@ -1,13 +1,19 @@
 """Issue 7 bench: the public read path beside a bare FastAPI "hello", side by side on one server setup.
 
 A fresh PostgreSQL database is migrated and seeded with 10,000 operators (one stall and two instruments each,
-some with a stored class or a self-commitment) and analysed. The app and a minimal FastAPI app are each
-served by uvicorn with 2 workers on 127.0.0.1. Measured, for hello and for the QR page (``/q/{token}``) and
-the public profile API (``/api/v1/public/operators/{id}``) in two shapes of traffic:
+some with a stored class or a self-commitment) and analysed. The app (with its shared page store on the
+machine's Redis, a database of its own, emptied first) and a minimal FastAPI app are each served by uvicorn
+with 2 workers on 127.0.0.1. Measured, for hello and for the QR page (``/q/{token}``) and the public profile
+API (``/api/v1/public/operators/{id}``) in three shapes of traffic:
 
 * hot: a rotation over 100 popular codes or operators, which the per-process micro-cache answers after the
   first read (what a busy market's morning looks like, and what a CDN in front would do);
-* cold: a rotation over all 10,000, so nearly every request reads the database (the worst case);
+* stored: a rotation over all 10,000, each rendered once before (a scan of any code someone scanned since its
+  operator last changed, or that the worker rendered again after the change): too many for the micro-cache
+  (a rotation larger than it defeats its LRU), so each request is a read from the shared store;
+* rendered: a rotation over all 10,000 with the store emptied first, so each request reads the database and
+  renders (a code's first scan after a change nobody had read before; the worker renders again only what was
+  being read);
 
 the throughput with ``wrk`` (closed loop, 2 threads, 32 connections, 10 s; target ≥ 50% of hello's) and the
 latency at a fixed 200 requests/s for 30 s from an open-loop generator that sends on schedule whatever the
@@ -43,12 +49,12 @@ from bench.common import Figure, fresh_postgres, machine, save, table
 ROOT = Path(__file__).resolve().parent.parent
 OPERATORS = 10_000
 RATE = 200
-#: A rate the cold path sustains on a small shared machine: its latency without queueing, for comparison.
-LOW_RATE = 50
 RATE_SECONDS = 30
 WRK_SECONDS = 10
 WRK_CONNECTIONS = 32
 WORKERS = 2
+#: A lower rate for the rendered paths, for comparison: what they sustain with headroom.
+LOW_RATE = 100
 
 #: The bare comparison: FastAPI with one JSON endpoint and nothing else, served the same way.
 hello_app = FastAPI()
@@ -66,9 +72,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _environment(url: str, secret: str) -> dict[str, str]:
+def _environment(url: str, secret: str, store_url: str) -> dict[str, str]:
     return {
         **os.environ,
+        "GONGPING_PUBLIC_STORE_URL": store_url,
         "GONGPING_ENVIRONMENT": "staging",
         "GONGPING_SECRET_KEY": secret,
         "GONGPING_DATABASE_URL": url,
@@ -82,7 +89,7 @@ def seed(url: str, secret: str) -> tuple[list[str], list[int]]:
     out = subprocess.run(
         [sys.executable, "-m", "bench.bench_public", "--seed", url],
         cwd=ROOT,
-        env=_environment(url, secret),
+        env=_environment(url, secret, ""),
         capture_output=True,
         text=True,
         check=True,
@@ -268,8 +275,9 @@ class Throughput:
     p99_ms: float | None
 
 
-def wrk(base: str, paths: list[str]) -> Throughput:
-    """Closed-loop throughput over ``paths`` (rotating) with wrk."""
+def wrk(base: str, paths: list[str], *, gzip: bool = True) -> Throughput:
+    """Closed-loop throughput over ``paths`` (rotating) with wrk; ``gzip``: send ``Accept-Encoding: gzip`` as
+    every phone browser and HTTP library does."""
     folder = Path(tempfile.mkdtemp(prefix="gongping-wrk-"))
     (folder / "paths").write_text("\n".join(paths) + "\n")
     (folder / "rotate.lua").write_text(_WRK_LUA)
@@ -280,6 +288,7 @@ def wrk(base: str, paths: list[str]) -> Throughput:
             f"-c{WRK_CONNECTIONS}",
             f"-d{WRK_SECONDS}s",
             "--latency",
+            *(["-H", "Accept-Encoding: gzip"] if gzip else []),
             "-s",
             str(folder / "rotate.lua"),
             base,
@@ -321,10 +330,13 @@ class FixedRate:
 
 
 async def _get(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str, gzip: bool = True
 ) -> tuple[int, bool]:
-    """One keep-alive HTTP/1.1 GET; returns the status and whether the micro-cache answered (``Age``)."""
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Language: zh-CN\r\n\r\n".encode("ascii"))
+    """One keep-alive HTTP/1.1 GET; returns the status and whether a cache answered (``Age``)."""
+    encoding = "Accept-Encoding: gzip\r\n" if gzip else ""
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Language: zh-CN\r\n{encoding}\r\n".encode("ascii")
+    )
     head = await reader.readuntil(b"\r\n\r\n")
     length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
     if length is None:
@@ -333,7 +345,9 @@ async def _get(
     return int(head[9:12]), b"\r\nage:" in head.lower()
 
 
-def fixed_rate(base: str, paths: list[str], rate: int = RATE, seconds: int = RATE_SECONDS) -> FixedRate:
+def fixed_rate(
+    base: str, paths: list[str], rate: int = RATE, seconds: int = RATE_SECONDS, *, gzip: bool = True
+) -> FixedRate:
     """Open loop: request i is due at start + i/rate whatever happened before; its latency counts from then.
 
     A dispatcher hands due requests to a fixed pool of keep-alive connections; a request waiting for a free
@@ -359,7 +373,7 @@ def fixed_rate(base: str, paths: list[str], rate: int = RATE, seconds: int = RAT
                 i, due = item
                 try:
                     status, cached = await asyncio.wait_for(
-                        _get(reader, writer, host_port, paths[i % len(paths)]), 5
+                        _get(reader, writer, host_port, paths[i % len(paths)], gzip), 5
                     )
                     ok += status == 200
                     hits += cached
@@ -406,6 +420,31 @@ def fixed_rate(base: str, paths: list[str], rate: int = RATE, seconds: int = RAT
     )
 
 
+def fill(base: str, paths: list[str], connections: int = 8) -> int:
+    """Request each path once (closed loop, as fast as the server renders); returns how many answered 200."""
+    host_port = base.removeprefix("http://")
+    host, port = host_port.split(":")
+
+    async def run() -> int:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for path in paths:
+            queue.put_nowait(path)
+        ok = 0
+
+        async def worker() -> None:
+            nonlocal ok
+            reader, writer = await asyncio.open_connection(host, int(port))
+            while not queue.empty():
+                status, _cached = await _get(reader, writer, host_port, queue.get_nowait())
+                ok += status == 200
+            writer.close()
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return ok
+
+    return asyncio.run(run())
+
+
 def check_answers(base: str, paths: list[str]) -> None:
     """Before timing: the paths answer 200 with the expected type (httpx, the same client the tests use)."""
     import httpx
@@ -425,20 +464,89 @@ def _load() -> str:
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min, {os.cpu_count()} cores)"
 
 
-#: What is measured: (key, label, which paths).
+@dataclass(frozen=True)
+class Scenario:
+    """One shape of traffic: which paths, what the store holds first, the micro-cache, the client's encoding."""
+
+    key: str
+    label: str
+    paths: str
+    store: str  # "as left", "all" (each path rendered once first) or "empty"
+    micro_cache: bool = True
+    gzip: bool = True
+
+
 SCENARIOS = (
-    ("page_hot", "QR page, 100 popular codes", "page_hot"),
-    ("page_cold", "QR page, all 10,000 codes", "page_cold"),
-    ("api_hot", "profile API, 100 popular operators", "api_hot"),
-    ("api_cold", "profile API, all 10,000 operators", "api_cold"),
+    Scenario("page_hot", "QR page, 100 popular codes", "page_hot", "as left"),
+    Scenario("api_hot", "profile API, 100 popular operators", "api_hot", "as left"),
+    Scenario("page_stored", "QR page, all 10,000 codes, from the store", "page_all", "all", False),
+    Scenario(
+        "page_stored_plain",
+        "QR page, all 10,000 codes, from the store, client without gzip",
+        "page_all",
+        "as left",
+        False,
+        False,
+    ),
+    Scenario("api_stored", "profile API, all 10,000 operators, from the store", "api_all", "all", False),
+    Scenario("page_rendered", "QR page, all 10,000 codes, rendered", "page_all", "empty", False),
+    Scenario("api_rendered", "profile API, all 10,000 operators, rendered", "api_all", "empty", False),
 )
 
 
-def main() -> None:
+def _store_size(store_url: str, path_prefix: str) -> int:
+    """How many answers under ``path_prefix`` the store holds."""
+    import redis
+
+    client = redis.Redis.from_url(store_url)
+    try:
+        return sum(1 for _ in client.scan_iter(f"gp:pub:p:*:{path_prefix}*", count=1000))
+    finally:
+        client.close()
+
+
+def _empty_store(store_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(store_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def _run(base: str, scenario: Scenario, paths: list[str], store_url: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    if scenario.store == "all":
+        # Each path read once before, so each is in the store.
+        filled = fill(base, paths)
+        _progress(f"{scenario.key}: {filled} paths rendered to fill the store")
+    elif scenario.store == "empty":
+        _empty_store(store_url)
+    if scenario.store != "as left" or not scenario.micro_cache:
+        result["stored_before"] = _store_size(store_url, paths[0].rsplit("/", 1)[0] + "/")
+    result["wrk"] = wrk(base, paths, gzip=scenario.gzip)
+    _progress(f"{scenario.key} wrk {result['wrk']}")
+    if scenario.store == "empty":
+        _empty_store(store_url)
+        # The other end of the rotation: paths wrk did not reach either.
+        paths = paths[::-1]
+    result["rate"] = fixed_rate(base, paths, gzip=scenario.gzip)
+    _progress(f"{scenario.key} fixed rate {result['rate']}")
+    if scenario.store == "empty":
+        # Where a stream of never-read codes stays fast on this machine (PostgreSQL shares its two cores).
+        _empty_store(store_url)
+        result["low"] = fixed_rate(base, paths[len(paths) // 2 :], rate=LOW_RATE, gzip=scenario.gzip)
+        _progress(f"{scenario.key} at {LOW_RATE} req/s {result['low']}")
+    return result
+
+
+def main(store_url: str) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     load_before = _load()
     secret = secrets.token_urlsafe(48)
+    _empty_store(store_url)
     with fresh_postgres() as url:
         started = time.perf_counter()
         _progress("seeding")
@@ -446,13 +554,15 @@ def main() -> None:
         seed_s = time.perf_counter() - started
         _progress(f"seeded {len(ids)} operators in {seed_s:.1f} s")
         rng = random.Random(3)
+        page_all = [f"/q/{t}" for t in rng.sample(tokens, len(tokens))]
+        api_all = [f"/api/v1/public/operators/{i}" for i in rng.sample(ids, len(ids))]
         paths = {
-            "page_cold": [f"/q/{t}" for t in rng.sample(tokens, len(tokens))],
-            "api_cold": [f"/api/v1/public/operators/{i}" for i in rng.sample(ids, len(ids))],
+            "page_all": page_all,
+            "api_all": api_all,
+            "page_hot": page_all[:100],
+            "api_hot": api_all[:100],
         }
-        paths["page_hot"] = paths["page_cold"][:100]
-        paths["api_hot"] = paths["api_cold"][:100]
-        env = _environment(url, secret)
+        env = _environment(url, secret, store_url)
         results: dict[str, dict[str, Any]] = {}
         with serve("bench.bench_public:hello_app", env) as base:
             check_answers(base, ["/hello"])
@@ -461,19 +571,16 @@ def main() -> None:
             _progress(f"hello wrk {results['hello']['wrk']}")
             results["hello"]["rate"] = fixed_rate(base, ["/hello"])
             _progress(f"hello fixed rate {results['hello']['rate']}")
-        with serve("backend.asgi:app", env) as base:
-            check_answers(base, paths["page_cold"][-5:] + paths["api_cold"][-5:])
-            # Warm-up on codes no scenario uses: connection pools, prepared statements, templates.
-            fixed_rate(base, paths["page_cold"][-400:] + paths["api_cold"][-400:], seconds=4)
-            for key, _label, which in SCENARIOS:
-                results[key] = {"wrk": wrk(base, paths[which])}
-                _progress(f"{key} wrk {results[key]['wrk']}")
-                results[key]["rate"] = fixed_rate(base, paths[which])
-                _progress(f"{key} fixed rate {results[key]['rate']}")
-                if key.endswith("_cold"):
-                    # Fresh codes for this run: none of them has been read (and cached) yet.
-                    results[key]["low"] = fixed_rate(base, paths[which][::-1], rate=LOW_RATE)
-                    _progress(f"{key} at {LOW_RATE} req/s {results[key]['low']}")
+        for micro_cache in (True, False):
+            # The production set-up (micro-cache on), then without it: each request reaches the store.
+            server_env = env if micro_cache else {**env, "GONGPING_PUBLIC_CACHE_SECONDS": "0"}
+            with serve("backend.asgi:app", server_env) as base:
+                check_answers(base, page_all[-5:] + api_all[-5:])
+                # Warm-up on codes no hot scenario uses: connection pools, prepared statements, templates.
+                fixed_rate(base, page_all[-400:] + api_all[-400:], seconds=4)
+                for scenario in SCENARIOS:
+                    if scenario.micro_cache is micro_cache:
+                        results[scenario.key] = _run(base, scenario, paths[scenario.paths], store_url)
     load_after = _load()
     hello_rps = results["hello"]["wrk"].rps
     figures = [
@@ -485,9 +592,9 @@ def main() -> None:
             f"≥ 50% of hello ({hello_rps:,.0f} req/s)",
             "higher",
         )
-        for key, label, _which in SCENARIOS
+        for key, label in ((sc.key, sc.label) for sc in SCENARIOS)
     ]
-    for key, label in (("hello", "hello"), *((k, lbl) for k, lbl, _w in SCENARIOS)):
+    for key, label in (("hello", "hello"), *((sc.key, sc.label) for sc in SCENARIOS)):
         rate: FixedRate = results[key]["rate"]
         figures.append(
             Figure(
@@ -499,12 +606,12 @@ def main() -> None:
                 "lower",
             )
         )
-    for key, label, _which in SCENARIOS:
-        if "low" in results[key]:
-            low: FixedRate = results[key]["low"]
+    for sc in SCENARIOS:
+        if "low" in results[sc.key]:
+            low: FixedRate = results[sc.key]["low"]
             figures.append(
                 Figure(
-                    f"{label}: p99 at {LOW_RATE} req/s for {RATE_SECONDS} s (for comparison)",
+                    f"{sc.label}: p99 at {LOW_RATE} req/s for {RATE_SECONDS} s (for comparison)",
                     low.p99_ms,
                     "ms",
                     25,
@@ -521,14 +628,19 @@ def main() -> None:
     print()
     print(f"machine: {machine()}")
     print(f"load average before: {load_before}; after: {load_after}; seeding took {seed_s:.1f} s")
-    for key in ("hello", *(k for k, _l, _w in SCENARIOS)):
+    for key in ("hello", *(sc.key for sc in SCENARIOS)):
         w: Throughput = results[key]["wrk"]
         r: FixedRate = results[key]["rate"]
         print(
             f"{key:9s} wrk {w.rps:7.0f} req/s ({w.rps / hello_rps:.0%} of hello; wrk p99 {w.p99_ms} ms, "
             f"non-2xx {w.non_2xx}, socket errors {w.errors}); at {RATE} req/s: {r.ok}/{r.sent} ok, "
-            f"{r.cache_hits} from the micro-cache, {r.unfinished} unanswered, p50 {r.p50_ms:.1f} ms, "
+            f"{r.cache_hits} from a cache (Age), {r.unfinished} unanswered, p50 {r.p50_ms:.1f} ms, "
             f"p99 {r.p99_ms:.1f} ms, max {r.max_ms:.1f} ms"
+            + (
+                f"; {results[key]['stored_before']} answers stored before"
+                if "stored_before" in results[key]
+                else ""
+            )
         )
     save(
         "bench_public",
@@ -536,8 +648,11 @@ def main() -> None:
         {
             "load_before": load_before,
             "load_after": load_after,
-            "ratios_vs_hello": {k: results[k]["wrk"].rps / hello_rps for k, _l, _w in SCENARIOS},
-            "raw": {k: {name: vars(value) for name, value in v.items()} for k, v in results.items()},
+            "ratios_vs_hello": {sc.key: results[sc.key]["wrk"].rps / hello_rps for sc in SCENARIOS},
+            "raw": {
+                k: {name: vars(value) if hasattr(value, "__dict__") else value for name, value in v.items()}
+                for k, v in results.items()
+            },
         },
     )
 
@@ -545,8 +660,13 @@ def main() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", metavar="DATABASE_URL")
+    parser.add_argument(
+        "--store-url",
+        default=os.environ.get("GONGPING_BENCH_STORE_URL", "redis://127.0.0.1:6379/13"),
+        help="a Redis database for the page store (emptied before and during the run)",
+    )
     args = parser.parse_args()
     if args.seed:
         seed_child(args.seed)
     else:
-        main()
+        main(args.store_url)

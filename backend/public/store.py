@@ -39,6 +39,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
 from backend.config import Settings, get_settings
+from backend.public.redis_get import PipelinedGet
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class PublicStore:
         self._sync = redis.Redis.from_url(url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=1)
         self._invalidate = self._sync.register_script(_INVALIDATE)
         # redis.asyncio connections belong to one event loop: a client per loop (uvicorn runs one per process).
-        self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis[bytes], Any] | None = None
+        self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis[bytes], Any, PipelinedGet] | None = None
         self._down_until = 0.0
 
     def _available(self) -> bool:
@@ -173,21 +174,22 @@ class PublicStore:
             )
         self._down_until = time.monotonic() + BACKOFF_SECONDS
 
-    def _client(self) -> tuple[aioredis.Redis[bytes], Any]:
+    def _client(self) -> tuple[aioredis.Redis[bytes], Any, PipelinedGet]:
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
             client = aioredis.Redis.from_url(
                 self.url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=_SOCKET_TIMEOUT
             )
-            self._async = (loop, client, client.register_script(_STORE))
-        return self._async[1], self._async[2]
+            getter = PipelinedGet(self.url, timeout=_SOCKET_TIMEOUT)
+            self._async = (loop, client, client.register_script(_STORE), getter)
+        return self._async[1], self._async[2], self._async[3]
 
     async def get(self, key: str) -> StoredAnswer | None:
         """The stored answer, or None (also when Redis cannot be reached)."""
         if not self._available():
             return None
         try:
-            raw = await self._client()[0].get(key)
+            raw = await self._client()[2].get(key.encode("latin-1"))
         except (RedisError, OSError) as exc:
             self._failed("read", exc)
             return None
@@ -204,7 +206,7 @@ class PublicStore:
         if not self._available():
             return None
         try:
-            value = await self._client()[0].get(CLOCK_KEY)
+            value = await self._client()[2].get(CLOCK_KEY.encode())
         except (RedisError, OSError) as exc:
             self._failed("read", exc)
             return None
@@ -262,6 +264,7 @@ class PublicStore:
     async def aclose(self) -> None:
         """Close this event loop's connections (a worker renders in a fresh loop each time)."""
         if self._async is not None:
+            self._async[3].close()
             await self._async[1].aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
             self._async = None
 

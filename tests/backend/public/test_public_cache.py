@@ -178,3 +178,14 @@ def test_kept_pages_go_compressed_to_clients_that_take_gzip_and_plain_to_the_res
         plain = cached_client.get(path, headers={"Accept-Encoding": refuses})
         assert "content-encoding" not in plain.headers and plain.content == first.content
         assert int(plain.headers["content-length"]) == len(first.content) and "age" in plain.headers
+
+
+def test_cached_answers_never_wait_for_a_database_admission() -> None:
+    # Starlette lists user middleware outermost first: the cache must sit outside the admission limit (a scan
+    # answered from memory or the store does not queue behind requests waiting for a connection), and inside
+    # the security headers (which every cached answer still carries).
+    from backend.middleware import ConcurrencyLimitMiddleware, SecurityHeadersMiddleware
+
+    order = [m.cls for m in create_app().user_middleware]
+    assert order.index(SecurityHeadersMiddleware) < order.index(PublicCacheMiddleware)
+    assert order.index(PublicCacheMiddleware) < order.index(ConcurrencyLimitMiddleware)
