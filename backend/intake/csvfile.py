@@ -232,6 +232,22 @@ def rows(text: str, names: list[str]) -> Iterator[Row]:
         yield index, {name: cell.strip() for name, cell in zip(names, cells, strict=False)}
 
 
+def date_cell(
+    number: int, raw: dict[str, str], column: str, problems: list[RowProblem], *, required: bool = False
+) -> date | None:
+    """A date cell of a row, or None; a missing (when required) or unreadable date is added to ``problems``."""
+    value = raw.get(column, "")
+    if not value:
+        if required:
+            problems.append(problem(number, column, "missing_value"))
+        return None
+    try:
+        return parse_date(value)
+    except ValueError:
+        problems.append(problem(number, column, "invalid_date", value))
+        return None
+
+
 def control_characters(number: int, raw: dict[str, str]) -> list[RowProblem]:
     """A problem for each cell holding a control character other than tab and line breaks: no value we keep
     has one, and PostgreSQL refuses NUL in text outright (one bad cell must stay one row's error).

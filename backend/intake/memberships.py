@@ -311,16 +311,7 @@ def parse_row(number: int, raw: dict[str, str], today: date) -> MembershipInput 
     problems: list[RowProblem] = []
 
     def day(column: str, required: bool = False) -> date | None:
-        value = raw.get(column, "")
-        if not value:
-            if required:
-                problems.append(problem(number, column, "missing_value"))
-            return None
-        try:
-            return csvfile.parse_date(value)
-        except ValueError:
-            problems.append(problem(number, column, "invalid_date", value))
-            return None
+        return csvfile.date_cell(number, raw, column, problems, required=required)
 
     uscc = raw.get("operator_uscc", "")
     if not uscc:

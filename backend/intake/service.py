@@ -183,16 +183,7 @@ def parse_verification_row(
         return value
 
     def day(column: str, required: bool = False) -> date | None:
-        value = raw.get(column, "")
-        if not value:
-            if required:
-                problems.append(problem(number, column, "missing_value"))
-            return None
-        try:
-            return csvfile.parse_date(value)
-        except ValueError:
-            problems.append(problem(number, column, "invalid_date", value))
-            return None
+        return csvfile.date_cell(number, raw, column, problems, required=required)
 
     instrument_id: int | None = None
     if raw.get("instrument_id"):
