@@ -8,7 +8,9 @@ Everything else the store does (its Lua scripts, invalidation) goes through redi
 
 Replies arrive in the order the commands were sent (Redis guarantees it per connection), so each reply
 resolves the oldest waiting future. A reply that does not come within the timeout closes the connection:
-every waiting GET fails (the caller renders the page instead) and the next GET connects again.
+every waiting GET fails (the caller renders the page instead) and the next GET connects again. A timeout
+that fires late means the event loop was busy (a render held it), not that Redis was slow: the reply may be
+sitting unread in the socket, and uvloop runs due timers before it polls for input, so the GET waits on.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class _Protocol(asyncio.Protocol):
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = exc or RedisConnectionError("connection closed")
+        # The first reason is the one worth reporting (a timeout closes the transport, which lands here).
+        self.lost = self.lost or exc or RedisConnectionError("connection closed")
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
@@ -82,6 +85,37 @@ class _Protocol(asyncio.Protocol):
         payload, self.outgoing = b"".join(self.outgoing), []
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(payload)
+
+
+class _Deadline:
+    """Closes the connection when a GET's reply is late: it holds up every reply behind it, so give up on the
+    connection, not just this GET. Late by the clock of a loop that was itself running late is not late.
+    """
+
+    #: How often a deadline is moved on for a busy loop before it counts (a hung Redis under a loop that is
+    #: always behind still fails, after a few timeouts).
+    EXTENSIONS = 4
+
+    def __init__(self, protocol: _Protocol, future: asyncio.Future[Any], timeout: float) -> None:
+        self.protocol, self.future, self.timeout = protocol, future, timeout
+        self.extensions = 0
+        self.loop = future.get_loop()
+        self.due = self.loop.time() + timeout
+        self.handle = self.loop.call_at(self.due, self._expired)
+
+    def _expired(self) -> None:
+        if self.future.done():
+            return
+        # Fired well after it was due: the loop did not run in between, so it has not read the socket yet.
+        if self.loop.time() - self.due > self.timeout / 2 and self.extensions < self.EXTENSIONS:
+            self.extensions += 1
+            self.due = self.loop.time() + self.timeout
+            self.handle = self.loop.call_at(self.due, self._expired)
+            return
+        self.protocol._close(RedisTimeoutError("no reply in time"))
+
+    def cancel(self) -> None:
+        self.handle.cancel()
 
 
 class PipelinedGet:
@@ -145,14 +179,11 @@ class PipelinedGet:
         """The value at ``key``, or None; RedisError when Redis cannot answer within the timeout."""
         protocol = await self._ready()
         future = protocol.send(_command(b"GET", key))
-        # A reply that is late holds up every reply behind it: give up on the connection, not just this GET.
-        timer = asyncio.get_running_loop().call_later(
-            self.timeout, protocol._close, RedisTimeoutError("no reply in time")
-        )
+        watch = _Deadline(protocol, future, self.timeout)
         try:
             reply = await future
         finally:
-            timer.cancel()
+            watch.cancel()
         if isinstance(reply, Exception):
             raise ResponseError(str(reply))
         if reply is not None and not isinstance(reply, bytes):

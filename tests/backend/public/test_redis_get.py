@@ -181,3 +181,32 @@ def test_a_password_and_database_in_the_url_are_used() -> None:
         admin.close()
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_reply_waiting_while_the_loop_was_busy_is_not_a_timeout(
+    redis_url: str, db: redis.Redis, loop: str
+) -> None:
+    # A render that holds the event loop longer than the timeout: Redis answered in time, the reply is
+    # waiting in the socket, and uvloop runs the overdue timer before it reads the socket.
+    db.set("k", "v")
+
+    async def scenario() -> tuple[bytes | None, bytes | None]:
+        getter = PipelinedGet(redis_url, timeout=0.2)
+        try:
+            await getter.get(b"k")  # connected
+            pending = asyncio.ensure_future(getter.get(b"k"))
+            for _ in range(3):  # the GET is sent and its deadline set
+                await asyncio.sleep(0)
+            time.sleep(0.6)  # noqa: ASYNC251  # the point: the loop is held
+            first = await pending
+            connections = db.info("stats")["total_connections_received"]
+            second = await getter.get(b"k")
+            # The same connection answered: the deadline did not close it behind the reply's back.
+            assert db.info("stats")["total_connections_received"] == connections
+            return first, second
+        finally:
+            getter.close()
+
+    result = asyncio.run(scenario()) if loop == "asyncio" else uvloop.run(scenario())
+    assert result == (b"v", b"v")
