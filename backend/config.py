@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     activation_code_days: int = Field(default=14, ge=1, le=90)
 
-    # Requests. Database pool per process; admissions are capped at the pool's capacity (see middleware).
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Requests. Database pool per process; admissions are capped at its steady size (see middleware).
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     max_json_body_bytes: int = 256 * 1024
     max_upload_bytes: int = 60 * 1024 * 1024

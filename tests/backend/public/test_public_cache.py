@@ -189,3 +189,15 @@ def test_cached_answers_never_wait_for_a_database_admission() -> None:
     order = [m.cls for m in create_app().user_middleware]
     assert order.index(SecurityHeadersMiddleware) < order.index(PublicCacheMiddleware)
     assert order.index(PublicCacheMiddleware) < order.index(ConcurrencyLimitMiddleware)
+
+
+def test_admissions_stop_at_the_pools_steady_size() -> None:
+    # Admitting up to the overflow made SQLAlchemy open and close a PostgreSQL connection for every request
+    # past the steady pool (one in seven under load, measured in bench_public): admissions stop at pool_size.
+    from backend.middleware import ConcurrencyLimitMiddleware
+
+    base = get_settings()
+    for pool, overflow, admitted in ((7, 10, 7), (20, 0, 20), (100, 10, 36)):
+        app = create_app(base.model_copy(update={"db_pool_size": pool, "db_max_overflow": overflow}))
+        (limit,) = (m.kwargs["limit"] for m in app.user_middleware if m.cls is ConcurrencyLimitMiddleware)
+        assert limit == admitted
