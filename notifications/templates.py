@@ -21,6 +21,7 @@ urgent: ignores quiet hours):
     record_unpublished         operator     publication   no       no      the public no longer sees the record
     complaint_received         complainant  complaint     yes      no      acknowledgement, kept in the inbox
     complaint_outcome          complainant  complaint     yes      no      kept in the inbox
+    complaint_handling_ended   operator     enforcement   no       no      end of mediation, both parties told
     supervisor_report_outcome  supervisor   supervision   yes      no      feedback to a volunteer
     case_assigned              staff        case_work     yes      no      work-queue notice
     case_overdue               staff        case_work     no       no      a statutory deadline has passed
@@ -308,6 +309,19 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 deep_link="gongping://complaints/{complaint_ref}",
                 fields=("complaint_ref", "outcome"),
                 labels={"outcome": "complaint_outcome"},
+            ),
+            # Order No. 20 Art. 21: the decision to end mediation is told to the complainant and the operator;
+            # the operator learns the bureau's case number and the outcome, nothing about the complainant.
+            _spec(
+                "complaint_handling_ended",
+                "operator",
+                "enforcement",
+                mutable=False,
+                ttl_seconds=7 * _DAY,
+                collapse_key="case:{case_no}",
+                deep_link="gongping://inbox",
+                fields=("case_no", "outcome", "bureau_name", "decided_on"),
+                labels={"outcome": "mediation_end"},
             ),
             _spec(
                 "supervisor_report_outcome",

@@ -51,7 +51,12 @@ topic                        payload                                            
                              ``not_accepted``/``terminated``)                          supervisor's patrol
                                                                                        report
                                                                                        supervisor_report_outcome
-                                                                                       → the supervisor
+                                                                                       → the supervisor; an
+                                                                                       accepted complaint's
+                                                                                       ``mediated`` or
+                                                                                       ``terminated`` also
+                                                                                       complaint_handling_ended
+                                                                                       → operator users
 ============================ ======================================================= ===================
 
 The finding against the operator after a substantiated case is not sent from ``case.outcome``: it follows
@@ -70,6 +75,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from backend.auth.models import Account, Role
+from backend.cases.models import Case, CaseKind, CaseState
 from backend.complaints.models import Complaint, ComplaintSource
 from backend.db import utcnow
 from backend.instruments.catalogue import BY_CODE
@@ -127,6 +133,10 @@ _OPEN_INTERVIEW = frozenset({InterviewStatus.scheduled, InterviewStatus.acknowle
 _COMPLAINT_OUTCOMES = frozenset(
     {"substantiated", "not_substantiated", "mediated", "not_accepted", "terminated"}
 )
+#: Outcomes that end a bureau's mediation of an accepted consumer complaint: Order No. 20 Art. 21 has the
+#: decision told to both parties (within 7 working days; the notice goes out when it is taken).
+_MEDIATION_ENDS = frozenset({"mediated", "terminated"})
+_DECIDED = frozenset({CaseState.mediated, CaseState.closed})
 _DUE_STEPS = frozenset({DueThreshold.DAYS_30, DueThreshold.DAYS_7, DueThreshold.DAYS_1})
 #: The publication statuses whose change the public sees (what ``publication.changed`` is emitted for).
 _PUBLIC_CHANGES = frozenset(
@@ -230,6 +240,12 @@ def _bureau_of_operator(session: Session, operator_id: int) -> str:
         .where(col(Operator.id) == operator_id)
     ).first()
     return str(row[0]) if row is not None else "市场监督管理局"
+
+
+def _case_bureau(session: Session, jurisdiction_code: str | None, operator_id: int) -> str:
+    """The bureau where the case is (it may have been transferred away from the operator's county)."""
+    where = session.get(Jurisdiction, jurisdiction_code) if jurisdiction_code else None
+    return where.bureau_name if where is not None else _bureau_of_operator(session, operator_id)
 
 
 # --- handlers ----------------------------------------------------------------------------------------------
@@ -604,4 +620,35 @@ def case_outcome(session: Session, event: OutboxEvent) -> list[Notice]:
         }
         return [Notice((complaint.account_id,), "supervisor_report_outcome", report)]
     context: dict[str, ContextValue] = {"complaint_ref": str(complaint.id), "outcome": outcome}
-    return [Notice((complaint.account_id,), "complaint_outcome", context)]
+    told = [Notice((complaint.account_id,), "complaint_outcome", context)]
+    if outcome in _MEDIATION_ENDS:
+        told.extend(_mediation_ended(session, int(payload["case_id"]), outcome))
+    return told
+
+
+def _mediation_ended(session: Session, case_id: int, outcome: str) -> list[Notice]:
+    """The operator's side of the end of mediation: the bureau's case number, the outcome and the date."""
+    case = session.get(Case, case_id)
+    # Mediation runs between acceptance and a decision; a case reopened since has no outcome to tell.
+    if (
+        case is None
+        or case.state not in _DECIDED
+        or case.kind is not CaseKind.complaint
+        or case.accepted_at is None
+        or case.operator_id is None
+        or case.outcome is None
+        or case.outcome.value != outcome
+        or case.decided_at is None
+    ):
+        return []
+    recipients = operator_users(session, case.operator_id)
+    if not recipients:
+        return []
+    # Nothing from the complaint itself (who filed it, what they wrote, the mediation agreement): Art. 18.
+    context: dict[str, ContextValue] = {
+        "case_no": case.case_no,
+        "outcome": outcome,
+        "bureau_name": _case_bureau(session, case.jurisdiction_code, case.operator_id),
+        "decided_on": local_date(case.decided_at),
+    }
+    return [Notice(recipients, "complaint_handling_ended", context)]

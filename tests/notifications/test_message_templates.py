@@ -76,6 +76,12 @@ SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
     },
     "complaint_received": {"complaint_ref": "TS-2026-000123", "received_on": date(2026, 11, 5)},
     "complaint_outcome": {"complaint_ref": "TS-2026-000123", "outcome": "substantiated"},
+    "complaint_handling_ended": {
+        "case_no": "TS202600000123",
+        "outcome": "terminated",
+        "bureau_name": "西湖区市场监督管理局",
+        "decided_on": date(2026, 11, 20),
+    },
     "supervisor_report_outcome": {"report_id": "rp-1", "report_ref": "JD-88", "outcome": "adopted"},
     "case_assigned": {"case_id": "cs-1", "case_no": "AJ-2026-0042", "due_on": date(2026, 11, 12)},
     "case_overdue": {"case_id": "cs-1", "case_no": "AJ-2026-0042", "due_on": date(2026, 11, 12)},

@@ -17,9 +17,11 @@ from backend.operators.models import ManagementAssessment
 from backend.records import rating
 from backend.records.models import IntegrityRecord, RecordSource
 from backend.records.rules import IntegrityClass, RecordKind, RecordState
-from tests.backend.cases.conftest import Bureaus, file_and_route, outbox
+from notifications.templates import render
+from tests.backend.cases.conftest import Bureaus, complaint_of, file_and_route, outbox
 from tests.factories import COUNTY_B, login, make_account, make_instrument
 from workers import notification_handlers
+from workers.notification_delivery import resolve_context
 
 Headers = dict[str, dict[str, str]]
 
@@ -192,6 +194,68 @@ def test_each_outcome_is_emitted_once(
     case = _market_case(client, session, bureaus, headers)
     drive(client, headers["county_a"], case.id or 0, steps)
     assert [e.payload["outcome"] for e in outbox(session, "case.outcome")] == [outcome]
+
+
+@pytest.mark.parametrize(
+    ("steps", "outcome_label"),
+    [(["accept", "close"], "终止调解"), (["accept", "investigate", "mediate"], "双方达成调解协议")],
+)
+def test_the_end_of_mediation_is_told_to_the_operator_too(
+    client: TestClient,
+    session: Session,
+    bureaus: Bureaus,
+    headers: Headers,
+    steps: list[str],
+    outcome_label: str,
+) -> None:
+    # Order No. 20 Art. 21: the decision ending mediation reaches the complainant and the operator.
+    case = _market_case(client, session, bureaus, headers)
+    drive(client, headers["county_a"], case.id or 0, steps)
+    [event] = outbox(session, "case.outcome")
+    session.expire_all()
+    told = {n.kind: n for n in notification_handlers.notices_for(session, event)}
+    assert set(told) == {"complaint_outcome", "complaint_handling_ended"}
+    operator_notice = told["complaint_handling_ended"]
+    assert operator_notice.recipients == (bureaus.market_user.id,)
+    closed = session.get(Case, case.id)
+    assert closed is not None and closed.decided_at is not None
+    assert operator_notice.context["case_no"] == closed.case_no
+    assert operator_notice.context["bureau_name"] == "西湖区市场监督管理局"
+    zh = render(
+        "complaint_handling_ended",
+        "zh-CN",
+        resolve_context(operator_notice.context, "zh-CN", "Asia/Shanghai"),
+    )
+    assert closed.case_no in zh.body and outcome_label in zh.body
+    en = render(
+        "complaint_handling_ended", "en", resolve_context(operator_notice.context, "en", "Asia/Shanghai")
+    )
+    assert closed.case_no in en.body and "mediation" in en.body
+    # Nothing about the complainant or what was said in the case (Art. 18).
+    complaint = complaint_of(session, case)
+    flat = f"{zh.title} {zh.body} {en.title} {en.body}"
+    for private in (
+        complaint.description,
+        BODIES["close"]["reason"],
+        BODIES["mediate"]["agreement"],
+        bureaus.filer.username,
+    ):
+        assert private not in flat
+
+
+def test_no_operator_notice_without_mediation_or_once_the_case_moved_on(
+    client: TestClient, session: Session, bureaus: Bureaus, headers: Headers
+) -> None:
+    # Not accepted: there was no mediation to end.
+    rejected = _market_case(client, session, bureaus, headers)
+    drive(client, headers["county_a"], rejected.id or 0, ["reject"])
+    # Terminated, then reopened before the notice went out: "it ended" is no longer true.
+    reopened = _market_case(client, session, bureaus, headers)
+    drive(client, headers["county_a"], reopened.id or 0, ["accept", "close", "reopen"])
+    session.expire_all()
+    for event in outbox(session, "case.outcome"):
+        kinds = [n.kind for n in notification_handlers.notices_for(session, event)]
+        assert kinds == ["complaint_outcome"], event.payload
 
 
 def test_reject_needs_a_listed_reason_and_its_particulars(
