@@ -8,7 +8,8 @@ in the outbox (no worker runs), so the figures are the API's own.
 
 The mix, chosen per request from a seeded random stream:
 
-* 80 % QR scans: ``GET /q/{token}`` over all 10,000 stall codes (the per-process micro-cache is on, as deployed);
+* 80 % QR scans: ``GET /q/{token}`` over all 10,000 stall codes (the per-process micro-cache is on, as deployed;
+  the shared page store is off unless ``--store-url`` names a Redis database, which is emptied first);
 * 10 % complaint submissions: ``POST /api/v1/complaints``, multipart, one 1024×768 JPEG photo (made unique per
   request, as phones' trailers make them), a fresh ``Idempotency-Key`` each;
 * 10 % staff case views: the work list ``GET /api/v1/cases?limit=20`` and one case ``GET /api/v1/cases/{id}``,
@@ -20,7 +21,7 @@ HTTP/1.1 bytes over asyncio streams: httpx costs ~3 ms of CPU a request, which o
 measured instead of the server. Every answer is checked (200, 201 for submissions); anything else, a timeout
 or a dropped connection is an error, and the target is zero errors.
 
-Run: .venv/bin/python -m bench.bench_load_mix [--seconds 60] [--connections 16]
+Run: .venv/bin/python -m bench.bench_load_mix [--seconds 60] [--connections 16] [--store-url redis://…/13]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.bench_public import _environment, _load, seed, serve
+from bench.bench_public import _empty_store, _environment, _load, seed, serve
 from bench.common import PG_ADMIN_URL, Figure, fresh_postgres, machine, save, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,6 +290,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seed-people", metavar="DATABASE_URL")
+    parser.add_argument(
+        "--store-url",
+        default="",
+        help="a Redis URL for the shared public page store (off by default, as in the product's defaults)",
+    )
     args = parser.parse_args()
     if args.seed_people:
         seed_people(args.seed_people)
@@ -299,10 +305,12 @@ def main() -> None:
 
     load_before = _load()
     secret = secrets.token_urlsafe(48)
+    if args.store_url:
+        _empty_store(args.store_url)
     postgres = _postgres_answers()
     db_label = "PostgreSQL" if postgres else "SQLite"
     with fresh_postgres() if postgres else _fresh_sqlite() as url:
-        env = _environment(url, secret) | {
+        env = _environment(url, secret, args.store_url) | {
             "GONGPING_MEDIA_DIR": tempfile.mkdtemp(prefix="gongping-bench-load-media-"),
             "GONGPING_COMPLAINT_RATE_PER_ACCOUNT": "1000000/hour",
             "GONGPING_COMPLAINT_RATE_PER_ADDRESS": "1000000/hour",

@@ -115,7 +115,7 @@ def rejection_reasons(request: Request, scope: StaffScope) -> list[RejectionReas
 @router.get("/cases/{case_id}", response_model=CaseDetail, responses=_ERRORS)
 def get_case(request: Request, session: SessionDep, scope: StaffScope, case: StaffCase) -> CaseDetail:
     """A case with the complaint's evidence, the filer's identity and the full history; audited (Art. 20)."""
-    audit.service.record(
+    audit.service.record_read(
         session,
         actor=scope.user,
         action="case.read",

@@ -283,7 +283,7 @@ def staff_get_complaint(
 ) -> ComplaintStaffRead:
     """A complaint with the filer's identity, contact, precise location and photo evidence; audited (Art. 20)."""
     complaint = service.get_for_staff(session, scope, complaint_id)
-    audit.service.record(
+    audit.service.record_read(
         session,
         actor=scope.user,
         action="complaint.read",
@@ -319,8 +319,8 @@ def staff_photo_original(
     """The original photo exactly as uploaded (evidence, EXIF included); staff in scope only, audited."""
     complaint = service.get_for_staff(session, scope, complaint_id)
     photo = _photo(session, complaint, photo_id)
-    # Audited first: if the file is missing the 404 rolls the entry back with everything else.
-    audit.service.record(
+    # Logged when the transaction commits: if the file is missing, the 404 rolls back and nothing is logged.
+    audit.service.record_read(
         session,
         actor=scope.user,
         action="complaint_photo.read",

@@ -436,7 +436,7 @@ def list_operator_memberships(
 ) -> Page[OperatorMembershipRead]:
     """The operator's memberships of industry associations (staff in scope); audited, as they are not public."""
     rows, total = memberships.list_of_operator(session, operator.id or 0, limit=limit, offset=offset)
-    audit.service.record(
+    audit.service.record_read(
         session,
         actor=scope.user,
         action="association_membership.read",

@@ -109,7 +109,7 @@ def record_publication(
     request: Request, session: SessionDep, scope: StaffScope, record: StaffRecord
 ) -> RecordPublicationState:
     """Whether the record is public, its open request and every earlier one; audited (Art. 20)."""
-    audit.service.record(
+    audit.service.record_read(
         session,
         actor=scope.user,
         action="publication.read",

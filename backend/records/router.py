@@ -107,7 +107,7 @@ def list_records(
     """Records of operators in your jurisdiction; audited, as records are not public (Art. 20)."""
     flt = service.RecordFilter(operator_id=operator_id, state=state, kind=kind, source=source)
     rows, total = service.list_in_scope(session, scope, flt, limit=limit, offset=offset)
-    audit.service.record(
+    audit.service.record_read(
         session,
         actor=scope.user,
         action="record.list",
@@ -125,7 +125,7 @@ def list_records(
 @router.get("/records/{record_id}", response_model=RecordDetail, responses=_ERRORS)
 def get_record(request: Request, session: SessionDep, scope: StaffScope, record: StaffRecord) -> RecordDetail:
     """One record with every version; audited (Art. 20)."""
-    audit.service.record(
+    audit.service.record_read(
         session,
         actor=scope.user,
         action="record.read",
@@ -297,7 +297,7 @@ def _rating_read(current: rating.CurrentRating) -> RatingRead:
 
 def _audit_staff_read(session: Session, user: Account, request: Request, operator_id: int) -> None:
     if user.role in (Role.staff, Role.admin):
-        audit.service.record(
+        audit.service.record_read(
             session,
             actor=user,
             action="rating.read",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from backend.audit.models import AuditEntry
-from backend.audit.service import SYSTEM, AuditItem, record, record_many, verify_chain
+from backend.audit.models import AuditEntry, AuditHead
+from backend.audit.service import SYSTEM, AuditItem, record, record_many, record_read, verify_chain
 
 
 def _seed(session: Session, n: int = 5) -> list[AuditEntry]:
@@ -82,3 +82,47 @@ def test_postgres_refuses_updates_and_deletes(session: Session) -> None:
     with pytest.raises(DBAPIError):
         session.execute(text("UPDATE audit_entry SET action = 'x' WHERE seq = :s"), {"s": row.seq})
     nested.rollback()
+
+
+def _reads(session: Session, entity_id: str) -> list[AuditEntry]:
+    return list(
+        session.exec(
+            select(AuditEntry).where(
+                col(AuditEntry.action) == "thing.read", col(AuditEntry.entity_id) == entity_id
+            )
+        )
+    )
+
+
+def test_a_read_is_appended_when_the_transaction_commits(session: Session) -> None:
+    before = session.exec(select(AuditHead)).first()
+    seq_before = before.seq if before is not None else 0
+    record_read(session, actor=SYSTEM, action="thing.read", entity_type="thing", entity_id=7, request_id="r1")
+    record_read(session, actor=SYSTEM, action="thing.read", entity_type="thing", entity_id=8, request_id="r1")
+    # Nothing is written (and the chain's head is not locked) while the request builds its answer.
+    assert _reads(session, "7") == []
+    head = session.exec(select(AuditHead)).first()
+    assert (head.seq if head is not None else 0) == seq_before
+    session.commit()
+    [seven], [eight] = _reads(session, "7"), _reads(session, "8")
+    assert (seven.seq, eight.seq) == (seq_before + 1, seq_before + 2)
+    assert seven.request_id == "r1" and seven.actor_role == "system"
+    assert verify_chain(session)[1] == []
+    # Appended once: a later commit does not log the reads again.
+    session.commit()
+    assert len(_reads(session, "7")) == 1
+
+
+def test_a_read_in_a_transaction_that_rolls_back_is_not_logged(session: Session) -> None:
+    record_read(session, actor=SYSTEM, action="thing.read", entity_type="thing", entity_id=9)
+    session.rollback()
+    session.commit()
+    assert _reads(session, "9") == []
+
+
+def test_a_savepoint_rolled_back_inside_the_request_keeps_its_reads(session: Session) -> None:
+    record_read(session, actor=SYSTEM, action="thing.read", entity_type="thing", entity_id=10)
+    with session.begin_nested() as nested:
+        nested.rollback()
+    session.commit()
+    assert len(_reads(session, "10")) == 1
