@@ -74,6 +74,17 @@ class CaseAction(StrEnum):
     reopened = "reopened"
     transferred = "transferred"
     escalated = "escalated"
+    # Not a change of state: staff told an operator without the app that mediation was terminated.
+    operator_notified = "operator_notified"
+
+
+class NoticeMethod(StrEnum):
+    """How staff told a party of a decision outside the app."""
+
+    phone = "phone"  # 电话
+    sms = "sms"  # 短信
+    letter = "letter"  # 书面（邮寄、送达）
+    in_person = "in_person"  # 当面告知
 
 
 class Case(SQLModel, table=True):

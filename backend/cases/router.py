@@ -16,6 +16,7 @@ from backend.cases.schemas import (
     CaseFindings,
     CaseMediate,
     CaseNote,
+    CaseOperatorNotified,
     CaseRead,
     CaseReject,
     CaseReopen,
@@ -214,6 +215,18 @@ def close_case(
     """Close the case (办结); before a finding this terminates the handling and needs a reason."""
     reason = body.reason if body is not None else ""
     case = service.close(session, case, actor=scope.user, reason=reason, request_id=_request_id(request))
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/operator-notified", response_model=CaseRead, responses=_STEP_ERRORS)
+def case_operator_notified(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseOperatorNotified
+) -> CaseRead:
+    """Record how an operator without the app was told that mediation was terminated (Order No. 20 Art. 21):
+    meets the 7-working-day deadline the termination opened; 409 ``no_notice_due`` when none is open."""
+    case = service.operator_notified(
+        session, case, actor=scope.user, method=body.method, note=body.note, request_id=_request_id(request)
+    )
     return repository.to_read(session, case, request_locale(request))
 
 

@@ -17,6 +17,7 @@ from backend.cases.models import (
     CaseOutcome,
     CaseState,
     HandledBy,
+    NoticeMethod,
     RejectionReason,
 )
 from backend.common.audience import Audience
@@ -109,6 +110,13 @@ class CaseClose(_Body):
     """Closing: a reason is required when no finding was made (terminating)."""
 
     reason: str = Field(default="", max_length=2000)
+
+
+class CaseOperatorNotified(_Body):
+    """How the operator was told that mediation was terminated (it has no app account to be told through)."""
+
+    method: NoticeMethod
+    note: str = Field(default="", max_length=2000, description="who was told, when, the letter's number…")
 
 
 class CaseReopen(_Body):

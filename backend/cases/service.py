@@ -19,11 +19,12 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import SYSTEM, Actor, snapshot
 from backend.auth.dependencies import Scope
-from backend.auth.models import Account
+from backend.auth.models import Account, Role
 from backend.cases import routing
 from backend.cases.deadlines import (
     COMPLAINT_ACCEPTANCE,
     MEDIATION_END,
+    MEDIATION_TERMINATION_NOTICE,
     TIP_OFF_CASE_FILING,
     DeadlineSpec,
     compute_deadline,
@@ -37,6 +38,7 @@ from backend.cases.models import (
     CaseOutcome,
     CaseState,
     HandledBy,
+    NoticeMethod,
     RejectionReason,
 )
 from backend.common.scoped import load_scoped
@@ -862,15 +864,24 @@ def close(
             "closing without a finding (terminating) needs a reason",
         )
     if terminating:
+        # Order No. 20 Art. 21: both parties are told of the decision to end mediation within 7 working days.
+        # The filer and an operator with the app are told by the notices this step emits; an operator
+        # without it is told by staff, who record how (``operator_notified``) before the deadline passes.
+        staff_tell = (
+            case.kind is CaseKind.complaint
+            and case.operator_id is not None
+            and not _operator_has_app(session, case.operator_id)
+        )
         step = Step(
             CaseAction.closed,
             CaseState.closed,
             "已终止处理并办结",
             "Handling ended without a finding; the case is closed",
             reason=reason,
-            details={"terminated": True},
+            details={"terminated": True, "operator_told": "by_staff" if staff_tell else "in_app"},
             outcome=CaseOutcome.terminated,
             ends=None,
+            opens=MEDIATION_TERMINATION_NOTICE if staff_tell else None,
         )
     else:
         step = Step(
@@ -897,10 +908,86 @@ def reopen(session: Session, case: Case, *, actor: Actor, reason: str, request_i
     return _apply(
         session,
         case,
-        Step(CaseAction.reopened, target, *note, reason=reason, update=update),
+        Step(
+            CaseAction.reopened,
+            target,
+            *note,
+            reason=reason,
+            # Handling goes on: there is no decision to end mediation left to tell anyone about.
+            ends=frozenset({MEDIATION_TERMINATION_NOTICE.key}),
+            update=update,
+        ),
         actor=actor,
         request_id=request_id,
     )
+
+
+def _operator_has_app(session: Session, operator_id: int) -> bool:
+    """Whether the operator has an active user account (the app's inbox and push reach it)."""
+    return (
+        session.execute(
+            select(col(Account.id))
+            .where(
+                col(Account.operator_id) == operator_id,
+                col(Account.role) == Role.operator,
+                col(Account.is_active),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def operator_notified(
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    method: NoticeMethod,
+    note: str = "",
+    request_id: str | None = None,
+) -> Case:
+    """Record that staff told an operator without the app that mediation was terminated (Order No. 20
+    Art. 21): the 7-working-day notice deadline is met."""
+    case = lock(session, case)
+    running = [d for d in open_deadlines(session, case.id or 0) if d.key == MEDIATION_TERMINATION_NOTICE.key]
+    if not running:
+        raise AppError(
+            409,
+            "no_notice_due",
+            "该案件没有待告知被投诉人的终止调解决定",
+            "this case has no decision to end mediation waiting to be told to the operator",
+        )
+    before = snapshot(case)
+    now = utcnow()
+    _end_deadlines(
+        session, case, frozenset({MEDIATION_TERMINATION_NOTICE.key}), CaseAction.operator_notified, now
+    )
+    refresh_due(session, case)
+    case.version += 1
+    case.updated_at = now
+    session.add(case)
+    session.flush()
+    _event(
+        session,
+        case,
+        CaseAction.operator_notified,
+        from_state=case.state,
+        actor=actor,
+        reason=note,
+        details={"method": method.value, "late": running[0].overdue_at is not None},
+    )
+    audit.service.record(
+        session,
+        actor=actor,
+        action=f"case.{CaseAction.operator_notified.value}",
+        entity_type="case",
+        entity_id=case.id or 0,
+        before=before,
+        after=snapshot(case),
+        request_id=request_id,
+    )
+    return case
 
 
 def transfer(

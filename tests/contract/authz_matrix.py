@@ -176,6 +176,7 @@ MATRIX: tuple[Row, ...] = (
             "close",
             "reopen",
             "transfer",
+            "operator-notified",
         )
     ),
     r("GET", f"{V1}/me/findings", frozenset({OPERATOR})),
