@@ -75,6 +75,38 @@ ASSOCIATION_HEADERS: dict[str, str] = {
 }
 ASSOCIATION_REQUIRED = frozenset({"operator_uscc", "measure", "fact_date", "summary"})
 
+VIOLATION_HEADERS: dict[str, str] = {
+    "违法情形": "kind",
+    "违法行为": "kind",
+    "情形": "kind",
+    "kind": "kind",
+    "统一社会信用代码": "operator_uscc",
+    "经营者统一社会信用代码": "operator_uscc",
+    "operator_uscc": "operator_uscc",
+    "uscc": "operator_uscc",
+    "器具码": "instrument_code",
+    "计量器具码": "instrument_code",
+    "二维码": "instrument_code",
+    "instrument_code": "instrument_code",
+    "出厂编号": "serial",
+    "serial": "serial",
+    "发现日期": "fact_date",
+    "日期": "fact_date",
+    "fact_date": "fact_date",
+    "date": "fact_date",
+    "情况说明": "summary",
+    "摘要": "summary",
+    "summary": "summary",
+    "证据": "evidence_refs",
+    "证据材料": "evidence_refs",
+    "evidence_refs": "evidence_refs",
+    "文书编号": "reference",
+    "文号": "reference",
+    "reference": "reference",
+}
+VIOLATION_REQUIRED = frozenset({"kind", "fact_date", "summary"})
+VIOLATION_IDENTIFIERS = frozenset({"operator_uscc", "instrument_code", "serial"})
+
 MEMBERSHIP_HEADERS: dict[str, str] = {
     "统一社会信用代码": "operator_uscc",
     "经营者统一社会信用代码": "operator_uscc",
@@ -134,6 +166,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unknown_operator": (
         "经营者不存在或不在您的范围内",
         "no such operator within your area",
+    ),
+    "invalid_violation_kind": (
+        "违法情形“{value}”无法识别，或不属于检定机构可报告的情形",
+        "kind {value!r} is unknown or not one a verification institution may report",
+    ),
+    "missing_operator_or_instrument": (
+        "须填写经营者统一社会信用代码、器具码或出厂编号之一",
+        "give the operator's USCC, the instrument code or the serial",
     ),
     "invalid_measure": ("措施“{value}”应为 警告/通报批评", "measure {value!r} must be warning or censure"),
     "too_many_evidence_refs": ("证据材料最多 {limit} 项", "at most {limit} evidence references"),

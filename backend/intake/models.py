@@ -18,6 +18,7 @@ class JobKind(StrEnum):
 
     verifications = "verifications"  # an institution's verification results (Art. 15(1))
     association_reports = "association_reports"  # an association's warnings and censures (Art. 16(2)(3))
+    violation_reports = "violation_reports"  # violations an institution found (Art. 15(1))
 
 
 class JobState(StrEnum):

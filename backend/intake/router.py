@@ -230,6 +230,31 @@ def report_violation(
     return IntakeReportRead.model_validate(report)
 
 
+@router.post(
+    "/violations/import",
+    response_model=IntakeJobRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_UPLOAD_ERRORS,
+)
+def import_violations(
+    session: SessionDep,
+    user: Institution,
+    file: Annotated[UploadFile, File(description="CSV（UTF-8 或 GB18030），中文或英文表头，至多 10,000 行")],
+) -> IntakeJobRead:
+    """Upload violations found while verifying as CSV (违法情形, 统一社会信用代码 / 器具码 / 出厂编号, 发现日期,
+    情况说明, optional 证据材料 and 文书编号); a worker files each as a report pending verification and reports
+    errors per row, as the single report would answer them."""
+    job = service.create_job(
+        session,
+        account=user,
+        kind=JobKind.violation_reports,
+        filename=file.filename or "",
+        data=_read_upload(file),
+        storage=media_storage(),
+    )
+    return _job_read(job)
+
+
 # --- industry associations (Art. 16) ---------------------------------------------------------------------
 
 

@@ -63,6 +63,7 @@ from backend.records.rules import RecordKind, RecordState
 
 MAX_ROWS = 100_000
 MAX_ASSOCIATION_ROWS = 10_000
+MAX_VIOLATION_ROWS = 10_000
 MAX_UPLOAD_BYTES = 40 * 1024 * 1024
 CHUNK = 10_000
 
@@ -85,6 +86,25 @@ MEASURE_WORDS: dict[str, ReportMeasure] = {
     "通报批评": ReportMeasure.censure,
     "行业内通报批评": ReportMeasure.censure,
     "censure": ReportMeasure.censure,
+}
+#: What an institution may write in a violation row's ``kind`` cell: the code or the Chinese name.
+VIOLATION_KIND_WORDS: dict[str, RecordKind] = {
+    **{kind.value: kind for kind in VIOLATION_KINDS},
+    "计量作弊": RecordKind.METROLOGY_CHEATING,
+    "使用未经检定的计量器具": RecordKind.INSTRUMENT_UNVERIFIED,
+    "未经检定": RecordKind.INSTRUMENT_UNVERIFIED,
+    "使用检定不合格的计量器具": RecordKind.INSTRUMENT_FAILED_VERIFICATION,
+    "检定不合格": RecordKind.INSTRUMENT_FAILED_VERIFICATION,
+    "使用超过检定周期的计量器具": RecordKind.INSTRUMENT_OVERDUE,
+    "超过检定周期": RecordKind.INSTRUMENT_OVERDUE,
+    "超期未检": RecordKind.INSTRUMENT_OVERDUE,
+    "定量包装商品净含量不合格": RecordKind.NET_CONTENT_NONCOMPLIANT,
+    "净含量不合格": RecordKind.NET_CONTENT_NONCOMPLIANT,
+    "缺斤短两": RecordKind.SHORT_WEIGHT,
+    "短斤缺两": RecordKind.SHORT_WEIGHT,
+    "缺斤少两": RecordKind.SHORT_WEIGHT,
+    "计量事故": RecordKind.METROLOGY_ACCIDENT,
+    "因计量器具不准确造成社会影响的计量事故": RecordKind.METROLOGY_ACCIDENT,
 }
 MEASURE_LABELS: dict[ReportMeasure, str] = {
     ReportMeasure.violation: "法定计量技术机构通报",
@@ -982,15 +1002,13 @@ def list_reports(
     return items, total
 
 
-def parse_association_row(number: int, raw: dict[str, str]) -> ReportInput | list[RowProblem]:
-    """A CSV row of an association's file as a ReportInput, or its problems."""
-    problems: list[RowProblem] = csvfile.control_characters(number, raw)
-    for column in ("operator_uscc", "measure", "fact_date", "summary"):
+def _report_cells(
+    number: int, raw: dict[str, str], problems: list[RowProblem]
+) -> tuple[date | None, str, list[str], str | None]:
+    """The cells every report row has: its date, summary, evidence references and reference number."""
+    for column in ("fact_date", "summary"):
         if not raw.get(column):
             problems.append(problem(number, column, "missing_value"))
-    measure = MEASURE_WORDS.get(raw.get("measure", "").lower())
-    if raw.get("measure") and measure is None:
-        problems.append(problem(number, "measure", "invalid_measure", raw["measure"]))
     fact_date: date | None = None
     if raw.get("fact_date"):
         try:
@@ -1009,6 +1027,19 @@ def parse_association_row(number: int, raw: dict[str, str]) -> ReportInput | lis
         problems.append(problem(number, "evidence_refs", "too_many_evidence_refs", limit=20))
     if any(len(r) > 200 for r in refs):
         problems.append(problem(number, "evidence_refs", "value_too_long", limit=200))
+    return fact_date, summary, refs, reference
+
+
+def parse_association_row(number: int, raw: dict[str, str]) -> ReportInput | list[RowProblem]:
+    """A CSV row of an association's file as a ReportInput, or its problems."""
+    problems: list[RowProblem] = csvfile.control_characters(number, raw)
+    for column in ("operator_uscc", "measure"):
+        if not raw.get(column):
+            problems.append(problem(number, column, "missing_value"))
+    measure = MEASURE_WORDS.get(raw.get("measure", "").lower())
+    if raw.get("measure") and measure is None:
+        problems.append(problem(number, "measure", "invalid_measure", raw["measure"]))
+    fact_date, summary, refs, reference = _report_cells(number, raw, problems)
     if problems or measure is None or fact_date is None:
         return problems
     return ReportInput(
@@ -1019,6 +1050,50 @@ def parse_association_row(number: int, raw: dict[str, str]) -> ReportInput | lis
         evidence_refs=refs,
         reference=reference,
         operator_uscc=raw["operator_uscc"].upper(),
+        row=number,
+    )
+
+
+def parse_violation_row(number: int, raw: dict[str, str]) -> ReportInput | list[RowProblem]:
+    """A CSV row of an institution's violation reports as a ReportInput, or its problems."""
+    problems: list[RowProblem] = csvfile.control_characters(number, raw)
+    if not raw.get("kind"):
+        problems.append(problem(number, "kind", "missing_value"))
+    kind = VIOLATION_KIND_WORDS.get(raw.get("kind", "").lower())
+    if raw.get("kind") and kind is None:
+        problems.append(problem(number, "kind", "invalid_violation_kind", raw["kind"]))
+    uscc = raw.get("operator_uscc", "").upper() or None
+    code = raw.get("instrument_code", "") or None
+    serial = raw.get("serial", "") or None
+    if not (uscc or code or serial):
+        problems.append(problem(number, None, "missing_operator_or_instrument"))
+    for column, limit in (("operator_uscc", 40), ("instrument_code", 300), ("serial", 64)):
+        if len(raw.get(column, "")) > limit:
+            problems.append(problem(number, column, "value_too_long", limit=limit))
+    fact_date, summary, refs, reference = _report_cells(number, raw, problems)
+    if problems or kind is None or fact_date is None:
+        return problems
+    instrument = None
+    if code or serial:
+        # The same lookup as a verification result's (by code, or by serial within the operator).
+        instrument = VerificationInput(
+            row=number,
+            verified_on=fact_date,
+            passed=True,
+            certificate_no="",
+            instrument_code=code,
+            serial=serial,
+            operator_uscc=uscc,
+        )
+    return ReportInput(
+        measure=ReportMeasure.violation,
+        kind=kind,
+        fact_date=fact_date,
+        summary=summary,
+        evidence_refs=refs,
+        reference=reference,
+        operator_uscc=uscc,
+        instrument=instrument,
         row=number,
     )
 
@@ -1038,10 +1113,22 @@ _FORMATS: dict[JobKind, tuple[dict[str, str], frozenset[str], frozenset[str], in
         frozenset(),
         MAX_ASSOCIATION_ROWS,
     ),
+    JobKind.violation_reports: (
+        csvfile.VIOLATION_HEADERS,
+        csvfile.VIOLATION_REQUIRED,
+        csvfile.VIOLATION_IDENTIFIERS,
+        MAX_VIOLATION_ROWS,
+    ),
 }
 JOB_ROLES: dict[JobKind, Role] = {
     JobKind.verifications: Role.institution,
     JobKind.association_reports: Role.association,
+    JobKind.violation_reports: Role.institution,
+}
+#: How each kind of report row is read.
+_REPORT_PARSERS: dict[JobKind, Callable[[int, dict[str, str]], ReportInput | list[RowProblem]]] = {
+    JobKind.association_reports: parse_association_row,
+    JobKind.violation_reports: parse_violation_row,
 }
 
 
@@ -1183,8 +1270,9 @@ def _chunk_outcome(
         problems += outcome.problems
         return len(outcome.submissions), len(outcome.duplicates), problems, outcome.records_created
     imported = duplicates = created_records = 0
+    parse = _REPORT_PARSERS[job.kind]
     for number, raw in chunk:
-        parsed_report = parse_association_row(number, raw)
+        parsed_report = parse(number, raw)
         if isinstance(parsed_report, list):
             problems += parsed_report
             continue

@@ -255,6 +255,7 @@ MATRIX: tuple[Row, ...] = (
     r("GET", f"{V1}/intake/verifications", frozenset({INSTITUTION})),
     r("GET", f"{V1}/intake/verifications/{{submission_id}}", frozenset({INSTITUTION})),
     r("POST", f"{V1}/intake/violations", frozenset({INSTITUTION})),
+    r("POST", f"{V1}/intake/violations/import", frozenset({INSTITUTION})),
     r("POST", f"{V1}/intake/association-reports", frozenset({ASSOCIATION})),
     r("POST", f"{V1}/intake/association-reports/import", frozenset({ASSOCIATION})),
     r("GET", f"{V1}/intake/association-memberships", frozenset({ASSOCIATION})),

@@ -55,6 +55,54 @@ def test_an_institution_reports_a_cheating_device_pending_verification(world: Wo
     )
 
 
+def test_an_institution_csv_of_violations_is_filed_row_by_row(world: World) -> None:
+    scale = make_instrument(world.session, world.operator)
+    day = (TODAY - timedelta(days=2)).isoformat()
+    content = (
+        "违法情形,统一社会信用代码,出厂编号,发现日期,情况说明,证据材料,文书编号\n"
+        f"计量作弊,{world.operator.uscc},{scale.serial},{day},秤内加装遥控作弊装置,photo:a;photo:b,浙计检〔2026〕12号\n"
+        f"short_weight,{world.other_operator.uscc},,{day},复称短少 50 克,,\n"
+        f"监督检查不合格,{world.operator.uscc},,{day},x,,\n"
+        f"缺斤短两,,,{day},未指明对象,,\n"
+        f"缺斤短两,911111111111111111,,{day},x,,\n"
+        f"缺斤短两,{world.operator.uscc},,2026-02-30,x,,\n"
+    ).encode("gb18030")
+    job = world.upload("violations/import", world.institution, content).json()
+    assert job["kind"] == "violation_reports" and job["progress"]["total"] == 6
+    world.run(job["id"])
+    job = world.job(job["id"], world.institution)
+    assert (job["imported"], job["rejected"], job["records_created"]) == (2, 4, 2)
+    errors = world.client.get(job["errors_url"], headers=world.headers(world.institution)).json()["items"]
+    assert [(e["row"], e["column"], e["code"]) for e in errors] == [
+        (4, "kind", "invalid_violation_kind"),
+        (5, None, "missing_operator_or_instrument"),
+        (6, "operator_uscc", "unknown_operator"),
+        (7, "fact_date", "invalid_date"),
+    ]
+    assert errors[0]["message_zh"].startswith("违法情形“监督检查不合格”")
+    reports = world.client.get("/api/v1/intake/reports", headers=world.headers(world.institution)).json()
+    by_row = {r["row_number"]: r for r in reports["items"]}
+    assert sorted(by_row) == [2, 3]
+    cheating = _record(world, by_row[2]["record_id"])
+    assert cheating.kind is RecordKind.METROLOGY_CHEATING and cheating.state is RecordState.REPORTED
+    assert cheating.instrument_id == scale.id and cheating.source is RecordSource.institution
+    assert (
+        by_row[2]["evidence_refs"] == ["photo:a", "photo:b"]
+        and by_row[2]["reference"] == "浙计检〔2026〕12号"
+    )
+    short = _record(world, by_row[3]["record_id"])
+    assert short.kind is RecordKind.SHORT_WEIGHT and short.operator_id == world.other_operator.id
+    # The same file again files nothing new.
+    again = world.upload("violations/import", world.institution, content).json()
+    world.run(again["id"])
+    assert world.job(again["id"], world.institution)["duplicates"] == 2
+    # A file that names neither operators nor instruments is refused at upload, and only institutions upload.
+    nameless = f"违法情形,发现日期,情况说明\n缺斤短两,{day},x\n".encode()
+    refused = world.upload("violations/import", world.institution, nameless)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "missing_columns"
+    assert world.upload("violations/import", world.association, content).status_code == 403
+
+
 def test_institutions_cannot_report_the_bureaus_own_findings(world: World) -> None:
     body = {
         "kind": "inspection_failed",
