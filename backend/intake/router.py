@@ -39,6 +39,7 @@ from backend.intake.schemas import (
     MembershipEnd,
     MembershipImportRead,
     MembershipRead,
+    MyMembershipRead,
     OperatorMembershipRead,
     RowErrorRead,
     VerificationSubmissionCreate,
@@ -47,6 +48,7 @@ from backend.intake.schemas import (
 )
 from backend.operators.dependencies import StaffOperator
 from backend.operators.models import Operator
+from backend.records.dependencies import OperatorUser
 from backend.records.rules import RecordKind
 from backend.records.service import bureau_today
 
@@ -485,6 +487,31 @@ def list_operator_memberships(
                 }
             ),
             association_name=service.organisation_of(a),
+            current=m.ended_on is None,
+        )
+        for m, a in rows
+    ]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@operators_router.get(
+    "/me/association-memberships", response_model=Page[MyMembershipRead], responses=_READ_ERRORS
+)
+@read_only
+def my_memberships(
+    session: SessionDep, user: OperatorUser, limit: PageLimit = 50, offset: PageOffset = 0
+) -> Page[MyMembershipRead]:
+    """Which industry associations register you as a member, and since when (operator users): a register
+    that is wrong lets an association report on you, so you can see it and ask the association to correct it."""
+    rows, total = memberships.list_of_operator(session, user.operator_id or 0, limit=limit, offset=offset)
+    items = [
+        MyMembershipRead(
+            id=m.id or 0,
+            association_name=service.organisation_of(a),
+            member_number=m.member_number,
+            joined_on=m.joined_on,
+            ended_on=m.ended_on,
+            end_reason=m.end_reason,
             current=m.ended_on is None,
         )
         for m, a in rows

@@ -230,6 +230,20 @@ class OperatorMembershipRead(BaseModel):
     updated_at: datetime
 
 
+class MyMembershipRead(BaseModel):
+    """One of your memberships of an industry association, as the association registered it (its reports about
+    you count only for the days you were a member, Art. 16)."""
+
+    __audience__: ClassVar[Audience] = Audience.OPERATOR
+    id: int
+    association_name: str
+    member_number: str | None
+    joined_on: date
+    ended_on: date | None
+    end_reason: str | None
+    current: bool
+
+
 class MembershipImportRead(BaseModel):
     """The outcome of a membership CSV import: the good rows are added, the others reported."""
 

@@ -180,6 +180,7 @@ MATRIX: tuple[Row, ...] = (
         )
     ),
     r("GET", f"{V1}/me/findings", frozenset({OPERATOR})),
+    r("GET", f"{V1}/me/association-memberships", frozenset({OPERATOR})),
     # --- records, corrections, ratings, supervisor reports --------------------------------------------------
     r("POST", f"{V1}/records", ANY_STAFF),
     r("GET", f"{V1}/records", ANY_STAFF),

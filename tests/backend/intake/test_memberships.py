@@ -373,6 +373,43 @@ def test_staff_read_an_operators_memberships_in_their_scope(world: World) -> Non
     assert missing.status_code == 404
 
 
+def test_an_operator_sees_which_associations_register_it(world: World) -> None:
+    world.association.organisation = "杭州市农贸市场行业协会"
+    world.session.add(world.association)
+    member = world.enrol(world.operator)
+    memberships.end(
+        world.session,
+        account=world.association,
+        membership_id=member.id or 0,
+        ended_on=TODAY - timedelta(days=10),
+        reason="未按期缴纳会费",
+    )
+    rival = make_account(world.session, Role.association)
+    world.enrol(world.operator, account=rival, joined_on=TODAY - timedelta(days=5))
+    world.enrol(world.other_operator)
+    user = make_account(world.session, Role.operator, operator_id=world.operator.id)
+    resp = world.client.get("/api/v1/me/association-memberships", headers=world.headers(user))
+    assert resp.status_code == 200, resp.text
+    page = resp.json()
+    # Its own two memberships (not the other operator's), the latest joined first.
+    assert page["total"] == 2
+    latest, ended = page["items"]
+    assert latest["current"] is True and latest["joined_on"] == (TODAY - timedelta(days=5)).isoformat()
+    assert ended["association_name"] == "杭州市农贸市场行业协会" and ended["current"] is False
+    assert (ended["ended_on"], ended["end_reason"]) == (
+        (TODAY - timedelta(days=10)).isoformat(),
+        "未按期缴纳会费",
+    )
+    # Nothing about the association's account beyond its name.
+    assert "association_id" not in ended
+    assert world.client.get(
+        "/api/v1/me/association-memberships", params={"offset": 1}, headers=world.headers(user)
+    ).json()["items"] == [ended]
+    for account in (world.association, world.staff):
+        resp = world.client.get("/api/v1/me/association-memberships", headers=world.headers(account))
+        assert resp.status_code == 403
+
+
 def test_hostile_input_is_refused_without_a_server_error(world: World) -> None:
     headers = world.headers(world.association)
     member = _add(world, world.operator.uscc).json()
