@@ -81,6 +81,7 @@ from backend.db import utcnow
 from backend.instruments.catalogue import BY_CODE
 from backend.instruments.models import Instrument, InstrumentStatus
 from backend.jurisdictions.models import Jurisdiction
+from backend.operators import service as operators
 from backend.operators.models import Operator
 from backend.outbox.models import OutboxEvent
 from backend.publication.models import PublicationStatus, RecordPublication
@@ -182,17 +183,7 @@ def notices_for(session: Session, event: OutboxEvent) -> list[Notice]:
 
 def operator_users(session: Session, operator_id: int) -> tuple[int, ...]:
     """The active user accounts of an operator."""
-    return tuple(
-        session.execute(
-            select(col(Account.id))
-            .where(
-                col(Account.operator_id) == operator_id,
-                col(Account.role) == Role.operator,
-                col(Account.is_active),
-            )
-            .order_by(col(Account.id))
-        ).scalars()
-    )
+    return operators.active_user_ids(session, operator_id)
 
 
 def staff_of(session: Session, jurisdiction_code: str) -> tuple[int, ...]:

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import SYSTEM, Actor, snapshot
 from backend.auth.dependencies import Scope
-from backend.auth.models import Account, Role
+from backend.auth.models import Account
 from backend.cases import routing
 from backend.cases.deadlines import (
     COMPLAINT_ACCEPTANCE,
@@ -870,7 +870,7 @@ def close(
         staff_tell = (
             case.kind is CaseKind.complaint
             and case.operator_id is not None
-            and not _operator_has_app(session, case.operator_id)
+            and not operators.active_user_ids(session, case.operator_id)
         )
         step = Step(
             CaseAction.closed,
@@ -919,22 +919,6 @@ def reopen(session: Session, case: Case, *, actor: Actor, reason: str, request_i
         ),
         actor=actor,
         request_id=request_id,
-    )
-
-
-def _operator_has_app(session: Session, operator_id: int) -> bool:
-    """Whether the operator has an active user account (the app's inbox and push reach it)."""
-    return (
-        session.execute(
-            select(col(Account.id))
-            .where(
-                col(Account.operator_id) == operator_id,
-                col(Account.role) == Role.operator,
-                col(Account.is_active),
-            )
-            .limit(1)
-        ).first()
-        is not None
     )
 
 

@@ -86,6 +86,19 @@ def _submission_read(session: SessionDep, submission: VerificationSubmission) ->
     )
 
 
+def _start_job(session: SessionDep, user: Account, kind: JobKind, file: UploadFile) -> IntakeJobRead:
+    """Keep the upload and queue its import (the worker picks it up after the commit)."""
+    job = service.create_job(
+        session,
+        account=user,
+        kind=kind,
+        filename=file.filename or "",
+        data=_read_upload(file),
+        storage=media_storage(),
+    )
+    return _job_read(job)
+
+
 def _job_read(job: IntakeJob) -> IntakeJobRead:
     percent = round(100.0 * job.rows_done / job.total_rows, 1) if job.total_rows else 100.0
     return IntakeJobRead(
@@ -156,15 +169,7 @@ def import_verifications(
     file: Annotated[UploadFile, File(description="CSV（UTF-8 或 GB18030），中文或英文表头，至多 100,000 行")],
 ) -> IntakeJobRead:
     """Upload verification results as CSV; a worker imports them and reports errors per row."""
-    job = service.create_job(
-        session,
-        account=user,
-        kind=JobKind.verifications,
-        filename=file.filename or "",
-        data=_read_upload(file),
-        storage=media_storage(),
-    )
-    return _job_read(job)
+    return _start_job(session, user, JobKind.verifications, file)
 
 
 @router.get("/verifications", response_model=Page[VerificationSubmissionRead], responses=_READ_ERRORS)
@@ -246,15 +251,7 @@ def import_violations(
     """Upload violations found while verifying as CSV (违法情形, 统一社会信用代码 / 器具码 / 出厂编号, 发现日期,
     情况说明, optional 证据材料 and 文书编号); a worker files each as a report pending verification and reports
     errors per row, as the single report would answer them."""
-    job = service.create_job(
-        session,
-        account=user,
-        kind=JobKind.violation_reports,
-        filename=file.filename or "",
-        data=_read_upload(file),
-        storage=media_storage(),
-    )
-    return _job_read(job)
+    return _start_job(session, user, JobKind.violation_reports, file)
 
 
 # --- industry associations (Art. 16) ---------------------------------------------------------------------
@@ -305,15 +302,7 @@ def import_association_reports(
 ) -> IntakeJobRead:
     """Upload warnings and censures as CSV; a worker files them and reports errors per row (a row about an
     operator that was not your member on its date gets ``not_a_member``)."""
-    job = service.create_job(
-        session,
-        account=user,
-        kind=JobKind.association_reports,
-        filename=file.filename or "",
-        data=_read_upload(file),
-        storage=media_storage(),
-    )
-    return _job_read(job)
+    return _start_job(session, user, JobKind.association_reports, file)
 
 
 # --- associations' membership registers (Art. 16) -----------------------------------------------------------

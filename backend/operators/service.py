@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import Actor, snapshot
 from backend.auth.dependencies import Scope
+from backend.auth.models import Account, Role
 from backend.common.schemas import LonLat
 from backend.db import utcnow
 from backend.errors import AppError, conflict, forbidden, not_found
@@ -259,3 +260,18 @@ def current_commitment(session: Session, operator_id: int) -> SelfCommitment | N
         .order_by(col(SelfCommitment.signed_at).desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+def active_user_ids(session: Session, operator_id: int) -> tuple[int, ...]:
+    """The operator's active user accounts: who the app's inbox and push reach."""
+    return tuple(
+        session.execute(
+            select(col(Account.id))
+            .where(
+                col(Account.operator_id) == operator_id,
+                col(Account.role) == Role.operator,
+                col(Account.is_active),
+            )
+            .order_by(col(Account.id))
+        ).scalars()
+    )
