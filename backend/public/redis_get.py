@@ -8,9 +8,10 @@ Everything else the store does (its Lua scripts, invalidation) goes through redi
 
 Replies arrive in the order the commands were sent (Redis guarantees it per connection), so each reply
 resolves the oldest waiting future. A reply that does not come within the timeout closes the connection:
-every waiting GET fails (the caller renders the page instead) and the next GET connects again. A timeout
-that fires late means the event loop was busy (a render held it), not that Redis was slow: the reply may be
-sitting unread in the socket, and uvloop runs due timers before it polls for input, so the GET waits on.
+every waiting GET fails (the caller renders the page instead) and the next GET connects again. A deadline
+whose GET was answered does nothing (the reply and the timer can come due in the same turn of the loop, before
+the waiting coroutine cancels the timer), and one that fires late means the event loop was busy (a render held
+it), not that Redis was slow: the reply may be sitting unread in the socket, so the GET waits on.
 """
 
 from __future__ import annotations
