@@ -15,20 +15,40 @@ from backend.errors import AppError
 
 Row = tuple[int, dict[str, str]]
 
-VERIFICATION_HEADERS: dict[str, str] = {
-    "器具编号": "instrument_id",
-    "器具id": "instrument_id",
-    "instrument_id": "instrument_id",
+#: Column names several kinds of file share (each file adds its own names).
+_OPERATOR_USCC: dict[str, str] = {
+    "统一社会信用代码": "operator_uscc",
+    "经营者统一社会信用代码": "operator_uscc",
+    "operator_uscc": "operator_uscc",
+    "uscc": "operator_uscc",
+}
+_INSTRUMENT: dict[str, str] = {
     "器具码": "instrument_code",
     "计量器具码": "instrument_code",
     "二维码": "instrument_code",
     "instrument_code": "instrument_code",
     "出厂编号": "serial",
     "serial": "serial",
-    "统一社会信用代码": "operator_uscc",
-    "经营者统一社会信用代码": "operator_uscc",
-    "operator_uscc": "operator_uscc",
-    "uscc": "operator_uscc",
+}
+_REPORT: dict[str, str] = {
+    "日期": "fact_date",
+    "fact_date": "fact_date",
+    "date": "fact_date",
+    "摘要": "summary",
+    "summary": "summary",
+    "证据": "evidence_refs",
+    "证据材料": "evidence_refs",
+    "evidence_refs": "evidence_refs",
+    "文号": "reference",
+    "reference": "reference",
+}
+
+VERIFICATION_HEADERS: dict[str, str] = {
+    "器具编号": "instrument_id",
+    "器具id": "instrument_id",
+    "instrument_id": "instrument_id",
+    **_INSTRUMENT,
+    **_OPERATOR_USCC,
     "检定日期": "verified_on",
     "verified_on": "verified_on",
     "date": "verified_on",
@@ -52,26 +72,14 @@ VERIFICATION_REQUIRED = frozenset({"verified_on", "passed", "certificate_no"})
 VERIFICATION_IDENTIFIERS = frozenset({"instrument_id", "instrument_code", "serial"})
 
 ASSOCIATION_HEADERS: dict[str, str] = {
-    "统一社会信用代码": "operator_uscc",
-    "经营者统一社会信用代码": "operator_uscc",
-    "operator_uscc": "operator_uscc",
-    "uscc": "operator_uscc",
+    **_OPERATOR_USCC,
+    **_REPORT,
     "措施": "measure",
     "处理措施": "measure",
     "measure": "measure",
-    "日期": "fact_date",
     "处理日期": "fact_date",
-    "fact_date": "fact_date",
-    "date": "fact_date",
-    "摘要": "summary",
     "事由": "summary",
-    "summary": "summary",
-    "证据": "evidence_refs",
-    "证据材料": "evidence_refs",
-    "evidence_refs": "evidence_refs",
-    "文号": "reference",
     "通报文号": "reference",
-    "reference": "reference",
 }
 ASSOCIATION_REQUIRED = frozenset({"operator_uscc", "measure", "fact_date", "summary"})
 
@@ -80,38 +88,18 @@ VIOLATION_HEADERS: dict[str, str] = {
     "违法行为": "kind",
     "情形": "kind",
     "kind": "kind",
-    "统一社会信用代码": "operator_uscc",
-    "经营者统一社会信用代码": "operator_uscc",
-    "operator_uscc": "operator_uscc",
-    "uscc": "operator_uscc",
-    "器具码": "instrument_code",
-    "计量器具码": "instrument_code",
-    "二维码": "instrument_code",
-    "instrument_code": "instrument_code",
-    "出厂编号": "serial",
-    "serial": "serial",
+    **_OPERATOR_USCC,
+    **_INSTRUMENT,
+    **_REPORT,
     "发现日期": "fact_date",
-    "日期": "fact_date",
-    "fact_date": "fact_date",
-    "date": "fact_date",
     "情况说明": "summary",
-    "摘要": "summary",
-    "summary": "summary",
-    "证据": "evidence_refs",
-    "证据材料": "evidence_refs",
-    "evidence_refs": "evidence_refs",
     "文书编号": "reference",
-    "文号": "reference",
-    "reference": "reference",
 }
 VIOLATION_REQUIRED = frozenset({"kind", "fact_date", "summary"})
 VIOLATION_IDENTIFIERS = frozenset({"operator_uscc", "instrument_code", "serial"})
 
 MEMBERSHIP_HEADERS: dict[str, str] = {
-    "统一社会信用代码": "operator_uscc",
-    "经营者统一社会信用代码": "operator_uscc",
-    "operator_uscc": "operator_uscc",
-    "uscc": "operator_uscc",
+    **_OPERATOR_USCC,
     "会员编号": "member_number",
     "会员号": "member_number",
     "member_number": "member_number",
