@@ -117,7 +117,7 @@ def beat() -> None:
 @app.command()
 def relay() -> None:
     """Run the outbox relay: publish committed events to the workers."""
-    from workers.relay import run_forever
+    from backend.outbox.relay import run_forever
 
     stop = False
 

@@ -12,12 +12,12 @@ from backend.config import Settings, get_settings
 from backend.errors import install_error_handlers
 from backend.exchange.router import router as exchange_router
 from backend.health.router import router as health_router
-from backend.inbox.router import router as inbox_router
 from backend.instruments.router import router as instruments_router
 from backend.intake.router import operators_router as intake_operators_router
 from backend.intake.router import router as intake_router
 from backend.jurisdictions.router import router as jurisdictions_router
 from backend.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, SecurityHeadersMiddleware
+from backend.notices.router import router as inbox_router
 from backend.open311.router import router as open311_router
 from backend.operators.router import router as operators_router
 from backend.public.cache import PublicCacheMiddleware

@@ -8,7 +8,6 @@ from backend.cases.models import Case, CaseDeadline, CaseEvent
 from backend.complaints.models import Complaint, ComplaintEvent, ComplaintPhoto, IdempotencyKey
 from backend.db import metadata
 from backend.exchange.models import ExchangeApiKey, FeedCaptureMark, FeedEntry, FeedReadLog
-from backend.inbox.models import Device, InboxNotification, NotificationPreference, PushDelivery
 from backend.instruments.models import Instrument, InstrumentType, VerificationRecord
 from backend.intake.models import (
     AssociationMembership,
@@ -18,6 +17,7 @@ from backend.intake.models import (
     VerificationSubmission,
 )
 from backend.jurisdictions.models import Jurisdiction
+from backend.notices.models import Device, InboxNotification, NotificationPreference, PushDelivery
 from backend.open311.models import Open311Client, Open311Submission
 from backend.operators.models import Operator, SelfCommitment, Stall
 from backend.outbox.models import OutboxEvent, OutboxTaskDone

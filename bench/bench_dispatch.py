@@ -129,8 +129,8 @@ def _child(
     mode: str, ids: list[int], account: str, endpoint: str, barrier: Any, queue: Any, batch: int = 200
 ) -> None:
     from backend.db import get_engine
+    from backend.notices.delivery import chunks, dispatch, dispatch_many, queue_due, send_pushes
     from notifications.push import build_push_channel
-    from workers.notification_delivery import chunks, dispatch, dispatch_many, queue_due, send_pushes
 
     get_engine.cache_clear()
     channel = build_push_channel(account, endpoint)
@@ -200,8 +200,8 @@ def run(events: int, processes: int, batch: int = 200) -> dict[str, Any]:
         os.environ["GONGPING_DATABASE_URL"] = url
         from backend.db import session_scope
         from backend.migrate import upgrade
+        from backend.notices.reminders import sweep_due_instruments
         from backend.records.service import bureau_today
-        from workers.reminder_sweeps import sweep_due_instruments
 
         upgrade(url)
         generate(url, 3 * events)

@@ -1,6 +1,6 @@
 """Issue 6 figure: the daily reminder sweep over 1,000,000 instruments on PostgreSQL.
 
-Finds the instruments whose verification falls due in 30/7/1 days (``workers.reminder_sweeps.find_due``) and
+Finds the instruments whose verification falls due in 30/7/1 days (``backend.notices.reminders.find_due``) and
 the overdue ones still in use (``backend.instruments.service.overdue_in_use``, the sweep the records issue
 consumes), timing the find phase apart from the emit phase (multi-row outbox inserts with dedupe keys).
 A second run shows the steady state: the same rows are found, every event already exists, nothing is
@@ -87,7 +87,7 @@ def _scopes(engine: Any) -> Callable[[], AbstractContextManager[Any]]:
 
 def find_all_due(engine: Any, today: date) -> list[tuple[int, date, int]]:
     """Every due row, page by page, each page its own transaction (as the sweep reads them)."""
-    from workers.reminder_sweeps import find_due
+    from backend.notices.reminders import find_due
 
     found: list[tuple[int, date, int]] = []
     after = None
@@ -117,7 +117,7 @@ def find_all_overdue(engine: Any, today: date) -> list[tuple[int, date, int]]:
 
 def emit_due(engine: Any, rows: list[tuple[int, date, int]], today: date) -> int:
     """The emit phase of the due sweep: events and dedupe keys, multi-row inserts per page."""
-    from workers.reminder_sweeps import due_event, emit_many
+    from backend.notices.reminders import due_event, emit_many
 
     stored = 0
     for start in range(0, len(rows), BATCH):
@@ -129,7 +129,7 @@ def emit_due(engine: Any, rows: list[tuple[int, date, int]], today: date) -> int
 
 def emit_overdue(engine: Any, rows: list[tuple[int, date, int]]) -> int:
     """The emit phase of the overdue sweep, with the same payloads and dedupe keys as workers/sweeps.py."""
-    from workers.reminder_sweeps import emit_many
+    from backend.notices.reminders import emit_many
 
     stored = 0
     for start in range(0, len(rows), BATCH):
@@ -189,7 +189,7 @@ def run(url: str, operators: int, instruments: int) -> dict[str, Any]:
         "s": time.perf_counter() - t0,
     }
     t0 = time.perf_counter()
-    from workers.reminder_sweeps import sweep_due_instruments
+    from backend.notices.reminders import sweep_due_instruments
 
     result["shipped_due_sweep_rerun"] = {
         "events": sweep_due_instruments(today, unit_of_work=_scopes(engine)),

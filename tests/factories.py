@@ -18,11 +18,11 @@ from backend.auth import service as auth_service
 from backend.auth.dependencies import Scope
 from backend.auth.models import Account, Role
 from backend.common.schemas import LonLat
-from backend.inbox.models import Device
 from backend.instruments import service as instrument_service
 from backend.instruments.models import Instrument
 from backend.instruments.schemas import InstrumentCreate, VerificationCreate
 from backend.jurisdictions.models import Jurisdiction
+from backend.notices.models import Device
 from backend.operators import service as operator_service
 from backend.operators.models import Operator, Sector, Stall
 from backend.operators.schemas import OperatorCreate, StallCreate
@@ -228,8 +228,8 @@ def make_device(
     timezone: str | None = None,
 ) -> Device:
     """An active push device of ``account`` (a fresh FCM-shaped token unless given)."""
-    from backend.inbox import service as inbox_service
-    from backend.inbox.schemas import DeviceCreate
+    from backend.notices import service as inbox_service
+    from backend.notices.schemas import DeviceCreate
 
     data = DeviceCreate.model_validate(
         {

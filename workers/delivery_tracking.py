@@ -13,8 +13,8 @@ from typing import Any
 from celery.signals import task_success
 
 from backend.db import session_scope
+from backend.outbox.relay import DISPATCH_BATCH_TASK, DISPATCH_TASK, tasks_per_topic
 from backend.outbox.service import mark_tasks_done
-from workers.relay import DISPATCH_BATCH_TASK, DISPATCH_TASK, tasks_per_topic
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend.config import get_settings
 from backend.db import session_scope, utcnow
-from notifications.push import PushChannel, build_push_channel
-from workers.celery_app import celery_app
-from workers.notification_delivery import (
+from backend.notices.delivery import (
     InboxUnavailable,
     SendReport,
     chunks,
@@ -33,7 +31,9 @@ from workers.notification_delivery import (
     reclaim_stale,
     send_pushes,
 )
-from workers.reminder_sweeps import sweep_due_instruments, sweep_interview_reminders
+from backend.notices.reminders import sweep_due_instruments, sweep_interview_reminders
+from notifications.push import PushChannel, build_push_channel
+from workers.celery_app import celery_app
 
 log = logging.getLogger(__name__)
 

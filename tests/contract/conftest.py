@@ -23,8 +23,8 @@ from backend.audit.service import SYSTEM
 from backend.auth.models import Role
 from backend.cases.models import Case
 from backend.complaints.models import ComplaintPhoto
-from backend.inbox.models import InboxNotification
 from backend.main import create_app
+from backend.notices.models import InboxNotification
 from backend.open311 import service as open311_service
 from backend.outbox.models import OutboxEvent
 from backend.qr import service as qr_service

@@ -31,8 +31,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from backend.config import ROOT, Settings
+from backend.outbox import relay
 from tests.factories import PASSWORD
-from workers import relay
 from workers.celery_app import make_celery
 
 T = TypeVar("T")

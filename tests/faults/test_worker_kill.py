@@ -23,7 +23,8 @@ from sqlmodel import col, select
 from backend.auth.models import Role
 from backend.complaints.models import ComplaintPhoto, PhotoStatus
 from backend.db import utcnow
-from backend.inbox.models import PushDelivery, PushStatus
+from backend.notices.delivery import STALE_AFTER, reclaim_stale
+from backend.notices.models import PushDelivery, PushStatus
 from backend.outbox.models import OutboxEvent
 from backend.outbox.service import emit
 from backend.records.service import bureau_today
@@ -31,7 +32,6 @@ from tests.factories import COUNTY_A, complaint_json, make_account, make_device,
 from tests.faults.conftest import VISIBILITY_TIMEOUT_S, ApiServer, Proc, Stack, api_login, wait_for
 from tests.fixtures.media_images import jpeg, photo_like
 from tests.support.fcm_standin import FcmStandin, StandinServer, write_service_account
-from workers.notification_delivery import STALE_AFTER, reclaim_stale
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

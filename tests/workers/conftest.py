@@ -34,7 +34,7 @@ class WorkerProcess:
     log: Path
 
     def send(self, name: str, args: list[Any], task_id: str) -> None:
-        """A ``workers.relay`` sender publishing to this worker's queue."""
+        """A ``backend.outbox.relay`` sender publishing to this worker's queue."""
         self.app.send_task(name, args=args, task_id=task_id, queue=self.queue)
 
     def output(self) -> str:

@@ -21,12 +21,13 @@ from backend.cases.models import Case, CaseDeadline
 from backend.cases.routing import GeocoderRetry
 from backend.complaints.models import Complaint, RoutingStatus
 from backend.db import new_session, utcnow
-from backend.inbox.models import InboxNotification
 from backend.main import create_app
+from backend.notices.models import InboxNotification
+from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
 from tests.factories import COUNTY_A, complaint_json, login, make_account, post_complaint
 from tests.workers.conftest import WorkerProcess
-from workers import cases_tasks, relay
+from workers import cases_tasks
 from workers.celery_app import celery_app
 
 T = TypeVar("T")

@@ -22,11 +22,12 @@ from backend.complaints.service import media_storage
 from backend.db import new_session, session_scope, utcnow
 from backend.main import create_app
 from backend.media.processing import is_metadata_free_jpeg
+from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
 from tests.factories import complaint_json, login, make_account, post_complaint
 from tests.fixtures.media_images import jpeg, make_exif, photo_like
 from tests.workers.conftest import WorkerProcess
-from workers import complaints_tasks, relay
+from workers import complaints_tasks
 from workers.celery_app import celery_app
 
 EXIF_PHOTO = jpeg(

@@ -13,13 +13,14 @@ from backend.auth.models import Role
 from backend.db import new_session, session_scope
 from backend.intake.models import IntakeJob, JobState
 from backend.main import create_app
+from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
 from backend.records.models import IntegrityRecord, RecordSource
 from backend.records.rules import RecordKind, RecordState
 from backend.records.service import bureau_today
 from tests.factories import login, make_account, make_instrument, make_operator
 from tests.workers.conftest import WorkerProcess
-from workers import intake_tasks, relay
+from workers import intake_tasks
 
 
 def _job_state(job_id: int) -> JobState:

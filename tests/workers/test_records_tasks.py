@@ -16,6 +16,7 @@ from backend.jurisdictions.models import Jurisdiction
 from backend.operators import service as operators
 from backend.operators.models import ManagementAssessment
 from backend.operators.schemas import OperatorUpdate
+from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
 from backend.records import rating, service
 from backend.records.models import (
@@ -27,7 +28,7 @@ from backend.records.models import (
 )
 from backend.records.rules import IntegrityClass, RecordKind, RecordState
 from tests.factories import make_account, make_instrument, make_operator, make_record
-from workers import records_tasks, relay
+from workers import records_tasks
 from workers.celery_app import celery_app
 from workers.sweeps import sweep_overdue_instruments
 

@@ -16,6 +16,7 @@ from backend.cases.models import Case, CaseDeadline
 from backend.cases.service import aware
 from backend.cases.sweep import sweep_deadlines
 from backend.complaints.models import Complaint
+from backend.notices import handlers as notification_handlers
 from tests.backend.cases.conftest import (
     PROVINCE_A,
     Bureaus,
@@ -26,7 +27,6 @@ from tests.backend.cases.conftest import (
     route,
 )
 from tests.factories import CITY_A, COUNTY_A, login, make_account
-from workers import notification_handlers
 
 Headers = dict[str, dict[str, str]]
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -13,6 +13,8 @@ from backend.audit.models import AuditEntry
 from backend.auth.models import Role
 from backend.cases.models import Case, CaseAction, CaseState
 from backend.cases.service import TRANSITIONS
+from backend.notices import handlers as notification_handlers
+from backend.notices.delivery import resolve_context
 from backend.operators.models import ManagementAssessment
 from backend.records import rating
 from backend.records.models import IntegrityRecord, RecordSource
@@ -20,8 +22,6 @@ from backend.records.rules import IntegrityClass, RecordKind, RecordState
 from notifications.templates import render
 from tests.backend.cases.conftest import Bureaus, complaint_of, file_and_route, outbox
 from tests.factories import COUNTY_B, login, make_account, make_instrument
-from workers import notification_handlers
-from workers.notification_delivery import resolve_context
 
 Headers = dict[str, dict[str, str]]
 

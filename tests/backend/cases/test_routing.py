@@ -18,6 +18,7 @@ from backend.cases.routing import GeocoderRetry
 from backend.complaints.models import Complaint, ComplaintEvent, ComplaintStatus, RoutingStatus
 from backend.config import get_settings
 from backend.jurisdictions import locator
+from backend.notices import handlers as notification_handlers
 from geo import from_wgs84
 from tests.backend.cases.conftest import (
     MARKET_AT,
@@ -32,7 +33,6 @@ from tests.backend.cases.conftest import (
     route,
 )
 from tests.factories import COUNTY_A, COUNTY_B
-from workers import notification_handlers
 
 Headers = dict[str, dict[str, str]]
 

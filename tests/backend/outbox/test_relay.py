@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
+from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
 from backend.outbox.service import emit, mark_tasks_done
-from workers import relay
 
 
 class FakeBroker:

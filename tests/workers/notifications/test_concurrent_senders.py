@@ -10,12 +10,12 @@ from sqlmodel import Session, col, select
 
 from backend.auth.models import Role
 from backend.db import is_postgres, new_session, utcnow
+from backend.notices import delivery
 from backend.outbox.models import OutboxEvent
 from backend.outbox.service import emit
 from backend.records.service import bureau_today
 from tests.factories import COUNTY_A, make_account, make_device, make_instrument, make_operator
 from tests.workers.notifications.conftest import zone_at_local_hour
-from workers import notification_delivery as delivery
 
 
 def _pending_rows(session: Session) -> list[int]:

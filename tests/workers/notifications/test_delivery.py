@@ -15,8 +15,10 @@ from sqlmodel import Session, col, select
 
 from backend.auth.models import Account, Role
 from backend.db import utcnow
-from backend.inbox.models import Device, InboxNotification, NotificationPreference, PushDelivery, PushStatus
 from backend.instruments.models import Instrument
+from backend.notices import delivery
+from backend.notices.handlers import HANDLERS, Notice
+from backend.notices.models import Device, InboxNotification, NotificationPreference, PushDelivery, PushStatus
 from backend.operators.models import Operator
 from backend.outbox.models import OutboxEvent
 from backend.outbox.service import emit
@@ -24,8 +26,6 @@ from backend.records.service import bureau_today
 from notifications.push import PushChannel
 from tests.factories import COUNTY_A, make_account, make_device, make_instrument, make_operator
 from tests.support.fcm_standin import ERRORS_BY_PREFIX, FcmStandin, StandinServer
-from workers import notification_delivery as delivery
-from workers.notification_handlers import HANDLERS, Notice
 
 SHANGHAI_NOON = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
 SHANGHAI_LATE = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)  # 23:00 in Beijing

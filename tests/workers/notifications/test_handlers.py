@@ -14,7 +14,10 @@ from backend.auth.models import Account, Role
 from backend.complaints.models import Complaint, ComplaintCategory, ComplaintSource
 from backend.db import utcnow
 from backend.instruments.models import InstrumentStatus
+from backend.notices.delivery import resolve_context
+from backend.notices.handlers import HANDLERS, Localized, Notice, notices_for
 from backend.operators.models import Operator
+from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
 from backend.outbox.service import emit
 from backend.records import service as records
@@ -23,9 +26,6 @@ from backend.records.service import bureau_today
 from backend.supervision.models import Interview, InterviewKind, InterviewStatus
 from notifications.templates import KINDS, is_identifying_key, render
 from tests.factories import COUNTY_A, make_account, make_instrument, make_operator
-from workers import relay
-from workers.notification_delivery import resolve_context
-from workers.notification_handlers import HANDLERS, Localized, Notice, notices_for
 
 
 @dataclass

@@ -17,8 +17,12 @@ from sqlmodel import Session, col, select
 
 from backend.auth.models import Account, Role
 from backend.complaints.models import Complaint, ComplaintCategory, ComplaintSource
-from backend.inbox.models import InboxNotification, PushDelivery
+from backend.notices import delivery
+from backend.notices.delivery import resolve_context
+from backend.notices.handlers import Notice, notices_for
+from backend.notices.models import InboxNotification, PushDelivery
 from backend.operators.models import Operator
+from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
 from backend.outbox.service import emit
 from backend.publication import service as publication
@@ -32,10 +36,6 @@ from notifications.push import PushChannel
 from notifications.templates import KINDS, is_identifying_key, render
 from tests.factories import COUNTY_A, make_account, make_device, make_operator
 from tests.support.fcm_standin import FcmStandin
-from workers import notification_delivery as delivery
-from workers import relay
-from workers.notification_delivery import resolve_context
-from workers.notification_handlers import Notice, notices_for
 
 SHANGHAI_NOON = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
 CONFIRMED = PublicationApprove(

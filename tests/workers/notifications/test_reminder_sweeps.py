@@ -11,13 +11,13 @@ from sqlmodel import Session, col, select
 from backend.auth.models import Role
 from backend.db import utcnow
 from backend.instruments.models import Instrument, InstrumentStatus
+from backend.notices import delivery
+from backend.notices import reminders as reminder_sweeps
+from backend.notices.reminders import sweep_due_instruments, sweep_interview_reminders
 from backend.operators.models import Operator
 from backend.outbox.models import OutboxEvent
 from backend.supervision.models import Interview, InterviewKind, InterviewStatus
 from tests.factories import COUNTY_A, make_account, make_instrument, make_operator
-from workers import notification_delivery as delivery
-from workers import reminder_sweeps
-from workers.reminder_sweeps import sweep_due_instruments, sweep_interview_reminders
 
 TODAY = date(2026, 6, 1)
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from backend.config import Settings
+from backend.notices.delivery import SendReport
 from notifications.push import PushChannel
 from workers import notifications_tasks as tasks
 from workers.celery_app import celery_app
-from workers.notification_delivery import SendReport
 
 
 def test_settings_read_the_documented_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,14 +17,14 @@ from sqlmodel import Session, col, select
 
 from backend.auth.models import Account, Role
 from backend.db import new_session, session_scope
-from backend.inbox.models import Device, InboxNotification, PushDelivery, PushStatus
+from backend.notices.models import Device, InboxNotification, PushDelivery, PushStatus
+from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
 from backend.outbox.service import emit
 from backend.records.service import bureau_today
 from tests.factories import COUNTY_A, make_account, make_device, make_instrument, make_operator
 from tests.support.fcm_standin import ERRORS_BY_PREFIX, FcmStandin
 from tests.workers.conftest import WorkerProcess
-from workers import relay
 
 T = TypeVar("T")
 

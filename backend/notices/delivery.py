@@ -36,14 +36,14 @@ from sqlmodel import Session, col
 from backend import faults
 from backend.auth.models import Account
 from backend.db import is_postgres, session_scope, table_of, utcnow
-from backend.inbox.models import Device, InboxNotification, NotificationPreference, PushDelivery, PushStatus
+from backend.notices.handlers import BATCH_HANDLERS, ContextValue, Localized, Notice, notices_for
+from backend.notices.models import Device, InboxNotification, NotificationPreference, PushDelivery, PushStatus
 from backend.outbox.models import OutboxEvent
 from notifications.channels import DEEP_LINK_KEY, Channel, DeliveryResult, DeliveryStatus, OutgoingMessage
 from notifications.compose import Device as PushTarget
 from notifications.compose import inbox_message, push_messages
 from notifications.policy import DEFAULT_TZ, is_allowed, release_time, resolve_zone, retry_delay
 from notifications.templates import RenderedMessage, TemplateError, render, resolve_locale, spec_for
-from workers.notification_handlers import BATCH_HANDLERS, ContextValue, Localized, Notice, notices_for
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from backend.common.schemas import PageLimit, PageOffset
 from backend.db import SessionDep
 from backend.errors import error_responses
 from backend.i18n import request_locale
-from backend.inbox import service
-from backend.inbox.schemas import (
+from backend.notices import service
+from backend.notices.schemas import (
     DeviceCreate,
     DeviceRead,
     NotificationPage,

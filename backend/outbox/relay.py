@@ -30,7 +30,7 @@ TOPIC_TASKS: dict[str, tuple[str, ...]] = {
 }
 
 #: Topics somebody is notified about: each also goes to the notification dispatcher, which has a handler per
-#: topic in workers/notification_handlers.py (the payload contracts are documented there).
+#: topic in backend/notices/handlers.py (the payload contracts are documented there).
 NOTIFICATION_TOPICS: tuple[str, ...] = (
     "instrument.due",
     "instrument.overdue",

@@ -18,8 +18,8 @@ from backend.auth.models import Account, Role
 from backend.db import utcnow
 from backend.errors import AppError, not_found
 from backend.i18n import Locale
-from backend.inbox.models import Device, InboxNotification, NotificationPreference
-from backend.inbox.schemas import CategoryRead, DeviceCreate, PreferencesRead
+from backend.notices.models import Device, InboxNotification, NotificationPreference
+from backend.notices.schemas import CategoryRead, DeviceCreate, PreferencesRead
 from notifications.templates import KINDS
 
 #: What each category is called in the settings screen.

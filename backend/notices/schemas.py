@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from backend.common.audience import Audience
-from backend.inbox.models import DevicePlatform
+from backend.notices.models import DevicePlatform
 
 #: FCM registration tokens (and the APNs/web-push ids FCM wraps) use URL-safe base64 plus ':'.
 FCM_TOKEN_PATTERN = r"^[A-Za-z0-9_:\-]+$"

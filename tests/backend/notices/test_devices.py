@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from backend.auth.models import Role
-from backend.inbox.models import Device
-from backend.inbox.service import token_digest
+from backend.notices.models import Device
+from backend.notices.service import token_digest
 from tests.factories import login, make_account
 
 TOKEN = "fGx1_Qz:APA91bH-abc_DEF123" + "x" * 120

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from backend.auth.models import Account, Role
-from backend.inbox.models import InboxNotification
+from backend.notices.models import InboxNotification
 from tests.factories import login, make_account
 
 
