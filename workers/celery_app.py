@@ -2,35 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import Celery
 from celery.schedules import crontab
 
 from backend.config import Settings, get_settings
-
-
-def broker_transport_options(settings: Settings) -> dict[str, Any]:
-    """Transport options; the embedded broker is kombu's filesystem transport in a folder under var/."""
-    if settings.uses_embedded_broker:
-        queue = settings.broker_dir / "queue"
-        processed = settings.broker_dir / "processed"
-        control = settings.broker_dir / "control"
-        for folder in (queue, processed, control):
-            folder.mkdir(parents=True, exist_ok=True)
-        return {
-            "data_folder_in": str(queue),
-            "data_folder_out": str(queue),
-            "processed_folder": str(processed),
-            "control_folder": str(control),
-            "store_processed": False,
-        }
-    # Redis: a message not acknowledged within this time is redelivered (must exceed the longest task).
-    options: dict[str, Any] = {"visibility_timeout": settings.broker_visibility_timeout}
-    if settings.broker_visibility_timeout < 60:
-        # A short timeout (fault tests) needs the sweep for abandoned messages to run every second, not 100 s.
-        options |= {"unacked_restore_interval": 1, "unacked_restore_throttle": 1}
-    return options
+from backend.outbox.broker import client_conf
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -50,13 +26,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "workers.public_tasks",
         ],
     )
+    app.conf.update(client_conf(settings))
     app.conf.update(
-        broker_transport_options=broker_transport_options(settings),
-        broker_connection_retry_on_startup=True,
-        task_serializer="json",
-        accept_content=["json"],
-        result_serializer="json",
-        task_ignore_result=True,
         # At-least-once: acknowledge after the task ran, and give the message back if the worker dies.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -64,7 +35,6 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=300,
         task_soft_time_limit=240,
-        task_default_queue="gongping",
         timezone=settings.timezone,
         enable_utc=True,
         worker_hijack_root_logger=False,

@@ -16,9 +16,15 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from backend.db import is_postgres, session_scope, utcnow
+from backend.notices.handlers import HANDLERS
+from backend.outbox.broker import celery_sender
 from backend.outbox.models import OutboxEvent, OutboxTaskDone
 
 log = logging.getLogger(__name__)
+
+#: Notification dispatch takes the events of one relay pass together (one transaction for the batch).
+DISPATCH_TASK = "gongping.notifications.dispatch"
+DISPATCH_BATCH_TASK = "gongping.notifications.dispatch_batch"
 
 #: Which Celery tasks each topic fans out to. A topic with no task is only marked published.
 TOPIC_TASKS: dict[str, tuple[str, ...]] = {
@@ -29,39 +35,14 @@ TOPIC_TASKS: dict[str, tuple[str, ...]] = {
     "intake.job_submitted": ("gongping.intake.run_job",),
 }
 
-#: Topics somebody is notified about: each also goes to the notification dispatcher, which has a handler per
-#: topic in backend/notices/handlers.py (the payload contracts are documented there).
-NOTIFICATION_TOPICS: tuple[str, ...] = (
-    "instrument.due",
-    "instrument.overdue",
-    "complaint.created",
-    "record.changed",
-    "rating.changed",
-    "interview.scheduled",
-    "interview.reminder",
-    "interview.cancelled",
-    "correction.decided",
-    "publication.changed",
-    "case.assigned",
-    "case.overdue",
-    "case.outcome",
-)
+#: Topics somebody is notified about: every topic with a notice handler (``backend/notices/handlers.py``, where
+#: the payload contracts are documented) also goes to the notification dispatcher.
+NOTIFICATION_TOPICS: tuple[str, ...] = tuple(HANDLERS)
 for _topic in NOTIFICATION_TOPICS:
-    TOPIC_TASKS[_topic] = (*TOPIC_TASKS.get(_topic, ()), "gongping.notifications.dispatch")
+    TOPIC_TASKS[_topic] = (*TOPIC_TASKS.get(_topic, ()), DISPATCH_TASK)
 
+#: Publishes one task: (task name, arguments, message id). ``celery_sender`` in production, a stand-in in tests.
 Sender = Callable[[str, list[Any], str], None]
-
-
-def celery_sender(name: str, args: list[Any], task_id: str) -> None:
-    """Publish one task through the configured broker."""
-    from workers.celery_app import celery_app
-
-    celery_app.send_task(name, args=args, task_id=task_id, retry=True, retry_policy={"max_retries": 2})
-
-
-#: Notification dispatch takes the events of one relay pass together (one transaction for the batch).
-DISPATCH_TASK = "gongping.notifications.dispatch"
-DISPATCH_BATCH_TASK = "gongping.notifications.dispatch_batch"
 
 
 def task_id_for(event_ids: list[int], task: str) -> str:
