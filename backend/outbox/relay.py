@@ -122,7 +122,8 @@ def redrive_once(
     A broker that loses messages (Redis restarted without persistence) would otherwise lose that work for
     good. ``older_than`` must exceed the broker's own redelivery of unacknowledged messages (the visibility
     timeout), so a task still queued or running is not doubled needlessly; tasks are idempotent either way.
-    Only the unfinished tasks are sent. Events older than ``window`` are given up and logged.
+    Only the unfinished tasks are sent; an event whose tasks have all finished is closed (handled), not sent
+    again. Events older than ``window`` with work still unfinished are given up and logged.
     """
     now = utcnow()
     stmt = (
@@ -149,10 +150,17 @@ def redrive_once(
             )
         ).all()
     }
-    redriven = 0
+    redriven = closed = 0
     dispatch: list[int] = []
     for row in rows:
         assert row.id is not None
+        unfinished = [task for task in TOPIC_TASKS.get(row.topic, ()) if (row.id, task) not in done]
+        if not unfinished:
+            # Every task finished but the completion was not recorded on the event: close it, do not redo it.
+            row.handled_at = now
+            session.add(row)
+            closed += 1
+            continue
         if row.created_at < now - window:
             # Past the window: stop trying, keep the row for the record.
             row.handled_at = now
@@ -161,9 +169,7 @@ def redrive_once(
             log.error("outbox event %s (%s) given up after %s redrives", row.id, row.topic, row.redrives)
             continue
         try:
-            for task in TOPIC_TASKS.get(row.topic, ()):
-                if (row.id, task) in done:
-                    continue
+            for task in unfinished:
                 if task == DISPATCH_TASK:
                     dispatch.append(row.id)
                 else:
@@ -183,6 +189,8 @@ def redrive_once(
     session.flush()
     if redriven:
         log.warning("outbox redrive: %s event(s) published again (tasks unfinished)", redriven)
+    if closed:
+        log.info("outbox redrive: %s event(s) closed (every task had finished)", closed)
     return redriven
 
 

@@ -46,30 +46,40 @@ def mark_tasks_done(session: Session, task: str, event_ids: list[int], tasks_of:
     """
     if not event_ids:
         return 0
+    ids = sorted(set(event_ids))
+    # Lock the events first (in id order, so a batch and a single task never deadlock): two tasks of one event
+    # finishing together would otherwise each count the done rows without the other's uncommitted one, and
+    # neither would mark the event handled. The second waits here and, under READ COMMITTED, counts both.
+    session.execute(
+        select(col(OutboxEvent.id))
+        .where(col(OutboxEvent.id).in_(ids))
+        .order_by(col(OutboxEvent.id))
+        .with_for_update()
+    )
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
     session.execute(
         insert(OutboxTaskDone)
-        .values([{"event_id": i, "task": task, "done_at": now} for i in sorted(set(event_ids))])
+        .values([{"event_id": i, "task": task, "done_at": now} for i in ids])
         .on_conflict_do_nothing(index_elements=["event_id", "task"])
     )
     done: dict[int, int] = {
         int(event_id): int(count)
         for event_id, count in session.execute(
             select(col(OutboxTaskDone.event_id), func.count())
-            .where(col(OutboxTaskDone.event_id).in_(event_ids))
+            .where(col(OutboxTaskDone.event_id).in_(ids))
             .group_by(col(OutboxTaskDone.event_id))
         ).all()
     }
     handled = [
-        event.id
-        for event in session.execute(
-            select(OutboxEvent).where(
-                col(OutboxEvent.id).in_(event_ids), col(OutboxEvent.handled_at).is_(None)
+        event_id
+        for event_id, topic in session.execute(
+            select(col(OutboxEvent.id), col(OutboxEvent.topic)).where(
+                col(OutboxEvent.id).in_(ids), col(OutboxEvent.handled_at).is_(None)
             )
-        ).scalars()
-        if event.id is not None and done.get(event.id, 0) >= tasks_of.get(event.topic, 0)
+        ).all()
+        if done.get(event_id, 0) >= tasks_of.get(topic, 0)
     ]
     if handled:
         session.execute(update(OutboxEvent).where(col(OutboxEvent.id).in_(handled)).values(handled_at=now))
