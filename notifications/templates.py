@@ -17,6 +17,7 @@ urgent: ignores quiet hours):
     finding_against_operator   operator     enforcement   no       no      enters the record, opens Art. 22
     rating_changed             operator     rating        no       no      a class change must be notified
     correction_decided         operator     correction    no       no      formal answer to an Art. 22 request
+    correction_requested       staff        case_work     yes      no      an Art. 22 request waits for a decision
     record_published           operator     publication   no       no      disclosed to the public, opens Art. 22
     record_unpublished         operator     publication   no       no      the public no longer sees the record
     complaint_received         complainant  complaint     yes      no      acknowledgement, kept in the inbox
@@ -343,6 +344,16 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 collapse_key="case:{case_id}",
                 deep_link="gongping://cases/{case_id}",
                 fields=("case_id", "case_no", "due_on"),
+            ),
+            _spec(
+                "correction_requested",
+                "staff",
+                "case_work",
+                mutable=True,
+                ttl_seconds=3 * _DAY,
+                collapse_key="correction:{correction_id}",
+                deep_link="gongping://corrections/{correction_id}",
+                fields=("correction_id", "operator_name", "due_on"),
             ),
             _spec(
                 "case_overdue",

@@ -495,6 +495,23 @@ def interview_cancelled(session: Session, event: OutboxEvent) -> list[Notice]:
     return [Notice(operator_users(session, interview.operator_id), "interview_cancelled", context)]
 
 
+@handles("correction.requested")
+def correction_requested(session: Session, event: OutboxEvent) -> list[Notice]:
+    """Tell the operator's bureau that an Art. 22 correction request waits for its decision."""
+    row = session.get(CorrectionRequest, int(event.payload["correction_id"]))
+    if row is None or row.decided_at is not None:
+        return []
+    operator = session.get(Operator, row.operator_id)
+    if operator is None:
+        return []
+    context: dict[str, ContextValue] = {
+        "correction_id": str(row.id),
+        "operator_name": operator.name,
+        "due_on": row.due_on,
+    }
+    return [Notice(staff_of(session, operator.jurisdiction_code), "correction_requested", context)]
+
+
 @handles("correction.decided")
 def correction_decided(session: Session, event: OutboxEvent) -> list[Notice]:
     """Answer an operator's correction request (Art. 22): granted, partly granted or refused."""

@@ -61,6 +61,11 @@ SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
         "effective_on": date(2026, 11, 3),
     },
     "correction_decided": {"correction_id": "cr-1", "decision": "approved", "decided_on": date(2026, 11, 4)},
+    "correction_requested": {
+        "correction_id": "12",
+        "operator_name": "西溪菜场",
+        "due_on": date(2026, 11, 20),
+    },
     "record_published": {
         "record_id": "41",
         "record_kind": "short_weight",
