@@ -117,7 +117,8 @@ def find_all_overdue(engine: Any, today: date) -> list[tuple[int, date, int]]:
 
 def emit_due(engine: Any, rows: list[tuple[int, date, int]], today: date) -> int:
     """The emit phase of the due sweep: events and dedupe keys, multi-row inserts per page."""
-    from backend.notices.reminders import due_event, emit_many
+    from backend.notices.reminders import due_event
+    from backend.outbox.service import emit_many
 
     stored = 0
     for start in range(0, len(rows), BATCH):
@@ -129,7 +130,7 @@ def emit_due(engine: Any, rows: list[tuple[int, date, int]], today: date) -> int
 
 def emit_overdue(engine: Any, rows: list[tuple[int, date, int]]) -> int:
     """The emit phase of the overdue sweep, with the same payloads and dedupe keys as workers/sweeps.py."""
-    from backend.notices.reminders import emit_many
+    from backend.outbox.service import emit_many
 
     stored = 0
     for start in range(0, len(rows), BATCH):

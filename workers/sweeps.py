@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from backend.db import session_scope
 from backend.instruments.service import overdue_in_use
-from backend.notices.reminders import emit_many
+from backend.outbox.service import emit_many
 
 BATCH = 5000
 UnitOfWork = Callable[[], AbstractContextManager[Session]]

@@ -8,20 +8,18 @@ interview starts a fresh set. Overdue verifications are the existing ``instrumen
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import and_, or_, select
 from sqlmodel import Session, col
 
-from backend.db import session_scope, table_of, utcnow
+from backend.db import session_scope, utcnow
 from backend.instruments.models import Instrument, InstrumentStatus
-from backend.outbox.models import OutboxEvent
+from backend.outbox.service import emit_many
 from backend.records.service import bureau_today
 from backend.supervision.models import Interview, InterviewKind, InterviewStatus
 from notifications.policy import DueThreshold, due_thresholds, interview_event_id, interview_reminders
@@ -32,8 +30,6 @@ UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
 #: Instruments per read (each batch is its own transaction, so the sweep holds no long locks).
 BATCH = 5000
-#: Rows per INSERT: 7 columns each stays under SQLite's 32,766 bound parameters.
-INSERT_CHUNK = 1000
 #: The earliest reminder step (30 days before the validity ends).
 DUE_HORIZON_DAYS = 30
 _OPEN_INTERVIEW = (InterviewStatus.scheduled, InterviewStatus.acknowledged)
@@ -84,73 +80,6 @@ def due_event(row: DueRow, today: date) -> tuple[dict[str, Any], str] | None:
         "as_of": today.isoformat(),
     }
     return payload, f"instrument.due:{instrument_id}:{due}:{threshold.value}"
-
-
-def emit_many(session: Session, topic: str, events: Sequence[tuple[dict[str, Any], str]]) -> int:
-    """Store events whose dedupe key is new, in set-based inserts; returns how many were stored."""
-    if not events:
-        return 0
-    if session.get_bind().dialect.name == "postgresql":
-        return _emit_many_postgres(session, topic, events)
-    table = table_of(OutboxEvent)
-    keys = [key for _payload, key in events]
-    existing: set[str] = set()
-    for start in range(0, len(keys), INSERT_CHUNK):
-        existing.update(
-            session.execute(
-                select(table.c.dedupe_key).where(table.c.dedupe_key.in_(keys[start : start + INSERT_CHUNK]))
-            ).scalars()
-        )
-    now = utcnow()
-    rows = [
-        {
-            "topic": topic,
-            "payload": payload,
-            "dedupe_key": key,
-            "created_at": now,
-            "available_at": now,
-            "attempts": 0,
-        }
-        for payload, key in events
-        if key not in existing
-    ]
-    stored = 0
-    for start in range(0, len(rows), INSERT_CHUNK):
-        # The pre-check skips known keys cheaply; ON CONFLICT still settles a race with a concurrent sweep.
-        stmt = (
-            sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
-        )
-        stored += len(session.execute(stmt, rows[start : start + INSERT_CHUNK]).all())
-    return stored
-
-
-def _emit_many_postgres(session: Session, topic: str, events: Sequence[tuple[dict[str, Any], str]]) -> int:
-    # Two array parameters instead of thousands of placeholders: the driver's per-placeholder query
-    # rewriting, not the database, was what made multi-row VALUES slow (≈ 0.3 ms a row).
-    keys = [key for _payload, key in events]
-    existing = set(
-        session.execute(
-            text("SELECT dedupe_key FROM outbox_event WHERE dedupe_key = ANY(CAST(:keys AS text[]))"),
-            {"keys": keys},
-        ).scalars()
-    )
-    fresh = [(json.dumps(payload, ensure_ascii=False), key) for payload, key in events if key not in existing]
-    if not fresh:
-        return 0
-    now = utcnow()
-    result = session.execute(
-        text(
-            """
-            INSERT INTO outbox_event (topic, payload, dedupe_key, created_at, available_at, attempts)
-            SELECT :topic, CAST(t.payload AS json), t.dedupe_key, :now, :now, 0
-            FROM unnest(CAST(:payloads AS text[]), CAST(:keys AS text[])) AS t(payload, dedupe_key)
-            ON CONFLICT (dedupe_key) DO NOTHING
-            RETURNING id
-            """
-        ),
-        {"topic": topic, "now": now, "payloads": [p for p, _k in fresh], "keys": [k for _p, k in fresh]},
-    )
-    return len(result.all())
 
 
 def sweep_due_instruments(

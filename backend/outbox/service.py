@@ -1,18 +1,24 @@
-"""Write outbox events in the caller's transaction."""
+"""The one writer of the outbox: ``emit`` and ``emit_many`` store events in the caller's transaction."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from backend.db import utcnow
+from backend.db import table_of, utcnow
 from backend.outbox.models import OutboxEvent, OutboxTaskDone
+from backend.outbox.topics import Topic
+
+#: Rows per INSERT: 7 columns each stays under SQLite's 32,766 bound parameters.
+INSERT_CHUNK = 1000
 
 
-def emit(session: Session, topic: str, payload: dict[str, Any], *, dedupe_key: str | None = None) -> bool:
+def emit(session: Session, topic: Topic, payload: dict[str, Any], *, dedupe_key: str | None = None) -> bool:
     """Store an event for the relay; with a dedupe key a repeated event is dropped. Returns whether stored."""
     if dedupe_key is None:
         session.add(OutboxEvent(topic=topic, payload=payload))
@@ -36,6 +42,87 @@ def emit(session: Session, topic: str, payload: dict[str, Any], *, dedupe_key: s
     )
     # RETURNING yields a row only when the insert happened (rowcount is unreliable for ORM inserts).
     return session.execute(stmt).first() is not None
+
+
+def emit_many(
+    session: Session,
+    topic: Topic,
+    events: Sequence[tuple[Mapping[str, Any], str]],
+    *,
+    known_new: bool = False,
+) -> int:
+    """Store events (payload, dedupe key) whose key is new, in set-based inserts; returns how many were stored.
+
+    ``known_new`` skips the look-up of existing keys when the caller's keys cannot repeat (a fresh id in each);
+    ON CONFLICT still drops a duplicate either way.
+    """
+    if not events:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        return _emit_many_postgres(session, topic, events, known_new=known_new)
+    table = table_of(OutboxEvent)
+    keys = [key for _payload, key in events]
+    existing: set[str] = set()
+    for start in range(0, 0 if known_new else len(keys), INSERT_CHUNK):
+        existing.update(
+            session.execute(
+                select(table.c.dedupe_key).where(table.c.dedupe_key.in_(keys[start : start + INSERT_CHUNK]))
+            ).scalars()
+        )
+    now = utcnow()
+    rows = [
+        {
+            "topic": topic,
+            "payload": payload,
+            "dedupe_key": key,
+            "created_at": now,
+            "available_at": now,
+            "attempts": 0,
+        }
+        for payload, key in events
+        if key not in existing
+    ]
+    stored = 0
+    for start in range(0, len(rows), INSERT_CHUNK):
+        # The pre-check skips known keys cheaply; ON CONFLICT still settles a race with a concurrent sweep.
+        stmt = (
+            sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+        )
+        stored += len(session.execute(stmt, rows[start : start + INSERT_CHUNK]).all())
+    return stored
+
+
+def _emit_many_postgres(
+    session: Session, topic: str, events: Sequence[tuple[Mapping[str, Any], str]], *, known_new: bool
+) -> int:
+    # Two array parameters instead of thousands of placeholders: the driver's per-placeholder query
+    # rewriting, not the database, was what made multi-row VALUES slow (≈ 0.3 ms a row).
+    keys = [key for _payload, key in events]
+    existing: set[str] = set()
+    if not known_new:
+        existing.update(
+            session.execute(
+                text("SELECT dedupe_key FROM outbox_event WHERE dedupe_key = ANY(CAST(:keys AS text[]))"),
+                {"keys": keys},
+            ).scalars()
+        )
+    fresh = [(json.dumps(payload, ensure_ascii=False), key) for payload, key in events if key not in existing]
+    if not fresh:
+        return 0
+    now = utcnow()
+    result = session.execute(
+        text(
+            """
+            INSERT INTO outbox_event (topic, payload, dedupe_key, created_at, available_at, attempts)
+            SELECT :topic, CAST(t.payload AS json), t.dedupe_key, :now, :now, 0
+            FROM unnest(CAST(:payloads AS text[]), CAST(:keys AS text[])) AS t(payload, dedupe_key)
+            ON CONFLICT (dedupe_key) DO NOTHING
+            RETURNING id
+            """
+        ),
+        {"topic": topic, "now": now, "payloads": [p for p, _k in fresh], "keys": [k for _p, k in fresh]},
+    )
+    return len(result.all())
 
 
 def mark_tasks_done(session: Session, task: str, event_ids: list[int], tasks_of: dict[str, int]) -> int:

@@ -42,6 +42,7 @@ from backend.audit.service import SYSTEM, Actor, AuditItem, record_many
 from backend.db import bulk_insert, is_postgres, session_scope, table_of, utcnow
 from backend.operators.models import ManagementAssessment, Operator
 from backend.outbox.models import OutboxEvent
+from backend.outbox.service import emit_many
 from backend.public import store as public_store
 from backend.records.engine import (
     AGGREGATE_SQL,
@@ -425,28 +426,21 @@ def _record_class_changes(
             for p, row in zip(changed, rows, strict=True)
         ],
     )
-    # Written in bulk rather than by emit() one at a time: each change id is new, so dedupe keys cannot collide.
+    # Each change id is new, so the dedupe keys cannot repeat: no look-up of existing ones.
     events = [
-        {
-            "topic": "rating.changed",
-            "payload": {
+        (
+            {
                 "operator_id": p.operator_id,
                 "change_id": row["id"],
                 "from": p.previous.value,
                 "to": p.rating.cls.value,
                 "as_of": p.rating.as_of.isoformat(),
             },
-            "dedupe_key": f"rating.changed:{row['id']}",
-            "created_at": now,
-            "available_at": now,
-            "attempts": 0,
-        }
+            f"rating.changed:{row['id']}",
+        )
         for p, row in zip(changed, rows, strict=True)
     ]
-    if len(events) > _FEW:
-        bulk_insert(session, table_of(OutboxEvent), events)
-    else:
-        session.execute(insert(table_of(OutboxEvent)), events)
+    emit_many(session, "rating.changed", events, known_new=True)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -510,7 +510,7 @@ def record_commitment_signed(
 
 #: The outbox topic that re-rates an operator when a fact about it that is not a record changes (Art. 10's
 #: management assessment); the relay sends it to the same task as ``record.changed``.
-RATING_INPUTS_CHANGED = "operator.rating_inputs_changed"
+RATING_INPUTS_CHANGED: Final = "operator.rating_inputs_changed"
 
 
 def demonstration_ref(operator_id: int) -> str:

@@ -22,6 +22,7 @@ from backend.jurisdictions.models import Jurisdiction
 from backend.operators import service as operator_service
 from backend.operators.models import Operator
 from backend.outbox.service import emit
+from backend.outbox.topics import Topic
 from backend.records import rating
 from backend.records import service as records
 from backend.records.models import IntegrityRecord, OperatorRating, RecordSource
@@ -394,12 +395,11 @@ def _interview_changed(
         before=before,
         after=snapshot(interview),
     )
-    topic = {
-        "schedule": "interview.scheduled",
-        "acknowledge": "interview.acknowledged",
-        "outcome": "interview.held",
-        "cancel": "interview.cancelled",
-    }[verb]
+    # Acknowledgement and outcome change nothing anybody must be told or do: no event.
+    topics: dict[str, Topic] = {"schedule": "interview.scheduled", "cancel": "interview.cancelled"}
+    topic = topics.get(verb)
+    if topic is None:
+        return
     emit(
         session,
         topic,

@@ -68,7 +68,7 @@ def test_interview_flow(
         f"/api/v1/interviews/{interview['id']}/cancel", json={"reason": "x"}, headers=staff_headers
     )
     assert late.status_code == 409
-    assert _topics(session) == ["interview.scheduled", "interview.acknowledged", "interview.held"]
+    assert _topics(session) == ["interview.scheduled"]
     actions = session.exec(
         select(AuditEntry.action).where(AuditEntry.entity_type == "interview").order_by(col(AuditEntry.seq))
     ).all()
