@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from backend.auth.dependencies import Scope
 from backend.config import ROOT, get_settings
+from backend.hooks import install as install_hooks
 
 app = typer.Typer(
     help="公平 Gongping: 服务业诚信计量监督管理 / integrity metrology supervision", no_args_is_help=True
@@ -34,6 +35,8 @@ open311_key_app = typer.Typer(help="Open311 客户端密钥 / civic-tech client 
 open311_app.add_typer(open311_key_app, name="key")
 app.add_typer(open311_app, name="open311")
 console = Console(stderr=True)
+# The CLI is an entry point: its commands' sessions keep the public store current like the API's.
+install_hooks()
 OPENAPI_PATH = ROOT / "openapi" / "openapi.json"
 
 

@@ -411,10 +411,3 @@ def bulk_insert(
         [[p(row[c]) if p else row[c] for c, p in zip(columns, processors, strict=True)] for row in rows],
     )
     cursor.close()
-
-
-# Every session tells the shared public store which operators a commit changed (see backend.public.store):
-# installed with the database layer, so the API, the worker and the CLI all do it.
-from backend.public import store as _public_store  # noqa: E402
-
-_public_store.install()

@@ -12,6 +12,7 @@ from backend.config import Settings, get_settings
 from backend.errors import install_error_handlers
 from backend.exchange.router import router as exchange_router
 from backend.health.router import router as health_router
+from backend.hooks import install as install_hooks
 from backend.instruments.router import router as instruments_router
 from backend.intake.router import operators_router as intake_operators_router
 from backend.intake.router import router as intake_router
@@ -39,6 +40,7 @@ Gongping: the backend for service-industry integrity metrology supervision. Erro
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application."""
     settings = settings or get_settings()
+    install_hooks()
     app = FastAPI(title="Gongping 公平", version="0.1.0", description=DESCRIPTION)
     install_error_handlers(app)
     # Routes match in order: the public pages (QR scans are most of the traffic) come first.

@@ -46,7 +46,11 @@ from sqlmodel import Session  # noqa: E402
 
 from backend import ratelimit  # noqa: E402
 from backend.db import get_engine, get_session  # noqa: E402
+from backend.hooks import install as install_hooks  # noqa: E402
 from backend.main import create_app  # noqa: E402
+
+# Like every entry point, the test session installs the session hooks (services run here without the app).
+install_hooks()
 
 DB_FIXTURES = {"db_engine", "session", "client", "committed_session"}
 

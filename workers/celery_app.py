@@ -6,12 +6,15 @@ from celery import Celery
 from celery.schedules import crontab
 
 from backend.config import Settings, get_settings
+from backend.hooks import install as install_hooks
 from backend.outbox.broker import client_conf
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
     """Build the Celery app for ``settings``."""
     settings = settings or get_settings()
+    # The worker is an entry point: its sessions keep the public store current like the API's.
+    install_hooks()
     app = Celery(
         "gongping",
         broker=settings.broker_url,
