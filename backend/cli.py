@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from backend.auth.dependencies import Scope
+from backend.auth.scope import Scope
 from backend.config import ROOT, get_settings
 from backend.hooks import install as install_hooks
 
@@ -206,8 +206,8 @@ def _scope_for(jurisdiction: str | None, actor_username: str | None) -> Scope:
     from sqlmodel import col, select
 
     from backend.audit.service import SYSTEM
-    from backend.auth.dependencies import Scope
     from backend.auth.models import Account
+    from backend.auth.scope import Scope
     from backend.db import session_scope
     from backend.jurisdictions.models import Jurisdiction
 

@@ -10,8 +10,8 @@ from sqlmodel import Session, col, select
 
 from backend.audit.service import SYSTEM
 from backend.auth import service as auth_service
-from backend.auth.dependencies import Scope
 from backend.auth.models import Account, Role
+from backend.auth.scope import Scope
 from backend.common.schemas import LonLat
 from backend.instruments import service as instrument_service
 from backend.instruments.schemas import InstrumentCreate, VerificationCreate

@@ -42,8 +42,8 @@ def route_bench(complaints: int) -> dict[str, Any]:
 
     from backend.audit.service import SYSTEM
     from backend.auth import service as auth_service
-    from backend.auth.dependencies import Scope
     from backend.auth.models import Account, Role
+    from backend.auth.scope import Scope
     from backend.common.schemas import LonLat
     from backend.complaints import service as complaints_service
     from backend.complaints.schemas import ComplaintSubmission

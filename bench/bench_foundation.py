@@ -94,7 +94,7 @@ def child_import(url: str, ops: str, insts: str) -> None:
     """Runs in a subprocess: migrate, import both files, print timings as JSON."""
     os.environ["GONGPING_DATABASE_URL"] = url
     from backend.audit.service import SYSTEM
-    from backend.auth.dependencies import Scope
+    from backend.auth.scope import Scope
     from backend.db import session_scope
     from backend.migrate import upgrade
     from backend.operators.importer import import_instruments, import_operators

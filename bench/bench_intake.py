@@ -69,8 +69,8 @@ def child(url: str, ops: str, insts: str, results: str) -> None:
     os.environ["GONGPING_MEDIA_DIR"] = media
     from backend.audit.service import SYSTEM
     from backend.auth import service as auth_service
-    from backend.auth.dependencies import Scope
     from backend.auth.models import Account, Role
+    from backend.auth.scope import Scope
     from backend.db import session_scope
     from backend.intake import service
     from backend.intake.models import IntakeJob, JobKind

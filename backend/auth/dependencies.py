@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 
-from backend.audit.service import SystemActor
 from backend.auth.models import Account, Role
+from backend.auth.scope import Scope as Scope  # re-exported: code importing Scope from here still works
 from backend.auth.security import decode_access_token, unauthorized
 from backend.auth.service import term_is_current
 from backend.db import SessionDep
@@ -50,18 +49,6 @@ def require_roles(*roles: Role) -> Callable[[Account], Account]:
         return user
 
     return _check
-
-
-@dataclass(frozen=True)
-class Scope:
-    """A staff member's reach: their jurisdiction and everything below it (admins reach everything)."""
-
-    user: Account | SystemActor
-    path: str  # "/" for admins; system actors (imports from the CLI) may be given any scope
-
-    def covers(self, jurisdiction_path: str) -> bool:
-        """Whether a division (by path) lies inside this scope."""
-        return jurisdiction_path.startswith(self.path)
 
 
 def _staff_scope(session: SessionDep, user: CurrentUser) -> Scope:

@@ -10,7 +10,7 @@ from sqlalchemy import false, func, not_, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from backend.auth.dependencies import Scope
+from backend.auth.scope import Scope
 from backend.cases.models import Case, CaseAction, CaseDeadline, CaseEvent, CaseKind, CaseOutcome, CaseState
 from backend.cases.schemas import (
     CaseDetail,

@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import SYSTEM, Actor, snapshot
-from backend.auth.dependencies import Scope
 from backend.auth.models import Account
+from backend.auth.scope import Scope
 from backend.cases import routing
 from backend.cases.deadlines import (
     COMPLAINT_ACCEPTANCE,

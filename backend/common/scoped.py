@@ -17,7 +17,8 @@ from typing import Any, Literal, TypeVar
 
 from sqlmodel import Session, SQLModel, col, select
 
-from backend.auth.dependencies import Scope, StaffScope
+from backend.auth.dependencies import StaffScope
+from backend.auth.scope import Scope
 from backend.db import SessionDep
 from backend.errors import not_found
 from backend.jurisdictions.models import Jurisdiction

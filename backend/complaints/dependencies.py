@@ -22,8 +22,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import ratelimit
-from backend.auth.dependencies import Scope, oauth2_scheme
+from backend.auth.dependencies import oauth2_scheme
 from backend.auth.models import Account, Role
+from backend.auth.scope import Scope
 from backend.auth.security import AccessClaims, decode_access_token, unauthorized
 from backend.auth.service import term_is_current
 from backend.complaints.models import PhotoKind

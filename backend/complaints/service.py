@@ -17,8 +17,8 @@ from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from backend.auth.dependencies import Scope
 from backend.auth.models import Account, Role
+from backend.auth.scope import Scope
 from backend.complaints.models import (
     Complaint,
     ComplaintEvent,

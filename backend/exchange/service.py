@@ -39,7 +39,7 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import snapshot
-from backend.auth.dependencies import Scope
+from backend.auth.scope import Scope
 from backend.config import get_settings
 from backend.db import is_postgres, utcnow
 from backend.errors import AppError, not_found

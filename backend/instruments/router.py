@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlmodel import col, select
 
-from backend.auth.dependencies import CurrentUser, Scope, StaffScope
+from backend.auth.dependencies import CurrentUser, StaffScope
 from backend.auth.models import Account, Role
+from backend.auth.scope import Scope
 from backend.config import get_settings
 from backend.db import SessionDep
 from backend.errors import error_responses, not_found

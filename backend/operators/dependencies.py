@@ -29,7 +29,7 @@ def _staff_or_own_operator(session: SessionDep, user: CurrentUser, operator_id: 
             raise not_found("经营者", "operator")
         return operator
     if user.role in (Role.staff, Role.admin):
-        from backend.auth.dependencies import Scope
+        from backend.auth.scope import Scope
 
         if user.role == Role.admin:
             return service.get_in_scope(session, Scope(user, "/"), operator_id)

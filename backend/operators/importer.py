@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from backend.audit.service import Actor, AuditItem, record_many
-from backend.auth.dependencies import Scope
+from backend.auth.scope import Scope
 from backend.db import bulk_insert, one_of, table_of, utcnow
 from backend.errors import AppError
 from backend.instruments.catalogue import BY_CODE

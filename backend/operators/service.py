@@ -10,8 +10,8 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import Actor, snapshot
-from backend.auth.dependencies import Scope
 from backend.auth.models import Account, Role
+from backend.auth.scope import Scope
 from backend.common.schemas import LonLat
 from backend.db import utcnow
 from backend.errors import AppError, conflict, forbidden, not_found

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import Actor, snapshot
-from backend.auth.dependencies import Scope
+from backend.auth.scope import Scope
 from backend.db import utcnow
 from backend.errors import AppError, conflict
 from backend.jurisdictions.models import Jurisdiction

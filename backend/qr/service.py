@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import Actor, snapshot
-from backend.auth.dependencies import Scope
+from backend.auth.scope import Scope
 from backend.common.masking import mask_name, public_operator_name
 from backend.config import get_settings
 from backend.errors import AppError, not_found

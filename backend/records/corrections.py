@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import Actor, snapshot
-from backend.auth.dependencies import Scope
+from backend.auth.scope import Scope
 from backend.cases.deadlines import DeadlineSpec, StartEvent, compute_deadline
 from backend.common.scoped import load_scoped
 from backend.config import get_settings

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import SYSTEM, Actor, snapshot
-from backend.auth.dependencies import Scope
+from backend.auth.scope import Scope
 from backend.common.scoped import load_scoped
 from backend.config import get_settings
 from backend.db import utcnow

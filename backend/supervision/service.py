@@ -13,8 +13,8 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import snapshot
-from backend.auth.dependencies import Scope
 from backend.auth.models import Account
+from backend.auth.scope import Scope
 from backend.common.scoped import load_scoped
 from backend.db import table_of, utcnow
 from backend.errors import AppError, conflict, forbidden, not_found

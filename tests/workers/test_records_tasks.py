@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import Session, col, select
 
 from backend.audit.models import AuditEntry
-from backend.auth.dependencies import Scope
 from backend.auth.models import Role
+from backend.auth.scope import Scope
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators import service as operators
 from backend.operators.models import ManagementAssessment

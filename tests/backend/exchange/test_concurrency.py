@@ -10,8 +10,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from backend.audit.service import SYSTEM
-from backend.auth.dependencies import Scope
 from backend.auth.models import Role
+from backend.auth.scope import Scope
 from backend.db import is_postgres
 from backend.exchange import service as exchange
 from backend.exchange.models import ExchangeApiKey, FeedField
