@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import select as _select
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -42,6 +42,11 @@ metadata: MetaData = SQLModel.metadata
 def utcnow() -> datetime:
     """Timezone-aware now in UTC (stored naive-free everywhere)."""
     return datetime.now(UTC)
+
+
+def aware(at: datetime) -> datetime:
+    """An instant read back from the database as UTC-aware (SQLite hands back naive values, stored in UTC)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 @lru_cache(maxsize=1024)
@@ -262,6 +267,10 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+#: What batch jobs take to open their transactions: ``session_scope`` in production, a test's session in tests.
+UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
 
 def _finish(session: Session, error: BaseException | None) -> None:

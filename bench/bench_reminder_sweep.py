@@ -129,7 +129,7 @@ def emit_due(engine: Any, rows: list[tuple[int, date, int]], today: date) -> int
 
 
 def emit_overdue(engine: Any, rows: list[tuple[int, date, int]]) -> int:
-    """The emit phase of the overdue sweep, with the same payloads and dedupe keys as workers/sweeps.py."""
+    """The emit phase of the overdue sweep, with the same payloads and dedupe keys as backend/instruments/sweep.py."""
     from backend.outbox.service import emit_many
 
     stored = 0
@@ -150,9 +150,9 @@ def run(url: str, operators: int, instruments: int) -> dict[str, Any]:
     """Generate, then sweep twice; returns the timings and counts."""
     os.environ["GONGPING_DATABASE_URL"] = url
     from backend.db import make_engine
+    from backend.instruments.sweep import sweep_overdue_instruments
     from backend.migrate import upgrade
     from backend.records.service import bureau_today
-    from workers.sweeps import sweep_overdue_instruments
 
     today = bureau_today()
     upgrade(url)

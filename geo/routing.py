@@ -21,19 +21,45 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import Final, NamedTuple, Protocol
 
 import numpy as np
 import shapely
 from shapely.errors import GEOSException
 
+from geo.boundaries import GeometryArray
 from geo.codes import province_code
 from geo.coords import validate_lonlat
 from geo.errors import InvalidDistanceError
 from geo.geodesy import aeqd_forward, aeqd_inverse, geodesic_m, search_box
 
-if TYPE_CHECKING:
-    from geo.index import BoundaryIndex
+
+class CountyIndex(Protocol):
+    """What routing reads of a county index (``geo.index.BoundaryIndex``), so routing does not import it."""
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """Every county code, ascending."""
+        ...
+
+    @property
+    def geometries(self) -> GeometryArray:
+        """County MultiPolygons aligned with ``codes``."""
+        ...
+
+    @property
+    def tree(self) -> shapely.STRtree:
+        """The STRtree over ``geometries``."""
+        ...
+
+    def name_of(self, index: int) -> str | None:
+        """The county name at a position."""
+        ...
+
+    def covering(self, lon: float, lat: float) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(interior hits, boundary hits) for a point."""
+        ...
+
 
 DEFAULT_NEAREST_MAX_M: Final = 10_000.0
 DEFAULT_PROVINCE_GUESS_MAX_M: Final = 50_000.0
@@ -169,7 +195,7 @@ def _label_en(code: str, name: str | None) -> str:
 
 
 def route_point(
-    index: BoundaryIndex,
+    index: CountyIndex,
     lon: float,
     lat: float,
     accuracy_m: float | None = None,
@@ -205,7 +231,7 @@ def route_point(
     return _unroutable_decision(province, nearest_max)
 
 
-def _containing_decision(index: BoundaryIndex, i: int, *, on_boundary: bool) -> RoutingDecision:
+def _containing_decision(index: CountyIndex, i: int, *, on_boundary: bool) -> RoutingDecision:
     code, name = index.codes[i], index.name_of(i)
     if on_boundary:
         reason = Reason(
@@ -231,7 +257,7 @@ def _containing_decision(index: BoundaryIndex, i: int, *, on_boundary: bool) -> 
     )
 
 
-def _shared_border_decision(index: BoundaryIndex, hits: tuple[int, ...], *, overlap: bool) -> RoutingDecision:
+def _shared_border_decision(index: CountyIndex, hits: tuple[int, ...], *, overlap: bool) -> RoutingDecision:
     # hits are ascending index positions and positions follow code order, so hits[0] is the lowest code.
     chosen = hits[0]
     code, name = index.codes[chosen], index.name_of(chosen)
@@ -266,7 +292,7 @@ def _shared_border_decision(index: BoundaryIndex, hits: tuple[int, ...], *, over
 
 
 def _nearest_decision(
-    index: BoundaryIndex, nearest: list[tuple[int, float]], limit_m: float
+    index: CountyIndex, nearest: list[tuple[int, float]], limit_m: float
 ) -> RoutingDecision:
     chosen, distance = nearest[0]
     code, name = index.codes[chosen], index.name_of(chosen)
@@ -315,7 +341,7 @@ def _unroutable_decision(province: str | None, limit_m: float) -> RoutingDecisio
 
 
 def _accuracy_decision(
-    index: BoundaryIndex, shares: list[tuple[int, float]], radius_m: float
+    index: CountyIndex, shares: list[tuple[int, float]], radius_m: float
 ) -> RoutingDecision:
     chosen, share = shares[0]
     code, name = index.codes[chosen], index.name_of(chosen)
@@ -337,9 +363,7 @@ def _accuracy_decision(
     )
 
 
-def _circle_overlaps(
-    index: BoundaryIndex, lon: float, lat: float, radius_m: float
-) -> list[tuple[int, float]]:
+def _circle_overlaps(index: CountyIndex, lon: float, lat: float, radius_m: float) -> list[tuple[int, float]]:
     """Counties meeting the accuracy circle as (position, share of the circle's area), largest first."""
     box = shapely.box(*search_box(lon, lat, radius_m))
     candidates = np.sort(index.tree.query(box))
@@ -362,7 +386,7 @@ def _circle_overlaps(
 
 
 def _nearest(
-    index: BoundaryIndex, lon: float, lat: float, max_m: float, *, confirm: bool
+    index: CountyIndex, lon: float, lat: float, max_m: float, *, confirm: bool
 ) -> list[tuple[int, float]]:
     """Counties within ``max_m`` of the point as (position, metres), nearest first.
 

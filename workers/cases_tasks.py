@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from celery import Task
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from backend import faults
 from backend.cases.routing import GeocoderRetry
 from backend.cases.service import route_complaint
 from backend.cases.sweep import sweep_deadlines
 from backend.complaints.models import Complaint, RoutingStatus
-from backend.db import session_scope, utcnow
+from backend.db import UnitOfWork, session_scope, utcnow
 from backend.outbox.models import OutboxEvent
-from workers.celery_app import celery_app
+from workers.celery_app import backoff, database_unavailable
+from workers.celery_app import task as _task
 
 log = logging.getLogger(__name__)
 
@@ -27,23 +25,11 @@ MAX_RETRIES = 6
 #: A complaint still pending routing this long after filing lost its task: the sweep routes it.
 STALE_AFTER = timedelta(minutes=10)
 SWEEP_LIMIT = 500
-UnitOfWork = Callable[[], AbstractContextManager[Session]]
-
-
-def _task(**options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
-    """``celery_app.task`` with a type: Celery's decorator is untyped."""
-    return cast(Callable[[Callable[..., Any]], "Task[Any, Any]"], celery_app.task(**options))
 
 
 def _transient(exc: BaseException) -> bool:
     """Errors worth retrying: the database briefly unavailable, or the geocoder."""
-    if isinstance(exc, OperationalError | GeocoderRetry):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
-def _backoff(retries: int) -> int:
-    return int(min(600, 10 * 2**retries))
+    return isinstance(exc, GeocoderRetry) or database_unavailable(exc)
 
 
 def route_one(
@@ -77,7 +63,7 @@ def _route(task: Task[Any, Any], event_id: int) -> str | None:
         if not _transient(exc):
             raise
         log.warning("event %s: routing failed transiently, retrying: %s", event_id, exc)
-        raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from exc
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries, base=10)) from exc
 
 
 @_task(name="gongping.complaints.route", bind=True, max_retries=MAX_RETRIES)

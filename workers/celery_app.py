@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from collections.abc import Callable
+from typing import Any, cast
+
+from celery import Celery, Task
 from celery.schedules import crontab
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend.config import Settings, get_settings
 from backend.hooks import install as install_hooks
@@ -24,6 +28,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "workers.cases_tasks",
             "workers.records_tasks",
             "workers.notifications_tasks",
+            "workers.reminders_tasks",
+            "workers.push_signals",
             "workers.intake_tasks",
             "workers.delivery_tracking",
             "workers.public_tasks",
@@ -76,3 +82,27 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 celery_app = make_celery()
+
+
+def task(**options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
+    """``celery_app.task`` with a type: Celery's decorator is untyped."""
+    return cast(Callable[[Callable[..., Any]], "Task[Any, Any]"], celery_app.task(**options))
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a task failed because the database was briefly unavailable (worth a retry)."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def backoff(retries: int, base: int = 5) -> int:
+    """Seconds before retry number ``retries``: doubling from ``base``, at most ten minutes."""
+    return int(min(600, base * 2**retries))
+
+
+def queue_of(task: Task[Any, Any]) -> str | None:
+    """The queue the running task came from: follow-up sends stay on it (a dedicated queue, say)."""
+    info = getattr(task.request, "delivery_info", None) or {}
+    queue = info.get("routing_key")
+    return str(queue) if queue else None

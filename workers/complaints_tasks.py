@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from celery import Task
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend.complaints.photos import process_photo, stale_pending_photos
 from backend.complaints.service import purge_idempotency_keys
 from backend.db import session_scope
 from backend.outbox.models import OutboxEvent
-from workers.celery_app import celery_app
+from workers.celery_app import backoff, database_unavailable
+from workers.celery_app import task as _task
 
 log = logging.getLogger(__name__)
 
@@ -23,22 +22,9 @@ MAX_RETRIES = 6
 STALE_AFTER = timedelta(minutes=30)
 
 
-def _task(**options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
-    """``celery_app.task`` with a type: Celery's decorator is untyped."""
-    return cast(Callable[[Callable[..., Any]], "Task[Any, Any]"], celery_app.task(**options))
-
-
 def _transient(exc: BaseException) -> bool:
     """Errors worth retrying: the database or the photo store being briefly unavailable."""
-    if isinstance(exc, OperationalError):
-        return True
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated)
-    return isinstance(exc, OSError)
-
-
-def _backoff(retries: int) -> int:
-    return int(min(600, 10 * 2**retries))
+    return database_unavailable(exc) or isinstance(exc, OSError)
 
 
 def _process(task: Task[Any, Any], photo_id: int) -> str | None:
@@ -48,7 +34,7 @@ def _process(task: Task[Any, Any], photo_id: int) -> str | None:
         if not _transient(exc):
             raise
         log.warning("photo %s: transient error, retrying: %s", photo_id, exc)
-        raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from exc
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries, base=10)) from exc
     return status.value if status is not None else None
 
 

@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from celery import Task
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from backend.complaints.service import media_storage
 from backend.db import session_scope
 from backend.intake import service
 from backend.media.storage import MediaNotFound
 from backend.outbox.models import OutboxEvent
-from workers.celery_app import celery_app
+from workers.celery_app import database_unavailable
+from workers.celery_app import task as _task
 
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 6
 
 
-def _task(**options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
-    """``celery_app.task`` with a type: Celery's decorator is untyped."""
-    return cast(Callable[[Callable[..., Any]], "Task[Any, Any]"], celery_app.task(**options))
-
-
 def _transient(exc: BaseException) -> bool:
     """Errors worth retrying: the database briefly unavailable, or a unique key another upload of the same
     certificates committed first (the retried chunk then counts those rows as duplicates)."""
-    if isinstance(exc, OperationalError | IntegrityError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    return isinstance(exc, IntegrityError) or database_unavailable(exc)
 
 
 # 100,000 rows take well under a minute; the limits leave room for a loaded machine, and a redelivery resumes

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, cast
 
-from celery import Task
 from fastapi import FastAPI
 
 from backend.public.refresh import REFRESH_BATCH, refresh
 from backend.public.store import get_store
-from workers.celery_app import celery_app
+from workers.celery_app import task as _task
 
 log = logging.getLogger(__name__)
-
-
-def _task(**options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
-    """``celery_app.task`` with a type: Celery's decorator is untyped."""
-    return cast(Callable[[Callable[..., Any]], "Task[Any, Any]"], celery_app.task(**options))
 
 
 @lru_cache(maxsize=1)

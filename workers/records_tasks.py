@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 from celery import Task
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend.db import session_scope
 from backend.outbox.models import OutboxEvent
 from backend.records import rating
 from backend.records import service as records
-from workers.celery_app import celery_app
+from workers.celery_app import database_unavailable
+from workers.celery_app import task as _task
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +23,9 @@ MAX_RETRIES = 6
 RANGE_SIZE = 20_000
 
 
-def _task(**options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
-    """``celery_app.task`` with a type: Celery's decorator is untyped."""
-    return cast(Callable[[Callable[..., Any]], "Task[Any, Any]"], celery_app.task(**options))
-
-
 def _transient(exc: BaseException) -> bool:
     """Errors worth retrying: the database briefly unavailable."""
-    if isinstance(exc, OperationalError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    return database_unavailable(exc)
 
 
 def _payload(event_id: int) -> dict[str, Any] | None:

@@ -7,10 +7,10 @@ from datetime import date, timedelta
 
 from backend.config import get_settings
 from backend.db import session_scope
+from backend.instruments.sweep import sweep_overdue_instruments
 from backend.outbox.models import OutboxEvent
 from backend.outbox.relay import redrive_once, relay_once
 from workers.celery_app import celery_app
-from workers.sweeps import sweep_overdue_instruments
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import math
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -26,7 +26,7 @@ from backend.auth.security import (
     verify_password,
 )
 from backend.config import get_settings
-from backend.db import utcnow
+from backend.db import aware, utcnow
 from backend.errors import AppError, conflict
 
 AUDIT_EXCLUDE = ("password_hash",)
@@ -42,7 +42,7 @@ class TokenPair:
 
 
 def _aware(at: datetime | None) -> datetime | None:
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+    return None if at is None else aware(at)
 
 
 def _throttle_key(username: str) -> str:

@@ -3,8 +3,6 @@ and tell its staff, once per case and deadline."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
@@ -15,12 +13,11 @@ from backend.cases.models import Case, CaseAction, CaseDeadline, CaseEvent
 from backend.cases.service import aware, bureau_label, locked_case
 from backend.complaints import service as complaints
 from backend.complaints.models import Complaint
-from backend.db import session_scope, utcnow
+from backend.db import UnitOfWork, session_scope, utcnow
 from backend.jurisdictions.models import Jurisdiction
 from backend.outbox.service import emit
 
 BATCH = 500
-UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
 
 def _escalation_target(session: Session, case: Case) -> str | None:

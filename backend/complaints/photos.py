@@ -8,8 +8,6 @@ Pixels are worked on outside any transaction, so a slow photo never holds databa
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,13 +17,12 @@ from backend import faults
 from backend.complaints.models import ComplaintPhoto, PhotoStatus
 from backend.complaints.service import DISPLAY, THUMBNAILS, media_storage
 from backend.config import get_settings
-from backend.db import session_scope, utcnow
+from backend.db import UnitOfWork, session_scope, utcnow
 from backend.media.processing import MediaError, ProcessedPhoto, hamming, process
 from backend.media.storage import MediaNotFound, MediaStorage, put_content_addressed
 
 log = logging.getLogger(__name__)
 
-UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
 #: At most this many earlier photos are listed as probable sources of a reused one.
 MAX_DUPLICATES_LISTED = 20

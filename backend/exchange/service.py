@@ -41,7 +41,7 @@ from backend import audit
 from backend.audit.service import snapshot
 from backend.auth.scope import Scope
 from backend.config import get_settings
-from backend.db import is_postgres, utcnow
+from backend.db import aware, is_postgres, utcnow
 from backend.errors import AppError, not_found
 from backend.exchange.models import (
     ExchangeApiKey,
@@ -105,11 +105,6 @@ _CURSOR_BODY = re.compile(r"^gpc1:(0|[1-9]\d{0,17})$")
 # ---- keys -------------------------------------------------------------------------------------------------
 
 
-def _aware(at: datetime) -> datetime:
-    """SQLite hands back naive datetimes, which are UTC here."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
 def _pepper() -> bytes:
     return hashlib.sha256(b"gongping/exchange-api-key\x00" + get_settings().secret_key.encode()).digest()
 
@@ -133,9 +128,9 @@ def key_prefix(key: ExchangeApiKey) -> str:
 def key_status(key: ExchangeApiKey, now: datetime | None = None) -> str:
     """active, revoked or expired."""
     now = now or utcnow()
-    if key.revoked_at is not None and _aware(key.revoked_at) <= now:
+    if key.revoked_at is not None and aware(key.revoked_at) <= now:
         return "revoked"
-    if _aware(key.expires_at) <= now:
+    if aware(key.expires_at) <= now:
         return "expired"
     return "active"
 
@@ -145,7 +140,7 @@ def to_read(key: ExchangeApiKey) -> ApiKeyRead:
     data = key.model_dump(exclude={"secret_hash", "lookup_id", "scope_path"})
     for name in ("expires_at", "created_at", "revoked_at"):
         if data[name] is not None:
-            data[name] = _aware(data[name])
+            data[name] = aware(data[name])
     return ApiKeyRead.model_validate({**data, "key_prefix": key_prefix(key), "status": key_status(key)})
 
 
@@ -293,7 +288,7 @@ def rotate_key(
     _refuse_inactive(session, key)
     # The scope is re-checked: the caller's own reach may have shrunk since the key was made.
     _scope_paths(session, scope, key.jurisdiction_codes)
-    expires_at = _check_expiry(data.expires_at) if data.expires_at else _aware(key.expires_at)
+    expires_at = _check_expiry(data.expires_at) if data.expires_at else aware(key.expires_at)
     lookup_id, secret, raw = _new_secret()
     new = ExchangeApiKey(
         name=key.name,
@@ -379,7 +374,7 @@ def _rating_candidates(session: Session, after: int) -> list[_Candidate]:
         .limit(CAPTURE_BATCH)
     )
     return [
-        _Candidate(_aware(at), FeedSource.rating_change, rid, FeedEventType.class_change, operator_id, None)
+        _Candidate(aware(at), FeedSource.rating_change, rid, FeedEventType.class_change, operator_id, None)
         for rid, operator_id, at in session.execute(stmt)
     ]
 
@@ -419,7 +414,7 @@ def _version_candidates(session: Session, after: int) -> list[_Candidate]:
     )
     return [
         _Candidate(
-            _aware(at),
+            aware(at),
             FeedSource.record_version,
             vid,
             _VERSION_EVENTS[RecordChange(change)],
@@ -658,11 +653,11 @@ def read_feed(session: Session, key: ExchangeApiKey, *, cursor: int, limit: int)
             data["operator"] = part
         if entry.source is FeedSource.rating_change:
             change = changes[entry.source_id]
-            data["occurred_at"] = _aware(change.at)
+            data["occurred_at"] = aware(change.at)
             data["class_change"] = _class_part(change, fields)
         else:
             version = versions[entry.source_id]
-            data["occurred_at"] = _aware(version.at)
+            data["occurred_at"] = aware(version.at)
             data["record"] = _record_part(version, fields)
         events.append(FeedEvent.model_validate(data))
     last = (rows[-1][0].seq or 0) if more else high

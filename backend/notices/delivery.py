@@ -22,8 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -35,7 +34,7 @@ from sqlmodel import Session, col
 
 from backend import faults
 from backend.auth.models import Account
-from backend.db import is_postgres, session_scope, table_of, utcnow
+from backend.db import UnitOfWork, aware, is_postgres, session_scope, table_of, utcnow
 from backend.notices.handlers import BATCH_HANDLERS, ContextValue, Localized, Notice, notices_for
 from backend.notices.models import Device, InboxNotification, NotificationPreference, PushDelivery, PushStatus
 from backend.outbox.models import OutboxEvent
@@ -47,7 +46,6 @@ from notifications.templates import RenderedMessage, TemplateError, render, reso
 
 log = logging.getLogger(__name__)
 
-UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
 #: A claimed row whose sender never reported back is handed out again after this (> the task time limit).
 STALE_AFTER = timedelta(minutes=10)
@@ -522,10 +520,6 @@ def _message(claimed: _Claimed) -> OutgoingMessage:
     )
 
 
-def _aware(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
-
-
 def _detail(result: DeliveryResult) -> str:
     return f"{result.error_code or result.status.value}: {result.detail or ''}"[:500]
 
@@ -543,7 +537,7 @@ def record_results(
         values: dict[str, Any] = {
             "b_id": row.id,
             "b_status": PushStatus.sent.value,
-            "b_next": _aware(row.next_attempt_at),
+            "b_next": aware(row.next_attempt_at),
             "b_sent_at": None,
             "b_error": None,
             "b_message_id": None,
@@ -564,7 +558,7 @@ def record_results(
         elif result.status is DeliveryStatus.RETRY:
             delay = result.retry_after_s if result.retry_after_s is not None else 60.0
             at = now + timedelta(seconds=delay)
-            if at >= _aware(row.expires_at):
+            if at >= aware(row.expires_at):
                 values |= {"b_status": PushStatus.expired.value, "b_error": _detail(result)}
                 report.expired += 1
             else:

@@ -69,7 +69,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -77,7 +77,7 @@ from sqlmodel import Session, col, select
 from backend.auth.models import Account, Role
 from backend.cases.models import Case, CaseKind, CaseState
 from backend.complaints.models import Complaint, ComplaintSource
-from backend.db import utcnow
+from backend.db import aware, utcnow
 from backend.instruments.catalogue import BY_CODE
 from backend.instruments.models import Instrument, InstrumentStatus
 from backend.jurisdictions.models import Jurisdiction
@@ -211,11 +211,6 @@ def _assignee_or_staff(session: Session, payload: Mapping[str, Any]) -> tuple[in
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
-
-
-def _aware(at: datetime) -> datetime:
-    # SQLite hands back naive values; everything is stored in UTC.
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def _instrument_name(instrument: Instrument) -> Localized:
@@ -449,7 +444,7 @@ def interview_scheduled(session: Session, event: OutboxEvent) -> list[Notice]:
     context: dict[str, ContextValue] = {
         "interview_id": str(interview.id),
         "bureau_name": _interviewing_bureau(session, interview),
-        "scheduled_at": _aware(interview.scheduled_at),
+        "scheduled_at": aware(interview.scheduled_at),
         "place": interview.place,
     }
     return [Notice(operator_users(session, interview.operator_id), "interview_scheduled", context)]
@@ -462,7 +457,7 @@ def interview_reminder(session: Session, event: OutboxEvent) -> list[Notice]:
     interview = _open_interview(session, int(payload["interview_id"]))
     if interview is None or interview.scheduled_at is None:
         return []
-    scheduled_at = _aware(interview.scheduled_at)
+    scheduled_at = aware(interview.scheduled_at)
     if scheduled_at != datetime.fromisoformat(str(payload["scheduled_at"])) or scheduled_at <= utcnow():
         # Moved since the reminder was planned (the new time has its own reminders), or already begun.
         return []
@@ -490,7 +485,7 @@ def interview_cancelled(session: Session, event: OutboxEvent) -> list[Notice]:
     context: dict[str, ContextValue] = {
         "interview_id": str(interview.id),
         "bureau_name": _interviewing_bureau(session, interview),
-        "scheduled_at": _aware(interview.scheduled_at),
+        "scheduled_at": aware(interview.scheduled_at),
     }
     return [Notice(operator_users(session, interview.operator_id), "interview_cancelled", context)]
 

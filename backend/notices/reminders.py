@@ -9,15 +9,14 @@ interview starts a fresh set. Overdue verifications are the existing ``instrumen
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session, col
 
-from backend.db import session_scope, utcnow
+from backend.db import UnitOfWork, aware, session_scope, utcnow
 from backend.instruments.models import Instrument, InstrumentStatus
 from backend.outbox.service import emit_many
 from backend.records.service import bureau_today
@@ -26,7 +25,6 @@ from notifications.policy import DueThreshold, due_thresholds, interview_event_i
 
 log = logging.getLogger(__name__)
 
-UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
 #: Instruments per read (each batch is its own transaction, so the sweep holds no long locks).
 BATCH = 5000
@@ -102,10 +100,6 @@ def sweep_due_instruments(
     return emitted
 
 
-def _aware(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
-
-
 def sweep_interview_reminders(
     now: datetime | None = None, *, unit_of_work: UnitOfWork = session_scope
 ) -> int:
@@ -132,8 +126,8 @@ def sweep_interview_reminders(
         ).all()
         events: list[tuple[dict[str, Any], str]] = []
         for interview_id, operator_id, scheduled_at, created_at in rows:
-            at = _aware(scheduled_at)
-            reached = [r for r, send_at in interview_reminders(at, _aware(created_at)) if send_at <= now]
+            at = aware(scheduled_at)
+            reached = [r for r, send_at in interview_reminders(at, aware(created_at)) if send_at <= now]
             if not reached:
                 continue
             step = reached[-1]

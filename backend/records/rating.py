@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from functools import lru_cache
@@ -39,7 +38,7 @@ from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col, select
 
 from backend.audit.service import SYSTEM, Actor, AuditItem, record_many
-from backend.db import bulk_insert, is_postgres, session_scope, table_of, utcnow
+from backend.db import UnitOfWork, bulk_insert, is_postgres, session_scope, table_of, utcnow
 from backend.operators.models import ManagementAssessment, Operator
 from backend.outbox.models import OutboxEvent
 from backend.outbox.service import emit_many
@@ -78,7 +77,6 @@ MANAGEMENT_SOUND: dict[ManagementAssessment, bool | None] = {
 _MANAGEMENT_CODE: dict[bool | None, str] = {True: "S", False: "N", None: "U"}
 _COUNT_FIELDS = tuple(f.name for f in fields(RatingInputs) if f.name != "management_sound")
 _PEAK_INDEX = _COUNT_FIELDS.index("short_changing_peak")
-UnitOfWork = Callable[[], AbstractContextManager[Session]]
 Method = Literal["auto", "sql", "python"]
 
 

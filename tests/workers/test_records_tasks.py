@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from backend.audit.models import AuditEntry
 from backend.auth.models import Role
 from backend.auth.scope import Scope
+from backend.instruments.sweep import sweep_overdue_instruments
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators import service as operators
 from backend.operators.models import ManagementAssessment
@@ -30,7 +31,6 @@ from backend.records.rules import IntegrityClass, RecordKind, RecordState
 from tests.factories import make_account, make_instrument, make_operator, make_record
 from workers import records_tasks
 from workers.celery_app import celery_app
-from workers.sweeps import sweep_overdue_instruments
 
 TODAY = service.bureau_today()
 

@@ -13,9 +13,9 @@ from sqlmodel import Session, select
 from backend.auth.models import Role
 from backend.instruments.models import VerificationState
 from backend.instruments.service import add_months, default_valid_until, verification_state
+from backend.instruments.sweep import sweep_overdue_instruments
 from backend.outbox.models import OutboxEvent
 from tests.factories import COUNTY_A, COUNTY_B, login, make_account, make_operator
-from workers.sweeps import sweep_overdue_instruments
 
 TODAY = date(2026, 11, 27)
 

@@ -211,7 +211,7 @@ def test_moved_interview_gets_its_own_reminders(session: Session, operator: Oper
 def test_overdue_sweep_emits_one_event_per_instrument_and_due_date_in_pages(
     session: Session, operator: Operator
 ) -> None:
-    from workers.sweeps import sweep_overdue_instruments
+    from backend.instruments.sweep import sweep_overdue_instruments
 
     overdue = [_instrument(session, operator, TODAY - timedelta(days=d)) for d in (1, 2, 40, 400)]
     _instrument(session, operator, TODAY)  # valid through today

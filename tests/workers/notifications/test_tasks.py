@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from backend.config import Settings
+from backend.notices import channel
 from backend.notices.delivery import SendReport
 from notifications.push import PushChannel
 from workers import notifications_tasks as tasks
@@ -27,8 +28,8 @@ def test_settings_read_the_documented_environment(monkeypatch: pytest.MonkeyPatc
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, **values: Any) -> None:
-    monkeypatch.setattr(tasks, "get_settings", lambda: Settings(**values))
-    tasks.close_push_channel()
+    monkeypatch.setattr(channel, "get_settings", lambda: Settings(**values))
+    channel.close_push_channel()
 
 
 def test_without_credentials_push_is_off_and_the_worker_says_so(
@@ -36,9 +37,9 @@ def test_without_credentials_push_is_off_and_the_worker_says_so(
 ) -> None:
     _settings(monkeypatch, fcm_credentials=None)
     with caplog.at_level(logging.INFO):
-        tasks._announce()
+        channel.announce()
     assert "push notifications OFF" in caplog.text and "推送通知已关闭" in caplog.text
-    assert tasks.push_channel() is None
+    assert channel.push_channel() is None
     assert tasks.retry_due_task.apply().get() == 0
 
 
@@ -47,10 +48,10 @@ def test_unusable_credentials_stop_the_worker(monkeypatch: pytest.MonkeyPatch, t
     broken.write_text("{not json")
     _settings(monkeypatch, fcm_credentials=broken)
     with pytest.raises(SystemExit, match="unusable FCM credentials"):
-        tasks._announce()
+        channel.announce()
     _settings(monkeypatch, fcm_credentials=tmp_path / "missing.json")
     with pytest.raises(SystemExit):
-        tasks._announce()
+        channel.announce()
 
 
 def test_one_channel_per_process_rebuilt_after_a_fork(
@@ -59,17 +60,17 @@ def test_one_channel_per_process_rebuilt_after_a_fork(
     _settings(monkeypatch, fcm_credentials=service_account, fcm_endpoint=fcm_server.base_url)
     try:
         with caplog.at_level(logging.INFO):
-            tasks._announce()
+            channel.announce()
         assert "push notifications ON" in caplog.text and "gongping-test" in caplog.text
-        first = tasks.push_channel()
-        assert isinstance(first, PushChannel) and tasks.push_channel() is first
+        first = channel.push_channel()
+        assert isinstance(first, PushChannel) and channel.push_channel() is first
         assert first.send_url == f"{fcm_server.base_url}/v1/projects/gongping-test/messages:send"
-        monkeypatch.setattr(tasks.os, "getpid", lambda: -1)  # as a forked child sees it
-        second = tasks.push_channel()
+        monkeypatch.setattr(channel.os, "getpid", lambda: -1)  # as a forked child sees it
+        second = channel.push_channel()
         assert isinstance(second, PushChannel) and second is not first
         first.close()
     finally:
-        tasks.close_push_channel()
+        channel.close_push_channel()
 
 
 def test_soon_retries_go_by_countdown_on_the_same_queue(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlmodel import Session
-
-from backend.db import session_scope
+from backend.db import UnitOfWork, session_scope
 from backend.instruments.service import overdue_in_use
 from backend.outbox.service import emit_many
 
 BATCH = 5000
-UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
 
 def overdue_events(rows: Sequence[tuple[int, date, int]]) -> list[tuple[dict[str, Any], str]]:
