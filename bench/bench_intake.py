@@ -72,7 +72,7 @@ def child(url: str, ops: str, insts: str, results: str) -> None:
     from backend.auth.models import Account, Role
     from backend.auth.scope import Scope
     from backend.db import session_scope
-    from backend.intake import service
+    from backend.intake import jobs
     from backend.intake.models import IntakeJob, JobKind
     from backend.media.storage import LocalMediaStorage
     from backend.migrate import upgrade
@@ -103,7 +103,7 @@ def child(url: str, ops: str, insts: str, results: str) -> None:
         with session_scope() as session:
             account = session.get(Account, account_id)
             assert account is not None
-            job = service.create_job(
+            job = jobs.create_job(
                 session,
                 account=account,
                 kind=JobKind.verifications,
@@ -113,7 +113,7 @@ def child(url: str, ops: str, insts: str, results: str) -> None:
             )
             job_id = job.id or 0
         t1 = time.perf_counter()
-        service.run_job(job_id, storage=storage)
+        jobs.run_job(job_id, storage=storage)
         t2, c2 = time.perf_counter(), time.process_time()
         with session_scope() as session:
             done = session.get(IntakeJob, job_id)

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.complaints.service import media_storage
 from backend.db import session_scope
-from backend.intake import service
+from backend.intake import jobs
 from backend.media.storage import MediaNotFound
 from backend.outbox.models import OutboxEvent
 from workers.celery_app import database_unavailable
@@ -45,14 +45,14 @@ def run_job_task(self: Task[Any, Any], event_id: int) -> str | None:
         return None
     job_id = int(payload["job_id"])
     try:
-        state = service.run_job(job_id, storage=media_storage())
+        state = jobs.run_job(job_id, storage=media_storage())
     except MediaNotFound:
-        service.fail_job(job_id, "上传的文件已不存在 / the uploaded file is gone")
+        jobs.fail_job(job_id, "上传的文件已不存在 / the uploaded file is gone")
         return "failed"
     except Exception as exc:
         if _transient(exc) and self.request.retries < MAX_RETRIES:
             raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries)) from exc
         log.exception("intake job %s failed", job_id)
-        service.fail_job(job_id, f"{type(exc).__name__}: {exc}")
+        jobs.fail_job(job_id, f"{type(exc).__name__}: {exc}")
         raise
     return state.value if state is not None else None

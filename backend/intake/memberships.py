@@ -29,8 +29,10 @@ from backend.db import bulk_insert, table_of, utcnow
 from backend.errors import AppError, conflict, not_found
 from backend.intake import csvfile
 from backend.intake.csvfile import RowProblem, problem
+from backend.intake.jobs import read_table
 from backend.intake.models import AssociationMembership, IntakeReport, ReportMeasure
-from backend.intake.service import _one_of, area_path, operator_in_area, read_table
+from backend.intake.reports import operator_in_area
+from backend.intake.service import area_path, one_of
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators.models import Operator
 from backend.operators.uscc import InvalidUSCC, normalise_uscc
@@ -88,7 +90,7 @@ def _periods(session: Session, association_id: int, operator_ids: set[int]) -> d
             col(AssociationMembership.member_number),
         ).where(
             col(AssociationMembership.association_id) == association_id,
-            _one_of(session, col(AssociationMembership.operator_id), operator_ids),
+            one_of(session, col(AssociationMembership.operator_id), operator_ids),
         )
     ).all()
     for operator_id, joined_on, ended_on, number in rows:
@@ -383,7 +385,7 @@ def import_csv(session: Session, *, account: Account, data: bytes, filename: str
         for operator_id, uscc, active, path in session.execute(
             sa_select(col(Operator.id), col(Operator.uscc), col(Operator.is_active), col(Jurisdiction.path))
             .join(Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code))
-            .where(_one_of(session, col(Operator.uscc), codes))
+            .where(one_of(session, col(Operator.uscc), codes))
         ).all():
             operators[uscc] = (operator_id, active, path)
     periods = _periods(session, account.id or 0, {o[0] for o in operators.values()})

@@ -20,7 +20,7 @@ from backend.errors import AppError, error_responses, forbidden
 from backend.i18n import Locale, request_locale
 from backend.instruments.models import Instrument
 from backend.instruments.service import state_of
-from backend.intake import memberships, service
+from backend.intake import jobs, memberships, reports, service, verifications
 from backend.intake.csvfile import RowProblem
 from backend.intake.models import (
     AssociationMembership,
@@ -88,7 +88,7 @@ def _submission_read(session: SessionDep, submission: VerificationSubmission) ->
 
 def _start_job(session: SessionDep, user: Account, kind: JobKind, file: UploadFile) -> IntakeJobRead:
     """Keep the upload and queue its import (the worker picks it up after the commit)."""
-    job = service.create_job(
+    job = jobs.create_job(
         session,
         account=user,
         kind=kind,
@@ -150,8 +150,8 @@ def submit_verification(
     session: SessionDep, user: Institution, body: VerificationSubmissionCreate, response: Response
 ) -> VerificationSubmissionRead:
     """Submit one verification result; a failure or an overdue instrument in use becomes a reported record."""
-    item = service.VerificationInput(row=0, **body.model_dump())
-    submission, created = service.submit_verification(session, account=user, item=item)
+    item = verifications.VerificationInput(row=0, **body.model_dump())
+    submission, created = verifications.submit_verification(session, account=user, item=item)
     if not created:
         response.status_code = status.HTTP_200_OK
     return _submission_read(session, submission)
@@ -177,7 +177,7 @@ def list_verifications(
     session: SessionDep, user: Institution, limit: PageLimit = 50, offset: PageOffset = 0
 ) -> Page[VerificationSubmissionRead]:
     """Your own submitted verification results, newest first."""
-    items, total = service.list_submissions(session, user, limit=limit, offset=offset)
+    items, total = verifications.list_submissions(session, user, limit=limit, offset=offset)
     return Page(
         items=[VerificationSubmissionRead.model_validate(s) for s in items],
         total=total,
@@ -193,7 +193,7 @@ def get_verification(
     session: SessionDep, user: Institution, submission_id: int
 ) -> VerificationSubmissionRead:
     """One of your submitted verification results."""
-    return _submission_read(session, service.get_submission(session, user, submission_id))
+    return _submission_read(session, verifications.get_submission(session, user, submission_id))
 
 
 @router.post(
@@ -208,7 +208,7 @@ def report_violation(
     """Report a violation found while verifying (a cheating device…); staff verify or dismiss it."""
     instrument = None
     if body.instrument_id or body.instrument_code or body.serial:
-        instrument = service.VerificationInput(
+        instrument = verifications.VerificationInput(
             row=0,
             verified_on=body.fact_date,
             passed=True,
@@ -218,7 +218,7 @@ def report_violation(
             serial=body.serial,
             operator_uscc=body.operator_uscc,
         )
-    data = service.ReportInput(
+    data = reports.ReportInput(
         measure=ReportMeasure.violation,
         kind=body.kind,
         fact_date=body.fact_date,
@@ -229,7 +229,7 @@ def report_violation(
         operator_uscc=body.operator_uscc,
         instrument=instrument,
     )
-    report, created = service.file_report(
+    report, created = reports.file_report(
         session, account=user, data=data, area=service.area_path(session, user)
     )
     if not created:
@@ -271,7 +271,7 @@ def report_association(
     The operator must have been your member on ``fact_date`` (see ``/association-memberships``), else 422
     ``not_a_member``.
     """
-    data = service.ReportInput(
+    data = reports.ReportInput(
         measure=body.measure,
         kind=RecordKind.ASSOCIATION_WARNING,
         fact_date=body.fact_date,
@@ -281,7 +281,7 @@ def report_association(
         operator_id=body.operator_id,
         operator_uscc=body.operator_uscc,
     )
-    report, created = service.file_report(
+    report, created = reports.file_report(
         session, account=user, data=data, area=service.area_path(session, user)
     )
     if not created:
@@ -516,7 +516,7 @@ def list_reports(
     session: SessionDep, user: IntakeAccount, limit: PageLimit = 50, offset: PageOffset = 0
 ) -> Page[IntakeReportRead]:
     """Your own violation reports or association reports, newest first."""
-    items, total = service.list_reports(session, user, limit=limit, offset=offset)
+    items, total = reports.list_reports(session, user, limit=limit, offset=offset)
     return Page(
         items=[IntakeReportRead.model_validate(r) for r in items], total=total, limit=limit, offset=offset
     )
@@ -525,7 +525,7 @@ def list_reports(
 @router.get("/reports/{report_id}", response_model=IntakeReportRead, responses=_READ_ERRORS)
 def get_report(session: SessionDep, user: IntakeAccount, report_id: int) -> IntakeReportRead:
     """One of your reports."""
-    report: IntakeReport = service.get_report(session, user, report_id)
+    report: IntakeReport = reports.get_report(session, user, report_id)
     return IntakeReportRead.model_validate(report)
 
 
@@ -534,14 +534,14 @@ def list_jobs(
     session: SessionDep, user: IntakeAccount, limit: PageLimit = 50, offset: PageOffset = 0
 ) -> Page[IntakeJobRead]:
     """Your own CSV jobs, newest first."""
-    items, total = service.list_jobs(session, user, limit=limit, offset=offset)
+    items, total = jobs.list_jobs(session, user, limit=limit, offset=offset)
     return Page(items=[_job_read(j) for j in items], total=total, limit=limit, offset=offset)
 
 
 @router.get("/jobs/{job_id}", response_model=IntakeJobRead, responses=_READ_ERRORS)
 def get_job(session: SessionDep, user: IntakeAccount, job_id: int) -> IntakeJobRead:
     """A job's state, progress (rows done of the total) and counts."""
-    return _job_read(service.get_job(session, user, job_id))
+    return _job_read(jobs.get_job(session, user, job_id))
 
 
 @router.get(
@@ -559,11 +559,11 @@ def get_job_errors(
     offset: PageOffset = 0,
 ) -> Page[RowErrorRead] | Response:
     """The row-level error report: JSON pages, or the whole report as CSV (``?format=csv`` or Accept: text/csv)."""
-    job = service.get_job(session, user, job_id)
+    job = jobs.get_job(session, user, job_id)
     locale = request_locale(request)
     as_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if as_csv:
-        errors, _total = service.row_errors(session, job.id or 0)
+        errors, _total = jobs.row_errors(session, job.id or 0)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["行号 row", "列 column", "错误代码 code", "说明", "message"])
@@ -575,7 +575,7 @@ def get_job_errors(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="intake-job-{job.id}-errors.csv"'},
         )
-    errors, total = service.row_errors(session, job.id or 0, limit=limit, offset=offset)
+    errors, total = jobs.row_errors(session, job.id or 0, limit=limit, offset=offset)
     items = [
         RowErrorRead(
             row=e.row_number,

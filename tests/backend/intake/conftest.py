@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from backend.auth.models import Account, Role
 from backend.complaints.service import media_storage
-from backend.intake import memberships, service
+from backend.intake import jobs, memberships, service
 from backend.intake.models import AssociationMembership, JobState
 from backend.operators.models import Operator
 from backend.records.service import bureau_today
@@ -49,7 +49,7 @@ class World:
 
     def run(self, job_id: int, chunk_size: int = service.CHUNK) -> JobState | None:
         """Run a job as the worker would, in the test's transaction (each chunk a savepoint)."""
-        return service.run_job(job_id, storage=media_storage(), unit=self.unit, chunk_size=chunk_size)
+        return jobs.run_job(job_id, storage=media_storage(), unit=self.unit, chunk_size=chunk_size)
 
     @property
     def unit(self) -> Callable[[], AbstractContextManager[Session]]:

@@ -12,7 +12,7 @@ from sqlmodel import col, func, select
 
 from backend.auth.models import Role
 from backend.instruments.models import Instrument, VerificationRecord
-from backend.intake import service
+from backend.intake import jobs, service, verifications
 from backend.intake.models import IntakeJob, VerificationSubmission
 from backend.records.models import IntegrityRecord, RecordSource
 from backend.records.rules import RecordKind, RecordState
@@ -186,22 +186,22 @@ def test_a_job_interrupted_mid_file_resumes_after_the_last_committed_chunk(
 ) -> None:
     data, _good = _mixed_file(world)
     job = world.upload("verifications/import", world.institution, data).json()
-    real = service.apply_verifications
+    real = verifications.apply_verifications
     calls: list[int] = []
 
-    def crash_on_second_chunk(*args: Any, **kwargs: Any) -> service.Outcome:
+    def crash_on_second_chunk(*args: Any, **kwargs: Any) -> verifications.Outcome:
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("worker lost")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "apply_verifications", crash_on_second_chunk)
+    monkeypatch.setattr(jobs, "apply_verifications", crash_on_second_chunk)
     with pytest.raises(RuntimeError):
         world.run(job["id"], chunk_size=2)
     world.session.rollback()  # the failed chunk's unit of work, as session_scope would
     halfway = world.job(job["id"])
     assert halfway["state"] == "running" and halfway["progress"]["done"] == 2 and halfway["imported"] == 2
-    monkeypatch.setattr(service, "apply_verifications", real)
+    monkeypatch.setattr(jobs, "apply_verifications", real)
     assert world.run(job["id"], chunk_size=2) == "succeeded"
     done = world.job(job["id"])
     assert (done["imported"], done["duplicates"], done["rejected"]) == (3, 0, 3)
