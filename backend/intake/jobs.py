@@ -16,12 +16,7 @@ from backend.db import bulk_insert, session_scope, table_of, utcnow
 from backend.errors import AppError, not_found
 from backend.intake import csvfile
 from backend.intake.csvfile import RowProblem
-from backend.intake.models import (
-    IntakeJob,
-    IntakeRowError,
-    JobKind,
-    JobState,
-)
+from backend.intake.models import IntakeJob, IntakeRowError, JobKind, JobState
 from backend.intake.reports import ReportInput, file_report, parse_association_row, parse_violation_row
 from backend.intake.service import (
     CHUNK,

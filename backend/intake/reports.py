@@ -16,11 +16,7 @@ from backend.auth.models import Account
 from backend.errors import AppError, not_found
 from backend.intake import csvfile
 from backend.intake.csvfile import RowProblem, problem
-from backend.intake.models import (
-    AssociationMembership,
-    IntakeReport,
-    ReportMeasure,
-)
+from backend.intake.models import AssociationMembership, IntakeReport, ReportMeasure
 from backend.intake.service import (
     MEASURE_LABELS,
     MEASURE_WORDS,

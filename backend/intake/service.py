@@ -31,9 +31,7 @@ from sqlmodel import Session
 
 from backend.auth.models import Account
 from backend.errors import forbidden
-from backend.intake.models import (
-    ReportMeasure,
-)
+from backend.intake.models import ReportMeasure
 from backend.jurisdictions.models import Jurisdiction
 from backend.records.rules import RecordKind
 

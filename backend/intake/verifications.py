@@ -21,9 +21,7 @@ from backend.instruments.models import Instrument, InstrumentStatus, Verificatio
 from backend.instruments.service import default_valid_until
 from backend.intake import csvfile
 from backend.intake.csvfile import RowProblem, problem
-from backend.intake.models import (
-    VerificationSubmission,
-)
+from backend.intake.models import VerificationSubmission
 from backend.intake.service import Finding, area_path, one_of, organisation_of
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators.models import Operator
