@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     login_free_failures: int = Field(default=3, ge=1, le=20)
     login_max_delay_seconds: int = Field(default=900, ge=1)
+    # Failures against one account from any address within the window that make it "under attack": no free
+    # failures per address any more, and the owner is told (backend/auth/throttle.py).
+    login_attack_failures: int = Field(default=10, ge=1)
+    login_attack_window_seconds: int = Field(default=900, ge=60)
     rate_limit_storage_url: str = "memory://"
     # argon2id cost (RFC 9106 second recommendation by default); tests lower it for speed.
     argon2_time_cost: int = Field(default=3, ge=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from backend.auth.body_gate import gate_routes
 from backend.auth.router import router as auth_router
 from backend.cases.router import router as cases_router
 from backend.complaints.router import router as complaints_router
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exchange_router,
     ):
         app.include_router(router)
+    # An account route's body is read only after its account check (backend/auth/body_gate.py).
+    gate_routes(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -42,6 +42,11 @@ def hit(bucket: str, key: str, rate: str) -> None:
         )
 
 
+def count(bucket: str, key: str, rate: str) -> bool:
+    """Count one hit of ``key`` in ``bucket`` without refusing anything; False once over ``rate``."""
+    return _limiter().hit(parse(rate), bucket, key)
+
+
 def limit(request: Request, bucket: str, rate: str) -> None:
     """Rate-limit by client address."""
     hit(bucket, client_address(request), rate)

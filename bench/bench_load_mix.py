@@ -146,8 +146,13 @@ class Results:
     def error_count(self) -> int:
         return sum(sum(kinds.values()) for kinds in self.errors.values())
 
-    def total(self) -> int:
-        return sum(len(v) for v in self.latencies.values()) + self.error_count()
+    def successes(self) -> int:
+        """Requests answered as expected: the only ones that count as throughput."""
+        return sum(len(v) for v in self.latencies.values())
+
+    def throughput(self) -> float:
+        """Successful answers per second (a failed request is not served work)."""
+        return self.successes() / self.elapsed if self.elapsed else 0.0
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -360,7 +365,7 @@ def report(
 ) -> None:
     """Print the table and save the figures."""
     everything = [s for v in results.latencies.values() for s in v]
-    rps = results.total() / results.elapsed
+    rps = results.throughput()
     figures = [
         Figure(
             f"mix throughput ({args.connections} conns, {args.seconds:.0f} s)",

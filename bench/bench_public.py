@@ -300,16 +300,26 @@ def wrk(base: str, paths: list[str], *, gzip: bool = True) -> Throughput:
         timeout=WRK_SECONDS + 60,
     ).stdout
     shutil.rmtree(folder, ignore_errors=True)
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> Throughput:
+    """wrk's summary as a Throughput; ``rps`` counts only 2xx/3xx answers (wrk's Requests/sec counts all)."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = re.search(r"(\d+) requests in", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     p99_ms = None
     if p99:
         p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    failed = int(non_2xx.group(1)) if non_2xx else 0
+    total = int(requests.group(1)) if requests else 0
+    if failed:
+        rps = rps * (total - failed) / total if total else 0.0
     return Throughput(
         rps=rps,
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        non_2xx=failed,
         errors=sum(int(g) for g in errors.groups()) if errors else 0,
         p99_ms=p99_ms,
     )

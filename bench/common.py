@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 PG_ADMIN_URL = os.environ.get("GONGPING_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-OUT = Path(__file__).resolve().parent / "out"
+#: Where save() writes; run_all gives each script an empty folder of its own, so no figure outlives its run.
+OUT = Path(os.environ.get("GONGPING_BENCH_OUT") or Path(__file__).resolve().parent / "out")
 
 
 @dataclass

@@ -55,10 +55,18 @@ install_hooks()
 DB_FIXTURES = {"db_engine", "session", "client", "committed_session"}
 
 
+def is_pure(item: pytest.Item) -> bool:
+    """A test is pure when it uses no database fixture and is not marked ``postgres`` (written for the
+    PostgreSQL re-run: marking it pure would deselect it exactly where it can run)."""
+    if item.get_closest_marker("postgres") is not None:
+        return False
+    return not DB_FIXTURES & set(getattr(item, "fixturenames", ()))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests that use no database as pure, so the PostgreSQL re-run skips them."""
     for item in items:
-        if not DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if is_pure(item):
             item.add_marker(pytest.mark.pure)
 
 

@@ -72,7 +72,8 @@ class RefreshToken(SQLModel, table=True):
 
 
 class LoginThrottle(SQLModel, table=True):
-    """Failed sign-ins per username (known or not), for growing delays that do not reveal which exist."""
+    """Failed sign-ins per (username, address) digest (known usernames or not), for growing delays that do not
+    reveal which exist and do not lock the owner out from an address that has not failed."""
 
     __tablename__ = "login_throttle"
 

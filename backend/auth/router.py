@@ -25,7 +25,7 @@ from backend.auth.schemas import (
 from backend.db import SessionDep
 from backend.errors import AppError, error_responses, forbidden, not_found
 from backend.jurisdictions.models import Jurisdiction
-from backend.ratelimit import limit
+from backend.ratelimit import client_address, limit
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -44,7 +44,7 @@ def token(
 ) -> TokenResponse:
     """Sign in with username and password (OAuth2 password flow)."""
     limit(request, "login", "30/minute")
-    account = service.authenticate(session, form.username, form.password)
+    account = service.authenticate(session, form.username, form.password, client_address(request))
     return _pair(service.issue_tokens(session, account))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import SYSTEM, Actor, snapshot
-from backend.auth.models import Account, ActivationCode, LoginThrottle, RefreshToken, Role
+from backend.auth import throttle
+from backend.auth.models import Account, ActivationCode, RefreshToken, Role
 from backend.auth.security import (
     AccessClaims,
     check_password_policy,
@@ -45,54 +45,18 @@ def _aware(at: datetime | None) -> datetime | None:
     return None if at is None else aware(at)
 
 
-def _throttle_key(username: str) -> str:
-    return username.strip().lower()[:64]
-
-
-def login_delay_seconds(failures: int) -> int:
-    """Delay after ``failures`` consecutive failures: free at first, then doubling up to the cap."""
-    s = get_settings()
-    over = failures - s.login_free_failures
-    if over < 0:
-        return 0
-    return int(min(s.login_max_delay_seconds, math.pow(2, over)))
-
-
-def _check_throttle(session: Session, key: str) -> LoginThrottle | None:
-    throttle = session.get(LoginThrottle, key)
-    blocked = _aware(throttle.blocked_until) if throttle else None
-    if blocked and blocked > utcnow():
-        retry = max(1, math.ceil((blocked - utcnow()).total_seconds()))
-        raise AppError(
-            429,
-            "login_throttled",
-            f"登录失败次数过多，请 {retry} 秒后再试",
-            f"too many failed sign-ins; try again in {retry} s",
-            {"retry_after": retry},
-            headers={"Retry-After": str(retry)},
-        )
-    return throttle
-
-
-def authenticate(session: Session, username: str, password: str) -> Account:
-    """Check a username and password, applying growing delays after failures; 401 on failure."""
-    key = _throttle_key(username)
-    throttle = _check_throttle(session, key)
+def authenticate(session: Session, username: str, password: str, address: str = "unknown") -> Account:
+    """Check a username and password from ``address``, with growing delays per (account, address); 401 on
+    failure, 429 while this address must wait (backend/auth/throttle.py)."""
+    pair = throttle.check(session, username, address)
     account = session.exec(select(Account).where(col(Account.username) == username.strip())).first()
     ok = verify_password(account.password_hash if account else dummy_hash(), password)
     if account is None or not ok or not account.is_active or not term_is_current(account, date.today()):
-        throttle = throttle or LoginThrottle(key=key, failures=0)
-        throttle.failures += 1
-        delay = login_delay_seconds(throttle.failures)
-        throttle.blocked_until = utcnow() + timedelta(seconds=delay) if delay else None
-        session.add(throttle)
-        session.flush()
+        throttle.record_failure(session, username, address, pair, account)
         error = unauthorized("invalid_credentials", "用户名或密码错误", "wrong username or password")
         error.keep_changes = True
         raise error
-    if throttle is not None:
-        session.delete(throttle)
-        session.flush()
+    throttle.record_success(session, pair)
     return account
 
 

@@ -31,6 +31,7 @@ from backend.complaints.models import PhotoKind
 from backend.complaints.schemas import MAX_PHOTOS, ComplaintSubmission
 from backend.complaints.service import FILER_ROLES, IncomingPhoto, Submission, request_hash
 from backend.config import get_settings
+from backend.db import SessionDep
 from backend.errors import AppError, forbidden
 from backend.jurisdictions.models import Jurisdiction
 from backend.media.processing import MediaError, validate
@@ -257,9 +258,14 @@ def _validate_photo(index: int, data: bytes) -> IncomingPhoto:
     )
 
 
-async def _submission(request: Request, claims: FilerClaims, key: IdempotencyKeyHeader) -> Submission:
+async def _submission(
+    request: Request, claims: FilerClaims, key: IdempotencyKeyHeader, session: SessionDep
+) -> Submission:
     # Counted per attempt and address before reading a byte: the cheap guard against upload floods.
     ratelimit.limit(request, "complaint-address", get_settings().complaint_rate_per_address)
+    # The account is checked before the body is read: a deactivated (or out-of-term) filer's valid token
+    # must not get its photos received, buffered and decoded first (the route's own check comes too late).
+    await run_in_threadpool(load_filer, session, claims)
     raw_json, photo_bytes = await _read_form(request)
     raw, data = _parse_json(raw_json)
     kinds = data.photo_kinds or [PhotoKind.other] * len(photo_bytes)

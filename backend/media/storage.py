@@ -89,9 +89,30 @@ def put_content_addressed(
 class LocalMediaStorage:
     """``MediaStorage`` on a local directory; writes go to a temp file, fsync, then rename."""
 
-    def __init__(self, root: Path, *, file_mode: int = 0o644) -> None:
+    # Originals keep their GPS and EXIF (evidence for staff only): owner read-write, the service's group read,
+    # nobody else; folders likewise. Set explicitly, so a permissive umask cannot widen them.
+    def __init__(self, root: Path, *, file_mode: int = 0o640, dir_mode: int = 0o750) -> None:
         self.root = Path(root).resolve()
         self.file_mode = file_mode
+        self.dir_mode = dir_mode
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create ``directory`` and any missing parent up to and including the root, each with ``dir_mode``."""
+        missing: list[Path] = []
+        current = directory
+        while not current.is_dir():
+            missing.append(current)
+            if current == self.root or current.parent == current:
+                break
+            current = current.parent
+        for folder in reversed(missing):
+            if folder == self.root:
+                folder.parent.mkdir(parents=True, exist_ok=True)  # above the root: not ours to restrict
+            try:
+                folder.mkdir(mode=self.dir_mode)
+            except FileExistsError:
+                continue  # made meanwhile by a concurrent writer, with the same mode
+            os.chmod(folder, self.dir_mode)
 
     def _path(self, key: str) -> Path:
         path = self.root.joinpath(*validate_key(key).split("/"))
@@ -103,7 +124,7 @@ class LocalMediaStorage:
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` atomically, replacing any previous object."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_dirs(path.parent)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
         tmp = Path(tmp_name)
         try:

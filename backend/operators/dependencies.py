@@ -19,7 +19,8 @@ def _staff_operator(session: SessionDep, scope: StaffScope, operator_id: int) ->
     return service.get_in_scope(session, scope, operator_id)
 
 
-def _staff_or_own_operator(session: SessionDep, user: CurrentUser, operator_id: int) -> Operator:
+def staff_or_own_operator(session: SessionDep, user: CurrentUser, operator_id: int) -> Operator:
+    """The operator for its own users, or for staff within scope; 404 for everyone else."""
     # The operator's own users see their record; staff see it within scope; everyone else gets 404.
     if user.role == Role.operator:
         if user.operator_id != operator_id:
@@ -40,4 +41,4 @@ def _staff_or_own_operator(session: SessionDep, user: CurrentUser, operator_id: 
 
 
 StaffOperator = Annotated[Operator, Depends(_staff_operator)]
-StaffOrOwnOperator = Annotated[Operator, Depends(_staff_or_own_operator)]
+StaffOrOwnOperator = Annotated[Operator, Depends(staff_or_own_operator)]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from sqlmodel import Session
 
 from backend import audit
@@ -12,11 +13,11 @@ from backend.auth.dependencies import CurrentUser, StaffScope
 from backend.auth.models import Account, Role
 from backend.common.schemas import Page, PageLimit, PageOffset
 from backend.db import SessionDep
-from backend.errors import error_responses, forbidden
+from backend.errors import AppError, error_responses, forbidden
 from backend.operators import service as operator_service
-from backend.operators.dependencies import StaffOperator, StaffOrOwnOperator
+from backend.operators.dependencies import StaffOperator, StaffOrOwnOperator, staff_or_own_operator
 from backend.operators.models import Operator
-from backend.records import corrections, rating, service, supervisors
+from backend.records import corrections, patrol_reports, rating, service, supervisors
 from backend.records.dependencies import OperatorUser, OwnRecord, StaffCorrection, StaffRecord
 from backend.records.models import (
     CorrectionRequest,
@@ -307,6 +308,26 @@ def _audit_staff_read(session: Session, user: Account, request: Request, operato
         )
 
 
+def _rating_operator(session: SessionDep, user: CurrentUser, operator_id: int) -> Operator:
+    """Staff in scope or the operator itself; anyone else is pointed at the public profile, which shows the
+    class to everybody, instead of being told the operator does not exist (only when it has a profile)."""
+    try:
+        return staff_or_own_operator(session, user, operator_id)
+    except AppError as exc:
+        if exc.status != 404 or user.role in (Role.operator, Role.staff, Role.admin):
+            raise
+        operator = session.get(Operator, operator_id)
+        if operator is None or not operator.is_active:
+            raise
+        raise AppError(
+            403,
+            "rating_public_profile_only",
+            "经营者的诚信等级及其依据仅对监管人员和经营者本人开放；公众可查看其公开信息页",
+            "an operator's rating and its reasons are for staff and the operator; see its public profile",
+            {"public_profile": f"/api/v1/public/operators/{operator_id}"},
+        ) from None
+
+
 @router.get(
     "/operators/{operator_id}/rating",
     response_model=RatingRead,
@@ -314,9 +335,13 @@ def _audit_staff_read(session: Session, user: Account, request: Request, operato
     responses=_ERRORS,
 )
 def get_rating(
-    request: Request, session: SessionDep, user: CurrentUser, operator: StaffOrOwnOperator
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    operator: Annotated[Operator, Depends(_rating_operator)],
 ) -> RatingRead:
-    """The operator's integrity class with its reasons (staff in scope, or the operator itself)."""
+    """The operator's integrity class with its reasons (staff in scope, or the operator itself; anyone else
+    gets 403 with the operator's public profile in ``details.public_profile``)."""
     _audit_staff_read(session, user, request, operator.id or 0)
     return _rating_read(rating.current(session, operator))
 
@@ -401,11 +426,20 @@ def my_supervisor_reports(
     """Your reports and what staff decided about each."""
     if user.role != Role.supervisor:
         raise forbidden("仅限计量诚信监督员", "integrity supervisors only")
-    rows, total = supervisors.mine(session, user, limit=limit, offset=offset)
+    # One list, newest first, of the reports filed here and those filed with photos through /complaints.
+    window = limit + offset
+    rows, total = supervisors.mine(session, user, limit=window, offset=0)
     reasons = service.last_decision_reasons(session, [r.id or 0 for r, _ in rows])
+    items = [_report_read(r, name, reasons.get(r.id or 0)) for r, name in rows]
+    items += patrol_reports.newest(session, user, limit=window)
+    items.sort(key=lambda item: (_aware(item.created_at), item.source, item.id), reverse=True)
     return Page(
-        items=[_report_read(r, name, reasons.get(r.id or 0)) for r, name in rows],
-        total=total,
+        items=items[offset:window],
+        total=total + patrol_reports.count(session, user),
         limit=limit,
         offset=offset,
     )
+
+
+def _aware(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at

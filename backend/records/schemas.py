@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.common.audience import Audience
+from backend.complaints.models import PatrolFinding
 from backend.records.models import (
     CorrectionAction,
     CorrectionDecision,
@@ -295,13 +296,20 @@ class SupervisorReportCreate(_Input):
 
 
 class SupervisorReportRead(BaseModel):
-    """A supervisor's report and what staff decided about it."""
+    """A supervisor's report and what staff decided about it, whichever route filed it: ``record`` (POST
+    /supervisor-reports; ``id`` is the record's) or ``complaint`` (POST /complaints with photos; ``id`` is the
+    complaint's, with its case number, and ``finding`` says what the patrol found)."""
 
     __audience__: ClassVar[Audience] = Audience.FILER
     id: int
+    source: Literal["record", "complaint"] = "record"
+    complaint_id: int | None = None
+    case_no: str | None = None
     operator_id: int
     operator_name: str
-    kind: RecordKind
+    #: The record kind reported; None for a report filed as a complaint (``finding`` says what was found).
+    kind: RecordKind | None
+    finding: PatrolFinding | None = None
     kind_label_zh: str
     kind_label_en: str
     fact_date: date

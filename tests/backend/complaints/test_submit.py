@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,10 @@ def test_contract_201_with_photos(
     photos = session.exec(select(ComplaintPhoto).where(ComplaintPhoto.complaint_id == complaint.id)).all()
     storage = LocalMediaStorage(get_settings().media_dir)
     assert storage.get(photos[0].original_key) == photo_bytes  # the original, byte for byte, before commit
+    # The original keeps its GPS: neither it nor its folders are readable by other users of the machine.
+    original = storage.root.joinpath(*photos[0].original_key.split("/"))
+    assert stat.S_IMODE(original.stat().st_mode) in (0o600, 0o640)
+    assert stat.S_IMODE(original.parent.stat().st_mode) in (0o700, 0o750)
     event = session.exec(select(OutboxEvent).where(OutboxEvent.topic == "complaint.created")).one()
     assert event.payload == {"complaint_id": complaint.id, "photo_ids": [p.id for p in photos]}
     timeline = session.exec(select(ComplaintEvent).where(ComplaintEvent.complaint_id == complaint.id)).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,26 @@ def test_writes_leave_no_temporary_files(storage: LocalMediaStorage) -> None:
     for i in range(5):
         storage.put("x/y.bin", os.urandom(1000 + i))
     assert _files(storage.root) == ["x/y.bin"]
-    assert (storage.root / "x" / "y.bin").stat().st_mode & 0o777 == 0o644
+    assert (storage.root / "x" / "y.bin").stat().st_mode & 0o777 == 0o640
+
+
+def test_stored_files_and_folders_are_private_whatever_the_umask(storage: LocalMediaStorage) -> None:
+    previous = os.umask(0o000)  # the most permissive umask: modes must not depend on it
+    try:
+        storage.put("originals/ab/cd/photo.jpg", b"exif with gps")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((storage.root / "originals" / "ab" / "cd" / "photo.jpg").stat().st_mode) in (
+        0o600,
+        0o640,
+    )
+    for folder in (
+        storage.root,
+        storage.root / "originals",
+        storage.root / "originals" / "ab",
+        storage.root / "originals" / "ab" / "cd",
+    ):
+        assert stat.S_IMODE(folder.stat().st_mode) in (0o700, 0o750), folder
 
 
 def test_failed_write_keeps_the_old_object(

@@ -3,7 +3,6 @@ user files a complaint with a camera photo and the browser's geolocation, which 
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -22,8 +21,8 @@ from backend.main import create_app
 from backend.qr import service as qr_service
 from tests.factories import COUNTY_A, make_account, make_instrument, make_operator, make_stall
 from tests.fixtures.media_images import jpeg, photo_like
+from tests.support.browser import require_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM_ARGS = [
     "--headless",
@@ -37,19 +36,19 @@ CHROMIUM_ARGS = [
 ]
 POSITION = {"latitude": 30.2795, "longitude": 120.1052, "accuracy": 15}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and shutil.which("chromium") is None,
-        reason="Debian's chromium is not installed (apt-get install chromium); browser tests need it",
-    ),
-]
+pytestmark = [pytest.mark.browser]
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def chromium() -> Path:
+    """Checked before any server starts: skip without Chromium, or fail in CI (GONGPING_REQUIRE_BROWSER=1)."""
+    return require_chromium()
 
 
 @pytest.fixture
@@ -79,10 +78,10 @@ def stall_token(committed_session: Session) -> str:
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
+def browser(chromium: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    executable = CHROMIUM if CHROMIUM.exists() else Path(shutil.which("chromium") or "")
+    executable = chromium
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
