@@ -9,7 +9,8 @@ for each class, every rule that can give it under the rule set.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Final, NamedTuple
 
 from backend.records.rules import (
@@ -115,6 +116,7 @@ def zh_number(n: int) -> str:
     return f"{head}十{_ZH_DIGITS[units] if units else ''}"
 
 
+@lru_cache(maxsize=16)
 def _figures(rules: RuleSet) -> dict[str, tuple[int | None, int | None]]:
     """Each rule's (threshold, window in years) under a rule set, as the public rule table states them."""
     return {row["rule"]: (row["threshold"], row["window_years"]) for row in rule_table(rules)}
@@ -143,7 +145,8 @@ def deciding_rules(reasons: Iterable[str]) -> tuple[Rule, ...]:
     return tuple(found)
 
 
-def explain(cls: IntegrityClass, decided_by: Sequence[Rule], rules: RuleSet = DEFAULT_RULES) -> Bilingual:
+@lru_cache(maxsize=256)
+def explain(cls: IntegrityClass, decided_by: tuple[Rule, ...], rules: RuleSet = DEFAULT_RULES) -> Bilingual:
     """The public explanation of a class: why (its deciding rules), then what it means (Art. 10's risk)."""
     sentences = [rule_sentence(rule, cls, rules) for rule in decided_by if rule in PUBLIC_RULE_TEXT]
     risk_zh, risk_en = CLASS_RISK[cls]
