@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The project root: everything the embedded defaults write lives under ``var/`` here.
@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     media_dir: Path = VAR / "media"
     geo_cache_dir: Path = VAR / "geo"
     secret_key: str = DEV_SECRET_KEY
-    public_base_url: str = "http://127.0.0.1:8000"
+    # What QR codes and links point at. Unset: this process's own address (host and port), which is right
+    # for a dev machine only; outside dev the API warns at start-up (printed codes would point nowhere).
+    public_base_url: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     default_locale: Literal["zh-CN", "en"] = "zh-CN"
@@ -151,6 +153,36 @@ class Settings(BaseSettings):
                 " / GONGPING_SECRET_KEY must be set (≥ 32 characters) outside dev."
             )
         return self
+
+    _public_base_url_derived: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _derive_public_base_url(self) -> Settings:
+        """Without a configured base URL, the address the API serves on (a wildcard host means this machine)."""
+        if not self.public_base_url.strip():
+            host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host  # noqa: S104
+            if ":" in host:  # an IPv6 literal
+                host = f"[{host}]"
+            self.public_base_url = f"http://{host}:{self.port}"
+            self._public_base_url_derived = True
+        return self
+
+    @property
+    def public_base_url_derived(self) -> bool:
+        """Whether the base URL was derived from host and port rather than configured."""
+        return self._public_base_url_derived
+
+    def startup_warnings(self) -> list[str]:
+        """What an operator of this deployment should fix, said when the API starts."""
+        warnings: list[str] = []
+        if self.public_base_url_derived and self.environment != "dev":
+            warnings.append(
+                f"GONGPING_PUBLIC_BASE_URL 未设置：二维码和链接将指向 {self.public_base_url}，"
+                "公众扫码无法访问；请设置为对外的 https 地址。"
+                f" / GONGPING_PUBLIC_BASE_URL is not set: QR codes and links point at {self.public_base_url},"
+                " which the public cannot reach; set it to the public https address."
+            )
+        return warnings
 
     @property
     def is_sqlite(self) -> bool:

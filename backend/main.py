@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -38,10 +40,15 @@ Gongping: the backend for service-industry integrity metrology supervision. Erro
 """
 
 
+logger = logging.getLogger("gongping")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application."""
     settings = settings or get_settings()
     install_hooks()
+    for warning in settings.startup_warnings():
+        logger.warning(warning)
     app = FastAPI(title="Gongping 公平", version="0.1.0", description=DESCRIPTION)
     install_error_handlers(app)
     # Routes match in order: the public pages (QR scans are most of the traffic) come first.

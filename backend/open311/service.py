@@ -1,6 +1,9 @@
 """Open311 GeoReport v2 over our complaints: services are the categories, requests the consumer complaints.
 
-Reading is public and shows only the public subset (see ``schemas.Open311Request``). Filing needs a client's
+Reading is public and shows only the public subset (see ``schemas.Open311Request``): a request names its operator
+(masked where a person's name is part of it) and shows its address and place only once the finding behind the
+complaint, a verified record made from it, has passed the publication review (Art. 18, 19); before that a
+complaint is an allegation, and an allegation is no integrity information to publish. Filing needs a client's
 API key and goes through the same complaint service as the app (``backend.complaints.service.submit``),
 under an account each client owns, so routing, idempotency, the outbox and every check are the ones the app
 gets.
@@ -26,6 +29,7 @@ from backend import audit, ratelimit
 from backend.audit.service import Actor, snapshot
 from backend.auth import service as auth_service
 from backend.auth.models import Account, Role
+from backend.common.masking import public_operator_name
 from backend.complaints import service as complaint_service
 from backend.complaints.models import Complaint, ComplaintCategory, ComplaintSource, ComplaintStatus
 from backend.complaints.schemas import ComplaintSubmission
@@ -45,6 +49,8 @@ from backend.open311.schemas import (
 )
 from backend.operators.models import Operator
 from backend.public.labels import CATEGORY_DESCRIPTIONS, CATEGORY_NAMES, STATUS_NAMES, Bilingual, pick
+from backend.records.models import IntegrityRecord
+from backend.records.rules import RecordState
 
 #: The specification's default window and cap for a listing.
 DEFAULT_WINDOW = timedelta(days=90)
@@ -277,22 +283,49 @@ def _status_note(status: ComplaintStatus, locale: Locale) -> str:
     return pick(_CLOSED_NOTE, locale)
 
 
+def complaint_ref(complaint_id: int) -> str:
+    """The ``source_ref`` of the records a case makes when it finds this complaint true."""
+    return f"complaint:{complaint_id}"
+
+
+def published_operators(session: Session, complaint_ids: Sequence[int]) -> dict[int, Operator]:
+    """Per complaint, the operator of a verified record made from it that passed the publication review."""
+    refs = {complaint_ref(i): i for i in complaint_ids}
+    if not refs:
+        return {}
+    rows = session.execute(
+        select(col(IntegrityRecord.source_ref), Operator)
+        .join(Operator, col(Operator.id) == col(IntegrityRecord.operator_id))
+        .where(
+            col(IntegrityRecord.source_ref).in_(sorted(refs)),
+            col(IntegrityRecord.state) == RecordState.VERIFIED,
+            col(IntegrityRecord.public_eligible).is_(True),
+        )
+        .order_by(col(IntegrityRecord.id))
+    ).all()
+    found: dict[int, Operator] = {}
+    for ref, operator in rows:
+        found.setdefault(refs[str(ref)], operator)
+    return found
+
+
 def _public_request(
-    complaint: Complaint, operator: Operator | None, bureau: str | None, locale: Locale
+    complaint: Complaint, published: Operator | None, bureau: str | None, locale: Locale
 ) -> Open311Request:
     category = complaint.category
     name = pick(CATEGORY_NAMES.get(category, (category.value, category.value)), locale)
     description = name
-    if operator is not None:
-        description += (
-            f"；被投诉经营者：{operator.name}" if locale == "zh-CN" else f"; operator: {operator.name}"
-        )
-    lat: float | None
-    lon: float | None
-    if operator is not None and operator.lat is not None and operator.lon is not None:
-        lat, lon = operator.lat, operator.lon
-    else:
+    lat: float | None = None
+    lon: float | None = None
+    if published is not None:
+        shown = public_operator_name(published.name, published.legal_representative)
+        description += f"；被投诉经营者：{shown}" if locale == "zh-CN" else f"; operator: {shown}"
+        lat, lon = published.lat, published.lon
+    elif complaint.operator_id is None:
+        # Nobody is named: the geotag's cell says where, not whom.
         lat, lon = complaint.lat, complaint.lon
+    if lat is None or lon is None:
+        lat = lon = None
     requested = _local(complaint.created_at)
     assert requested is not None
     return Open311Request(
@@ -307,7 +340,7 @@ def _public_request(
         requested_datetime=requested,
         updated_datetime=_local(complaint.updated_at),
         expected_datetime=None,
-        address=operator.address if operator is not None else None,
+        address=published.address if published is not None else None,
         address_id=None,
         zipcode=None,
         lat=lat,
@@ -328,8 +361,7 @@ def list_requests(
 ) -> list[Open311Request]:
     """Consumer complaints as public service requests, newest first, at most 1000."""
     stmt = (
-        select(Complaint, Operator, col(Jurisdiction.bureau_name))
-        .outerjoin(Operator, col(Operator.id) == col(Complaint.operator_id))
+        select(Complaint, col(Jurisdiction.bureau_name))
         .outerjoin(Jurisdiction, col(Jurisdiction.code) == col(Complaint.jurisdiction_code))
         .where(col(Complaint.source) == ComplaintSource.consumer)
     )
@@ -355,7 +387,8 @@ def list_requests(
     rows = session.execute(
         stmt.order_by(col(Complaint.created_at).desc(), col(Complaint.id).desc()).limit(MAX_RESULTS)
     ).all()
-    return [_public_request(c, o, bureau, locale) for c, o, bureau in rows]
+    published = published_operators(session, [c.id for c, _ in rows if c.id is not None])
+    return [_public_request(c, published.get(c.id or 0), bureau, locale) for c, bureau in rows]
 
 
 def get_request(session: Session, request_id: str, locale: Locale) -> Open311Request:

@@ -20,26 +20,33 @@ from sqlmodel import Session, col, select
 
 from backend.i18n import Locale
 from backend.operators.models import Operator, SelfCommitment
-from backend.public.labels import CLASS_BASIS, CLASS_TEXT, NOT_RATED, pick
+from backend.public.explain import deciding_rules, explain
+from backend.public.labels import CLASS_BASIS, CLASS_NAMES, NOT_RATED, pick
+from backend.records.engine import rate_from_aggregates
 from backend.records.models import IntegrityRecord, OperatorRating
-from backend.records.rating import baseline_class
-from backend.records.rules import ART13_RULES, IntegrityClass
+from backend.records.rating import MANAGEMENT_SOUND, zero_inputs
+from backend.records.rules import ART13_RULES, IntegrityClass, Rule
 
 
 @dataclass(frozen=True, slots=True)
 class PublicClass:
-    """A class fit for the public, or None (not rated, or 失信 not yet reviewed for publication)."""
+    """A class fit for the public, or None (not rated, or 失信 not yet reviewed for publication).
+
+    ``decided_by`` are the rules that gave the class and may be published: for 失信, only the Art. 13
+    conditions whose records passed the publication review.
+    """
 
     cls: IntegrityClass | None
     as_of: date | None
+    decided_by: tuple[Rule, ...] = ()
 
     def name(self, locale: Locale) -> str:
         """The class's name, or "not yet rated"."""
-        return pick(CLASS_TEXT[self.cls][0] if self.cls else NOT_RATED[0], locale)
+        return pick(CLASS_NAMES[self.cls] if self.cls else NOT_RATED[0], locale)
 
     def explanation(self, locale: Locale) -> str:
-        """What the class means, in plain words from Art. 10."""
-        return pick(CLASS_TEXT[self.cls][1] if self.cls else NOT_RATED[1], locale)
+        """Why the operator has its class and what that means, from the rules that decided it."""
+        return pick(explain(self.cls, self.decided_by) if self.cls else NOT_RATED[1], locale)
 
     @staticmethod
     def basis(locale: Locale) -> str:
@@ -74,12 +81,24 @@ def _reviewed(session: Session, rows: Iterable[OperatorRating]) -> set[int]:
     )
 
 
+def _published_art13(reasons: Iterable[dict[str, Any]], reviewed: set[int]) -> tuple[Rule, ...]:
+    """The Art. 13 conditions of a 失信 class that rest on at least one reviewed record."""
+    found: list[str] = []
+    for reason in reasons:
+        if reason.get("rule") in _ART13 and _art13_record_ids([reason]) & reviewed:
+            found.append(str(reason["rule"]))
+    return deciding_rules(found)
+
+
 def _decide(operator: Operator, row: OperatorRating | None, reviewed: set[int]) -> PublicClass:
     if row is None:
-        return PublicClass(baseline_class(operator.management_assessment), None)
-    if row.cls is IntegrityClass.UNTRUSTWORTHY and not _art13_record_ids(row.reasons) & reviewed:
-        return PublicClass(None, None)
-    return PublicClass(row.cls, row.as_of)
+        # What the engine gives with no records, with the rule that gives it (Art. 10 or the unassessed rule).
+        cls, rules = rate_from_aggregates(zero_inputs(MANAGEMENT_SOUND[operator.management_assessment]))
+        return PublicClass(cls, None, deciding_rules(rules))
+    if row.cls is IntegrityClass.UNTRUSTWORTHY:
+        published = _published_art13(row.reasons, reviewed)
+        return PublicClass(row.cls, row.as_of, published) if published else PublicClass(None, None)
+    return PublicClass(row.cls, row.as_of, deciding_rules(str(r.get("rule")) for r in row.reasons))
 
 
 def public_classes(session: Session, operators: Sequence[Operator]) -> dict[int, PublicClass]:

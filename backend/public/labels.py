@@ -23,40 +23,20 @@ SECTOR_NAMES_EN: Final[dict[Sector, str]] = {
     Sector.utility: "Public utility",
 }
 
-#: Art. 10 of the guideline, in plain words: what each class means for the person standing at the stall.
-CLASS_TEXT: Final[dict[IntegrityClass, tuple[Bilingual, Bilingual]]] = {
-    IntegrityClass.TRUSTWORTHY: (
-        ("守信", "Trustworthy"),
-        (
-            "遵守计量法律法规，计量管理制度健全、主体责任落实到位，五年内无不良计量信用记录，诚信计量信用风险很小。",
-            "Obeys the metrology laws, runs a sound metrology management system with clear responsibility, and "
-            "has no bad metrology record in five years: a very low integrity risk.",
-        ),
-    ),
-    IntegrityClass.BASICALLY_TRUSTWORTHY: (
-        ("基本守信", "Basically trustworthy"),
-        (
-            "遵守计量法律法规，计量管理制度尚不够完善（或尚未评估），五年内无不良计量信用记录，诚信计量信用风险较小。",
-            "Obeys the metrology laws and has no bad metrology record in five years, but its metrology management "
-            "is not yet fully sound (or not yet assessed): a low integrity risk.",
-        ),
-    ),
-    IntegrityClass.UNTRUSTWORTHY: (
-        ("失信", "Untrustworthy"),
-        (
-            "经调查核实存在计量违法违规行为，诚信计量信用风险较大，已列为重点监管对象。",
-            "Metrology violations were found and verified: a high integrity risk, so the operator is under "
-            "key supervision.",
-        ),
-    ),
+#: The names of Art. 10's classes; what a class means for an operator is said from the rule that decided it
+#: (``backend.public.explain``), since one class can have several grounds.
+CLASS_NAMES: Final[dict[IntegrityClass, Bilingual]] = {
+    IntegrityClass.TRUSTWORTHY: ("守信", "Trustworthy"),
+    IntegrityClass.BASICALLY_TRUSTWORTHY: ("基本守信", "Basically trustworthy"),
+    IntegrityClass.UNTRUSTWORTHY: ("失信", "Untrustworthy"),
 }
 NOT_RATED: Final[tuple[Bilingual, Bilingual]] = (
     ("暂无评级", "Not yet rated"),
     ("该经营者暂无已公开的诚信计量评级。", "No integrity class has been published for this operator yet."),
 )
 CLASS_BASIS: Final[Bilingual] = (
-    "依据《服务业诚信计量监督管理制度建设指南》第十条",
-    "Under Art. 10 of the guideline on integrity metrology supervision in the service industry",
+    "依据《服务业诚信计量监督管理制度建设指南》第十条、第十三条",
+    "Under Arts. 10 and 13 of the guideline on integrity metrology supervision in the service industry",
 )
 
 VERIFICATION_STATE_NAMES: Final[dict[VerificationState, Bilingual]] = {

@@ -18,7 +18,8 @@ from backend.complaints.models import ComplaintCategory, ComplaintStatus
 from backend.config import get_settings
 from backend.i18n import Locale
 from backend.instruments.models import VerificationState
-from backend.public.labels import CLASS_TEXT, Bilingual, category_name, pick, state_name, status_name
+from backend.public.explain import class_legend
+from backend.public.labels import CLASS_NAMES, Bilingual, category_name, pick, state_name, status_name
 from backend.qr.schemas import QRProfilePublic
 
 HERE = Path(__file__).resolve().parent
@@ -220,9 +221,9 @@ def _common(locale: Locale) -> dict[str, Any]:
         ),
         "categories": [(c.value, category_name(c, locale)) for c in ComplaintCategory],
         "state_names": {s: state_name(s, locale) for s in VerificationState},
-        # All three classes of Art. 10, so a reader can place the one shown on the scale.
+        # All three classes, each with every ground the rule set gives it, so a reader can place the one shown.
         "class_legend": [
-            (pick(name, locale), pick(meaning, locale)) for name, meaning in CLASS_TEXT.values()
+            (pick(CLASS_NAMES[cls], locale), pick(meaning, locale)) for cls, meaning in class_legend()
         ],
     }
 

@@ -9,7 +9,7 @@ from datetime import date
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from backend.common.masking import public_operator_name
+from backend.common.masking import public_operator_name, search_form
 from backend.config import get_settings
 from backend.errors import AppError, not_found
 from backend.i18n import Locale
@@ -90,7 +90,7 @@ def search(
     elif term:
         # autoescape: % and _ typed by the public are literal characters, not wildcards.
         # The name as the public sees it: a person's name finds no individual business (Art. 18).
-        stmt = stmt.where(public_name_sql().contains(term, autoescape=True))
+        stmt = stmt.where(public_name_sql().contains(search_form(term), autoescape=True))
     total = int(session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
     rows = session.execute(stmt.order_by(col(Operator.id)).limit(limit).offset(offset)).all()
     classes = public_classes(session, [r[0] for r in rows])
@@ -107,7 +107,7 @@ def _summary(
     return OperatorSummaryPublic(
         id=operator.id or 0,
         uscc=operator.uscc,
-        name=public_operator_name(operator.name, operator.uscc, operator.legal_representative),
+        name=public_operator_name(operator.name, operator.legal_representative),
         sector=operator.sector,
         sector_name=sector_name(operator.sector, locale),
         address=operator.address,

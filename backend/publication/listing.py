@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, text
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from backend.common.masking import INDIVIDUAL_BUSINESS_PREFIX
+from backend.common.masking import MIN_NAME_CHARS, NAME_SEPARATORS, public_operator_name, search_form
 from backend.errors import AppError
 from backend.i18n import Locale
 from backend.jurisdictions.models import DivisionLevel, Jurisdiction
@@ -66,16 +66,24 @@ _BACKED: Final[dict[str, str]] = {
 }
 
 
-def public_name_sql() -> ColumnElement[str]:
-    """The name as listed: in an individual business's name, its holder's name becomes 张**.
+def _without_separators(column: Any) -> ColumnElement[str]:
+    expr: ColumnElement[str] = column
+    for separator in NAME_SEPARATORS:
+        expr = func.replace(expr, separator, "")
+    return expr
 
-    The first character and two stars whatever the length, as ``backend.common.masking.public_operator_name`` shows stall
-    holders. Computed in SQL so that the name search matches exactly what the list shows.
+
+def public_name_sql() -> ColumnElement[str]:
+    """The operator's name as a public search compares it: the legal representative's name masked (张**), then
+    spaces and middle dots removed.
+
+    It equals ``search_form(public_operator_name(...))`` of ``backend.common.masking``, which shows the name, so
+    the name search matches exactly what the list shows, however the person's name is spaced.
     """
-    holder = func.trim(col(Operator.legal_representative))
-    masked = func.replace(col(Operator.name), holder, func.substr(holder, 1, 1).concat("**"))
-    individual = and_(col(Operator.uscc).startswith(INDIVIDUAL_BUSINESS_PREFIX), holder != "")
-    expr: ColumnElement[str] = case((individual, masked), else_=col(Operator.name))
+    holder = _without_separators(col(Operator.legal_representative))
+    name = _without_separators(col(Operator.name))
+    masked = func.replace(name, holder, func.substr(holder, 1, 1).concat("**"))
+    expr: ColumnElement[str] = case((func.length(holder) >= MIN_NAME_CHARS, masked), else_=name)
     return expr
 
 
@@ -137,11 +145,11 @@ def build_query(session: Session, flt: ListFilter) -> Select[Any]:
         )
     dialect = session.get_bind().dialect.name
     since = _since().label("since")
-    listed_name = public_name_sql().label("listed_name")
     stmt = (
         sa_select(
             col(Operator.id),
-            listed_name,
+            col(Operator.name),
+            col(Operator.legal_representative),
             col(Operator.uscc),
             col(Operator.sector),
             col(Operator.jurisdiction_code),
@@ -179,7 +187,7 @@ def build_query(session: Session, flt: ListFilter) -> Select[Any]:
             stmt = stmt.where(col(Operator.uscc) == uscc)
         else:
             # autoescape: % and _ typed by the public are literal characters, not wildcards.
-            stmt = stmt.where(public_name_sql().contains(term, autoescape=True))
+            stmt = stmt.where(public_name_sql().contains(search_form(term), autoescape=True))
     if flt.since_from is not None:
         stmt = stmt.where(_since() >= flt.since_from)
     if flt.since_to is not None:
@@ -251,7 +259,7 @@ def _entries(session: Session, rows: Sequence[Any], locale: Locale) -> list[Untr
     return [
         UntrustworthyEntryPublic(
             operator_id=operator_id,
-            name=name,
+            name=public_operator_name(name, representative),
             uscc=uscc,
             sector=Sector(sector),
             sector_name=sector_name(Sector(sector), locale),
@@ -260,7 +268,7 @@ def _entries(session: Session, rows: Sequence[Any], locale: Locale) -> list[Untr
             untrustworthy_since=since,
             records=records.get(operator_id, []),
         )
-        for operator_id, name, uscc, sector, code, place, since in rows
+        for operator_id, name, representative, uscc, sector, code, place, since in rows
     ]
 
 

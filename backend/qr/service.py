@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import Actor, snapshot
 from backend.auth.scope import Scope
-from backend.common.masking import mask_name, public_operator_name
+from backend.common.masking import mask_name, public_operator_name, public_stall_name
 from backend.config import get_settings
 from backend.errors import AppError, not_found
 from backend.i18n import Locale
@@ -204,7 +204,7 @@ def _operator_public(session: Session, operator: Operator, locale: Locale) -> Op
     return OperatorPublic(
         id=operator.id or 0,
         uscc=operator.uscc,
-        name=public_operator_name(operator.name, operator.uscc, operator.legal_representative),
+        name=public_operator_name(operator.name, operator.legal_representative),
         sector=operator.sector,
         sector_name=sector_name(operator.sector, locale),
         address=operator.address,
@@ -256,9 +256,7 @@ def public_profile(
         stall=StallPublic(
             id=stall.id or 0,
             number=stall.number,
-            name=stall.name.replace(stall.holder_name.strip(), mask_name(stall.holder_name))
-            if stall.name and stall.holder_name.strip()
-            else stall.name,
+            name=public_stall_name(stall.name, stall.holder_name),
             holder_name_masked=mask_name(stall.holder_name),
         )
         if stall is not None

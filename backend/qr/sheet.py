@@ -1,8 +1,10 @@
 """Printable sheets of a market's stall codes (segno), as a PNG or a multi-page A4 PDF, labelled for people.
 
-Chinese labels need a font with CJK glyphs: ``settings.qr_sheet_font``, else one fontconfig knows for
-``:lang=zh``, else a few well-known paths. Without any, labels fall back to ASCII (the stall number and
-"Stall"/"Market"), which the caller is told about, so a sheet can always be printed.
+Chinese labels need a font with CJK glyphs: ``settings.qr_sheet_font``, else Noto Sans SC, which the project
+installs as a dependency (``pylopdf-fonts-zh-cn``, SIL OFL 1.1), else one fontconfig knows for ``:lang=zh``, else
+a few well-known paths. Without any, labels fall back to ASCII (the stall number and "Stall"/"Market"), which
+the caller is told about, so a sheet can always be printed. A sticker hangs in public: names on it are masked as
+on the public page (``backend.common.masking``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import segno
 from PIL import Image, ImageDraw, ImageFont
 from sqlmodel import Session, col, select
 
+from backend.common.masking import public_operator_name, public_stall_name
 from backend.config import get_settings
 from backend.operators.models import Operator, Sector, Stall
 from backend.qr import service
@@ -90,12 +93,21 @@ def _fontconfig_cjk() -> list[Path]:
     )
 
 
+def _bundled_cjk() -> list[Path]:
+    """Noto Sans SC from the project's own dependency; absent only if it was uninstalled."""
+    try:
+        import pylopdf_fonts_zh_cn
+    except ImportError:
+        return []
+    return [pylopdf_fonts_zh_cn.sans_path()]
+
+
 def find_cjk_font() -> Path | None:
     """A font file with Chinese glyphs, or None if this machine has none."""
     configured = get_settings().qr_sheet_font
     if configured is not None and configured.is_file():
         return configured
-    for candidate in [*_fontconfig_cjk(), *map(Path, _KNOWN_CJK_FONTS)]:
+    for candidate in [*_bundled_cjk(), *_fontconfig_cjk(), *map(Path, _KNOWN_CJK_FONTS)]:
         if candidate.is_file():
             return candidate
     return None
@@ -118,12 +130,14 @@ def market_codes(session: Session, market_id: int, *, cjk: bool) -> tuple[Operat
     codes = []
     for stall in stalls:
         code = service.code_of(stall)
+        market_name = public_operator_name(market.name, market.legal_representative)
+        stall_name = public_stall_name(stall.name, stall.holder_name)
         if cjk:
-            heading, number, name = market.name, f"摊位 {stall.number}", stall.name
+            heading, number, name = market_name, f"摊位 {stall.number}", stall_name
         else:
-            heading = _ascii(market.name) or f"Market #{market.id}"
+            heading = _ascii(market_name) or f"Market #{market.id}"
             number = f"Stall {_ascii(stall.number) or f'#{stall.id}'}"
-            name = _ascii(stall.name)
+            name = _ascii(stall_name)
         codes.append(
             StallCode(stall_id=stall.id or 0, url=code.url, heading=heading, number=number, name=name)
         )

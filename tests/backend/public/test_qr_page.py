@@ -78,7 +78,7 @@ def test_stall_page_shows_the_public_profile_in_chinese(
         "张**",
         "集贸市场",
         "基本守信",
-        "五年内无不良计量信用记录",
+        "五年内无经核实的不良计量信用记录",
     ):
         assert text in html, text
     # The scale of Art. 10 is explained beside the class shown.
