@@ -26,6 +26,7 @@ from backend.auth.security import (
     verify_password,
 )
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import utcnow
 from backend.errors import AppError, conflict
 
@@ -80,7 +81,7 @@ def authenticate(session: Session, username: str, password: str) -> Account:
     throttle = _check_throttle(session, key)
     account = session.exec(select(Account).where(col(Account.username) == username.strip())).first()
     ok = verify_password(account.password_hash if account else dummy_hash(), password)
-    if account is None or not ok or not account.is_active or not term_is_current(account, date.today()):
+    if account is None or not ok or not account.is_active or not term_is_current(account, bureau_date()):
         throttle = throttle or LoginThrottle(key=key, failures=0)
         throttle.failures += 1
         delay = login_delay_seconds(throttle.failures)

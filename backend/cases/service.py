@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
@@ -51,6 +50,7 @@ from backend.complaints.models import (
     RoutingStatus,
 )
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import utcnow
 from backend.errors import AppError, conflict, not_found
 from backend.jurisdictions import service as jurisdictions
@@ -177,9 +177,8 @@ def aware(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
-def local_date(at: datetime) -> date:
-    """The bureau-local date of an instant."""
-    return aware(at).astimezone(ZoneInfo(get_settings().timezone)).date()
+#: The bureau-local date of an instant (the one date function).
+local_date = bureau_date
 
 
 def case_no(kind: CaseKind, received_at: datetime, complaint_id: int) -> str:

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from backend.auth.dependencies import CurrentUser, Scope, StaffScope
 from backend.auth.models import Account, Role
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import SessionDep
 from backend.errors import error_responses, not_found
 from backend.i18n import Locale
@@ -38,7 +39,7 @@ def to_read(instrument: Instrument, today: date | None = None, locale: Locale = 
     """An instrument with its derived state."""
     spec = BY_CODE.get(instrument.type_code)
     type_name = (spec.name_zh if locale == "zh-CN" else spec.name_en) if spec else instrument.type_code
-    state = service.state_of(instrument, today or date.today(), get_settings().verification_due_days)
+    state = service.state_of(instrument, today or bureau_date(), get_settings().verification_due_days)
     return InstrumentRead(
         **instrument.model_dump(exclude={"created_at"}), type_name=type_name, verification_state=state
     )
@@ -102,7 +103,7 @@ def list_instruments(session: SessionDep, operator: StaffOrOwnOperator) -> list[
     rows = session.execute(
         select(Instrument).where(col(Instrument.operator_id) == operator.id).order_by(col(Instrument.id))
     ).scalars()
-    today = date.today()
+    today = bureau_date()
     return [to_read(r, today) for r in rows]
 
 
