@@ -45,6 +45,8 @@ NOTIFICATION_TOPICS: tuple[str, ...] = (
     "case.assigned",
     "case.overdue",
     "case.outcome",
+    "case.progress",
+    "finding.decided",
 )
 for _topic in NOTIFICATION_TOPICS:
     TOPIC_TASKS[_topic] = (*TOPIC_TASKS.get(_topic, ()), "gongping.notifications.dispatch")

@@ -134,16 +134,19 @@ def _after_change(
     *,
     before_state: RecordState | None,
     before_kind: RecordKind | None,
+    notice: bool = True,
 ) -> None:
     """Re-rate through the outbox when the class can move; keep commitment breaches in step."""
     touches_rating = RecordState.VERIFIED in (before_state, record.state)
     if touches_rating:
-        emit(
-            session,
-            "record.changed",
-            {"record_id": record.id, "operator_id": record.operator_id, "version": record.version},
-            dedupe_key=f"record.changed:{record.id}:v{record.version}",
-        )
+        payload: dict[str, Any] = {
+            "record_id": record.id,
+            "operator_id": record.operator_id,
+            "version": record.version,
+        }
+        if not notice:
+            payload["notice"] = False
+        emit(session, "record.changed", payload, dedupe_key=f"record.changed:{record.id}:v{record.version}")
         if before_kind in COMMITMENT_BREACHING_KINDS or record.kind in COMMITMENT_BREACHING_KINDS:
             sync_commitment_breaches(session, record.operator_id)
 
@@ -178,8 +181,12 @@ def create(
     instrument_still_in_use: bool | None = None,
     social_impact: bool | None = None,
     reason: str = "",
+    notice: bool = True,
 ) -> IntegrityRecord:
-    """Create a record, ``reported`` or already ``verified``; idempotent on (source_ref, kind)."""
+    """Create a record, ``reported`` or already ``verified``; idempotent on (source_ref, kind).
+
+    ``notice=False``: the creator tells the operator of its decision itself, once for all the records it makes
+    (:func:`decided`), so this record's ``record.changed`` carries ``"notice": false``."""
     # A creator passing the same reference and kind again (a retried task, a replayed request) gets the record
     # it made before; once that record is revoked, a new one may be made for the reference (a reopened case).
     kind, source, state = RecordKind(kind), RecordSource(source), RecordState(state)
@@ -220,8 +227,32 @@ def create(
         entity_id=record.id or 0,
         after=snapshot(record),
     )
-    _after_change(session, record, before_state=None, before_kind=None)
+    _after_change(session, record, before_state=None, before_kind=None, notice=notice)
     return record
+
+
+def decided(
+    session: Session,
+    *,
+    operator_id: int,
+    records: Sequence[IntegrityRecord],
+    jurisdiction_code: str | None,
+    dedupe: str,
+) -> None:
+    """One decision's verified findings about an operator: one ``finding.decided``, one notice to it."""
+    if not records:
+        return
+    emit(
+        session,
+        "finding.decided",
+        {
+            "operator_id": operator_id,
+            "record_ids": sorted(r.id or 0 for r in records),
+            "jurisdiction_code": jurisdiction_code,
+            "decided_on": bureau_date().isoformat(),
+        },
+        dedupe_key=f"finding.decided:{dedupe}",
+    )
 
 
 def _refuse_transition(record: IntegrityRecord, change: RecordChange) -> None:

@@ -144,6 +144,8 @@ def create_inspection(session: Session, *, scope: Scope, data: InspectionCreate)
             "evidence_refs": [ref],
             "actor": scope.user,
             "reason": "监督检查不合格 / failed supervision inspection",
+            # The operator is told of the inspection's findings once, below.
+            "notice": False,
         }
         summary = "；".join(f"{i.item.value}: {i.note}" if i.note else i.item.value for i in failed)
         made.append(
@@ -170,6 +172,13 @@ def create_inspection(session: Session, *, scope: Scope, data: InspectionCreate)
     inspection.record_ids = [r.id or 0 for r in made]
     session.add(inspection)
     session.flush()
+    records.decided(
+        session,
+        operator_id=operator.id or 0,
+        records=made,
+        jurisdiction_code=scope.user.jurisdiction_code,
+        dedupe=f"inspection:{inspection.id}",
+    )
     audit.service.record(
         session,
         actor=scope.user,
