@@ -49,9 +49,9 @@ topic                        payload                                            
                              assignee_id (optional); dedupe                            assignee, else the
                              ``case.overdue:{case_id}:{due_on}``                       staff bound to
                                                                                        jurisdiction_code
-``case.outcome``             case_id, case_no, complaint_id, jurisdiction_code, outcome        complaint_outcome → the
-                             (``substantiated``/``not_substantiated``/``mediated``/    consumer; for a
-                             ``not_accepted``/``terminated``)                          supervisor's patrol
+``case.outcome``             case_id, case_no, complaint_id, jurisdiction_code,        complaint_outcome → the
+                             outcome (``substantiated``/``not_substantiated``/         consumer; for a
+                             ``mediated``/``not_accepted``/``terminated``)             supervisor's patrol
                                                                                        report
                                                                                        supervisor_report_outcome
                                                                                        → the supervisor; an
@@ -71,8 +71,8 @@ topic                        payload                                            
 ============================ ======================================================= ===================
 
 The finding against the operator after a substantiated case is not sent from ``case.outcome``: it follows
-from the verified bad record the case creates (``record.changed``), so every verified finding is notified
-the same way whatever produced it.
+from the verified bad records the case creates, told once for all of them (``finding.decided``, as for a
+failed inspection); a record verified on its own is told through its ``record.changed``.
 """
 
 from __future__ import annotations
