@@ -39,9 +39,19 @@ SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
 
 
+def system_clock() -> datetime:
+    """The machine's clock, in UTC."""
+    return datetime.now(UTC)
+
+
+#: Where :func:`utcnow` reads the time. The one clock of the code base: a test that runs a flow at a chosen
+#: instant replaces it (``tests/clock.py``), and every ``from backend.db import utcnow`` sees the change.
+clock: Callable[[], datetime] = system_clock
+
+
 def utcnow() -> datetime:
     """Timezone-aware now in UTC (stored naive-free everywhere)."""
-    return datetime.now(UTC)
+    return clock()
 
 
 def aware(at: datetime) -> datetime:

@@ -13,6 +13,7 @@ from backend.auth import service as auth_service
 from backend.auth.models import Account, Role
 from backend.auth.scope import Scope
 from backend.common.schemas import LonLat
+from backend.dates import bureau_date
 from backend.instruments import service as instrument_service
 from backend.instruments.schemas import InstrumentCreate, VerificationCreate
 from backend.intake import memberships
@@ -67,7 +68,7 @@ def already_seeded(session: Session) -> bool:
 
 def seed(session: Session, today: date | None = None) -> list[DemoAccount]:
     """Create the demo data (idempotent: a second call changes nothing) and return the demo accounts."""
-    today = today or date.today()
+    today = today or bureau_date()
     if already_seeded(session):
         return demo_accounts(session)
     accounts: dict[str, Account] = {}

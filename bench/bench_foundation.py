@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from bench.common import Figure, fresh_postgres, machine, save, table
@@ -39,12 +39,13 @@ TYPES = ["price_scale", "fuel_dispenser", "taximeter", "sphygmomanometer", "refr
 
 def write_csvs(folder: Path, n_operators: int, per_operator: int) -> tuple[Path, Path]:
     """Synthetic operator and instrument CSVs with Chinese headers, as a bureau would export them."""
+    from backend.dates import bureau_date
     from backend.operators.uscc import random_usccs
 
     rng = random.Random(2260)
     codes = random_usccs("330106", n_operators, seed=11)
     ops, insts = folder / "operators.csv", folder / "instruments.csv"
-    today = date.today()
+    today = bureau_date()
     with ops.open("w", encoding="utf-8") as fo, insts.open("w", encoding="utf-8") as fi:
         fo.write("统一社会信用代码,名称,行业,地址,法定代表人,行政区划代码,经度,纬度\n")
         fi.write("统一社会信用代码,器具类型,出厂编号,制造商,型号,检定日期,检定结果,证书编号,检定机构\n")

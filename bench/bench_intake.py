@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from bench.common import Figure, fresh_postgres, machine, save, table
@@ -31,12 +31,13 @@ TYPES = ["price_scale", "fuel_dispenser", "taximeter", "sphygmomanometer", "refr
 def write_csvs(folder: Path, rows: int) -> tuple[Path, Path, Path]:
     """Operators and instruments to load, and the institution's file: ~5 % failures, ~1 % malformed rows, and a
     twentieth of the instruments last verified so long ago that the new verification finds them overdue."""
+    from backend.dates import bureau_date
     from backend.operators.uscc import random_usccs
 
     rng = random.Random(1517)
     n_ops = -(-rows // PER_OPERATOR)
     codes = random_usccs("330106", n_ops, seed=15)
-    today = date.today()
+    today = bureau_date()
     ops, insts, results = folder / "operators.csv", folder / "instruments.csv", folder / "verifications.csv"
     with ops.open("w", encoding="utf-8") as fo, insts.open("w", encoding="utf-8") as fi:
         fo.write("统一社会信用代码,名称,行业,地址,法定代表人,行政区划代码\n")

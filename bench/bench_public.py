@@ -38,7 +38,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,7 @@ def seed_child(url: str) -> None:
     """Runs in the subprocess: migrate, bulk-insert the operators, print where the tokens were written."""
     from sqlalchemy import insert
 
+    from backend.dates import bureau_date
     from backend.db import bulk_insert, session_scope, table_of, utcnow
     from backend.migrate import upgrade
     from backend.operators.models import ManagementAssessment, Operator, Sector, SelfCommitment, Stall
@@ -152,7 +153,7 @@ def seed_child(url: str) -> None:
             for o in operators
         ]
         bulk_insert(session, table_of(Stall), stalls, assign_ids=True)
-        verified = date.today() - timedelta(days=90)
+        verified = bureau_date() - timedelta(days=90)
         instruments = []
         for stall in stalls:
             for n in range(2):
@@ -186,7 +187,7 @@ def seed_child(url: str) -> None:
                 {
                     "operator_id": o["id"],
                     "cls": IntegrityClass.TRUSTWORTHY.value,
-                    "as_of": date.today(),
+                    "as_of": bureau_date(),
                     "reasons": [],
                     "rules_version": "bench",
                     "signature": "bench",

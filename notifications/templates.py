@@ -15,6 +15,7 @@ urgent: ignores quiet hours):
     interview_cancelled        operator     enforcement   no       no      the summons no longer stands
     reminder_notice            operator     enforcement   no       no      a written reminder (提醒, Art. 12(2))
     finding_against_operator   operator     enforcement   no       no      enters the record, opens Art. 22
+    findings_against_operator  operator     enforcement   no       no      one decision's findings, one notice
     rating_changed             operator     rating        no       no      a class change must be notified
     correction_decided         operator     correction    no       no      formal answer to an Art. 22 request
     correction_requested       staff        case_work     yes      no      an Art. 22 request waits for a decision
@@ -22,10 +23,17 @@ urgent: ignores quiet hours):
     record_unpublished         operator     publication   no       no      the public no longer sees the record
     complaint_received         complainant  complaint     yes      no      acknowledgement, kept in the inbox
     complaint_outcome          complainant  complaint     yes      no      kept in the inbox
+    filing_accepted            complainant  complaint     no       no      the acceptance decision owed the filer
+    filing_rejected            complainant  complaint     no       no      the refusal owed the filer, with why
+    filing_transferred         complainant  complaint     no       no      another bureau decides afresh
+    filing_escalated           complainant  complaint     yes      no      a deadline passed, the parent supervises
     complaint_handling_ended   operator     enforcement   no       no      end of mediation, both parties told
     supervisor_report_outcome  supervisor   supervision   yes      no      feedback to a volunteer
     case_assigned              staff        case_work     yes      no      work-queue notice
     case_overdue               staff        case_work     no       no      a statutory deadline has passed
+
+The filing_* kinds go to whoever filed, a consumer or a volunteer supervisor (``filing`` says which, in
+words), and name the case number (TS…/JB…), never an internal id; the id stays in the deep link only.
 
 Interviews are held in office hours, so holding other notices until 08:00 still delivers them in time;
 only the interview reminder is time-boxed tightly enough (an 08:00 interview's 1-hour reminder falls at
@@ -61,6 +69,8 @@ MAX_VALUE_LENGTH = 200
 # APNs caps apns-collapse-id at 64 bytes; keeping every collapse key within it avoids per-platform keys.
 MAX_COLLAPSE_KEY_LENGTH = 64
 
+#: How a list of labels is joined in each locale.
+_LIST_SEPARATORS = MappingProxyType({"zh-CN": "、", "en": "; "})
 _HOUR = 3600
 _DAY = 24 * _HOUR
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -112,6 +122,8 @@ class KindSpec:
     fields: tuple[str, ...]
     # Fields whose value is a code translated through the locale's label group of that name.
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Fields whose value is comma-separated codes, each translated through the group, joined by the locale.
+    label_lists: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +159,7 @@ def _spec(
     deep_link: str,
     fields: tuple[str, ...],
     labels: Mapping[str, str] | None = None,
+    label_lists: Mapping[str, str] | None = None,
 ) -> KindSpec:
     # Required notices and urgent ones go out with high priority so Doze does not delay them.
     priority: Priority = "high" if urgent or not mutable else "normal"
@@ -162,6 +175,7 @@ def _spec(
         deep_link=deep_link,
         fields=fields,
         labels=MappingProxyType(dict(labels or {})),
+        label_lists=MappingProxyType(dict(label_lists or {})),
     )
 
 
@@ -243,6 +257,19 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 fields=("finding_id", "bureau_name", "record_kind", "decided_on"),
                 labels={"record_kind": "record_kind"},
             ),
+            # One decision (a substantiated case, a failed inspection) is one notice, whatever number of
+            # record kinds it finds: ``record_kinds`` lists their codes.
+            _spec(
+                "findings_against_operator",
+                "operator",
+                "enforcement",
+                mutable=False,
+                ttl_seconds=7 * _DAY,
+                collapse_key="finding:{finding_id}",
+                deep_link="gongping://findings/{finding_id}",
+                fields=("finding_id", "bureau_name", "record_kinds", "decided_on"),
+                label_lists={"record_kinds": "record_kind"},
+            ),
             _spec(
                 "rating_changed",
                 "operator",
@@ -298,7 +325,7 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 ttl_seconds=3 * _DAY,
                 collapse_key="complaint:{complaint_ref}",
                 deep_link="gongping://complaints/{complaint_ref}",
-                fields=("complaint_ref", "received_on"),
+                fields=("complaint_ref", "case_no", "received_on"),
             ),
             _spec(
                 "complaint_outcome",
@@ -308,8 +335,54 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 ttl_seconds=7 * _DAY,
                 collapse_key="complaint:{complaint_ref}",
                 deep_link="gongping://complaints/{complaint_ref}",
-                fields=("complaint_ref", "outcome"),
+                fields=("complaint_ref", "case_no", "outcome"),
                 labels={"outcome": "complaint_outcome"},
+            ),
+            # Order No. 20 has the filer told whether the complaint is accepted, and if not, why; a transfer
+            # starts the receiving bureau's decision afresh; an overdue case is supervised from above.
+            _spec(
+                "filing_accepted",
+                "complainant",
+                "complaint",
+                mutable=False,
+                ttl_seconds=7 * _DAY,
+                collapse_key="complaint:{complaint_ref}",
+                deep_link="gongping://complaints/{complaint_ref}",
+                fields=("complaint_ref", "case_no", "filing", "bureau_name"),
+                labels={"filing": "filing"},
+            ),
+            _spec(
+                "filing_rejected",
+                "complainant",
+                "complaint",
+                mutable=False,
+                ttl_seconds=7 * _DAY,
+                collapse_key="complaint:{complaint_ref}",
+                deep_link="gongping://complaints/{complaint_ref}",
+                fields=("complaint_ref", "case_no", "filing", "bureau_name", "reason"),
+                labels={"filing": "filing"},
+            ),
+            _spec(
+                "filing_transferred",
+                "complainant",
+                "complaint",
+                mutable=False,
+                ttl_seconds=7 * _DAY,
+                collapse_key="complaint:{complaint_ref}",
+                deep_link="gongping://complaints/{complaint_ref}",
+                fields=("complaint_ref", "case_no", "filing", "bureau_name"),
+                labels={"filing": "filing"},
+            ),
+            _spec(
+                "filing_escalated",
+                "complainant",
+                "complaint",
+                mutable=True,
+                ttl_seconds=7 * _DAY,
+                collapse_key="complaint:{complaint_ref}",
+                deep_link="gongping://complaints/{complaint_ref}",
+                fields=("complaint_ref", "case_no", "filing", "bureau_name", "due_on"),
+                labels={"filing": "filing"},
             ),
             # Order No. 20 Art. 21: the decision to end mediation is told to the complainant and the operator;
             # the operator learns the bureau's case number and the outcome, nothing about the complainant.
@@ -332,7 +405,7 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 ttl_seconds=7 * _DAY,
                 collapse_key="report:{report_id}",
                 deep_link="gongping://reports/{report_id}",
-                fields=("report_id", "report_ref", "outcome"),
+                fields=("report_id", "case_no", "outcome"),
                 labels={"outcome": "report_outcome"},
             ),
             _spec(
@@ -445,7 +518,8 @@ def _validate(catalogs: Mapping[str, _LocaleCatalog]) -> None:
         pattern_fields = _placeholders(spec.collapse_key) | _placeholders(spec.deep_link)
         if not pattern_fields <= set(spec.fields) or not spec.deep_link.startswith(DEEP_LINK_SCHEME):
             raise TemplateError(f"{spec.kind}: bad collapse-key or deep-link pattern")
-        if not set(spec.labels) <= set(spec.fields) or not set(spec.labels.values()) <= set(reference_labels):
+        labelled = {**spec.labels, **spec.label_lists}
+        if not set(labelled) <= set(spec.fields) or not set(labelled.values()) <= set(reference_labels):
             raise TemplateError(f"{spec.kind}: labels refer to unknown fields or groups")
         if spec.audience == "operator" and any(is_identifying_key(name) for name in spec.fields):
             raise TemplateError(f"{spec.kind}: operator-facing kind declares an identifying field")
@@ -496,6 +570,12 @@ def render(kind: str, locale: str | None, context: Mapping[str, object]) -> Rend
             text[key] = catalog.labels[group][raw[key]]
         except KeyError:
             raise TemplateError(f"{kind}: {raw[key]!r} is not a known {group} code") from None
+    for key, group in spec.label_lists.items():
+        try:
+            words = [catalog.labels[group][code] for code in raw[key].split(",")]
+        except KeyError:
+            raise TemplateError(f"{kind}: {raw[key]!r} is not a list of {group} codes") from None
+        text[key] = _LIST_SEPARATORS[resolved].join(words)
     # Identifiers inside links and keys are percent-encoded so a value cannot add path segments or queries.
     quoted = {key: quote(value, safe="") for key, value in raw.items()}
     collapse_key = spec.collapse_key.format_map(quoted)

@@ -6,6 +6,7 @@ import logging
 from datetime import date, timedelta
 
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import session_scope
 from backend.instruments.sweep import sweep_overdue_instruments
 from backend.outbox.models import OutboxEvent
@@ -37,7 +38,7 @@ def redrive_task() -> int:
 @celery_app.task(name="gongping.instruments.sweep")
 def instrument_sweep_task(today: str | None = None) -> int:
     """Find instruments that became overdue; one ``instrument.overdue`` event per instrument and due date."""
-    day = date.fromisoformat(today) if today else date.today()
+    day = date.fromisoformat(today) if today else bureau_date()
     return sweep_overdue_instruments(day)
 
 

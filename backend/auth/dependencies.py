@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Annotated
 
 from fastapi import Depends
@@ -13,6 +12,7 @@ from backend.auth.models import Account, Role
 from backend.auth.scope import Scope as Scope  # re-exported: code importing Scope from here still works
 from backend.auth.security import decode_access_token, unauthorized
 from backend.auth.service import term_is_current
+from backend.dates import bureau_date
 from backend.db import SessionDep
 from backend.errors import forbidden
 from backend.jurisdictions.models import Jurisdiction
@@ -25,7 +25,7 @@ def _current_account(session: SessionDep, token: Annotated[str | None, Depends(o
         raise unauthorized("not_authenticated", "请先登录", "not authenticated")
     claims = decode_access_token(token)
     account = session.get(Account, claims.account_id)
-    if account is None or not account.is_active or not term_is_current(account, date.today()):
+    if account is None or not account.is_active or not term_is_current(account, bureau_date()):
         raise unauthorized("invalid_token", "账号不可用", "account disabled")
     return account
 

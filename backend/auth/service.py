@@ -26,6 +26,7 @@ from backend.auth.security import (
     verify_password,
 )
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import aware, utcnow
 from backend.errors import AppError, conflict
 
@@ -51,7 +52,7 @@ def authenticate(session: Session, username: str, password: str, address: str = 
     pair = throttle.check(session, username, address)
     account = session.exec(select(Account).where(col(Account.username) == username.strip())).first()
     ok = verify_password(account.password_hash if account else dummy_hash(), password)
-    if account is None or not ok or not account.is_active or not term_is_current(account, date.today()):
+    if account is None or not ok or not account.is_active or not term_is_current(account, bureau_date()):
         throttle.record_failure(session, username, address, pair, account)
         error = unauthorized("invalid_credentials", "用户名或密码错误", "wrong username or password")
         error.keep_changes = True

@@ -22,7 +22,7 @@ from backend.auth.models import Account, LoginThrottle
 from backend.config import get_settings
 from backend.db import utcnow
 from backend.errors import AppError
-from backend.inbox.models import InboxNotification
+from backend.notices.models import InboxNotification
 
 #: The inbox kind of the notice; no push (the inbox is where the owner looks after signing in).
 ATTACK_NOTICE_KIND = "sign_in_attack"

@@ -2,8 +2,9 @@
 
 Every step is one transaction that changes the case, appends to the staff history (``CaseEvent``) and to the
 filer's timeline (``ComplaintEvent``, without staff identity), writes the audit entry, and emits the outbox
-events the notification handlers expect (``case.assigned``, ``case.outcome``; ``case.overdue`` comes from
-the deadline sweep). Services flush, never commit.
+events the notification handlers expect (``case.assigned``, ``case.outcome``, ``case.progress``;
+``case.overdue`` comes from the deadline sweep, which tells the filer through :func:`tell_filer` too).
+Services flush, never commit.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
@@ -51,6 +51,7 @@ from backend.complaints.models import (
     RoutingStatus,
 )
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import utcnow
 from backend.errors import AppError, conflict, not_found
 from backend.jurisdictions import service as jurisdictions
@@ -77,6 +78,8 @@ HANDLING_SPECS: dict[CaseKind, DeadlineSpec | None] = {
 CASE = ("案件", "case")
 _ACCEPTANCE_KEYS = frozenset(spec.key for spec in ACCEPTANCE_SPECS.values())
 _HANDLING_KEYS = frozenset(spec.key for spec in HANDLING_SPECS.values() if spec is not None)
+#: The deadlines the filer was promised: when one passes, the filer is told the case went up for supervision.
+FILER_DEADLINES = _ACCEPTANCE_KEYS | _HANDLING_KEYS
 
 #: Which states each step starts from.
 TRANSITIONS: dict[CaseAction, frozenset[CaseState]] = {
@@ -177,9 +180,8 @@ def aware(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
-def local_date(at: datetime) -> date:
-    """The bureau-local date of an instant."""
-    return aware(at).astimezone(ZoneInfo(get_settings().timezone)).date()
+#: The bureau-local date of an instant (the one date function).
+local_date = bureau_date
 
 
 def case_no(kind: CaseKind, received_at: datetime, complaint_id: int) -> str:
@@ -341,6 +343,28 @@ def _assigned(session: Session, case: Case, dedupe: str) -> None:
     )
 
 
+def tell_filer(
+    session: Session,
+    case: Case,
+    step: str,
+    *,
+    jurisdiction_code: str | None,
+    due_on: date | None = None,
+) -> None:
+    """Tell the filer (consumer or supervisor) a step they were promised (``case.progress``): ``accepted``,
+    ``transferred`` (to ``jurisdiction_code``) or ``escalated`` (to it, after ``due_on`` passed)."""
+    payload: dict[str, Any] = {
+        "case_id": case.id,
+        "complaint_id": case.complaint_id,
+        "case_no": case.case_no,
+        "step": step,
+        "jurisdiction_code": jurisdiction_code,
+    }
+    if due_on is not None:
+        payload["due_on"] = due_on.isoformat()
+    emit(session, "case.progress", payload, dedupe_key=f"case.progress:{case.id}:v{case.version}:{step}")
+
+
 # ---- routing ----------------------------------------------------------------------------------------------
 
 
@@ -456,6 +480,8 @@ class Step:
     # A deadline the step starts, counted from the step itself.
     opens: DeadlineSpec | None = None
     update: Callable[[Case, datetime], None] | None = None
+    # Whether the filer is told of the step as it happens (outcomes are told through ``case.outcome``).
+    tells_filer: bool = False
 
 
 def _apply(session: Session, case: Case, step: Step, *, actor: Actor, request_id: str | None) -> Case:
@@ -505,12 +531,15 @@ def _apply(session: Session, case: Case, step: Step, *, actor: Actor, request_id
         after=snapshot(case),
         request_id=request_id,
     )
+    if step.tells_filer:
+        tell_filer(session, case, step.action.value, jurisdiction_code=case.jurisdiction_code)
     if step.outcome is not None:
         emit(
             session,
             "case.outcome",
             {
                 "case_id": case.id,
+                "case_no": case.case_no,
                 "complaint_id": case.complaint_id,
                 "jurisdiction_code": case.jurisdiction_code,
                 "outcome": step.outcome.value,
@@ -544,6 +573,7 @@ def accept(
             ends=_ACCEPTANCE_KEYS,
             opens=HANDLING_SPECS[case.kind],
             update=update,
+            tells_filer=True,
         ),
         actor=actor,
         request_id=request_id,
@@ -747,9 +777,18 @@ def substantiate(
                 instrument_still_in_use=data.instrument_still_in_use if is_instrument else None,
                 actor=actor,
                 reason="投诉举报经调查核实（第十三条） / substantiated by investigation (Art. 13)",
+                notice=False,
             )
         )
     record_ids = [r.id or 0 for r in made]
+    # One finding, one notice to the operator, however many record kinds it makes.
+    records.decided(
+        session,
+        operator_id=operator.id or 0,
+        records=made,
+        jurisdiction_code=case.jurisdiction_code,
+        dedupe=f"case:{case.id}:v{case.version}",
+    )
 
     def update(c: Case, _now: datetime) -> None:
         c.findings = data.findings
@@ -1051,6 +1090,7 @@ def transfer(
         request_id=request_id,
     )
     _assigned(session, case, f"v{case.version}")
+    tell_filer(session, case, CaseAction.transferred.value, jurisdiction_code=jurisdiction_code)
     return case
 
 

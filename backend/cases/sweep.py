@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import SYSTEM, snapshot
 from backend.cases.models import Case, CaseAction, CaseDeadline, CaseEvent
-from backend.cases.service import aware, bureau_label, locked_case
+from backend.cases.service import FILER_DEADLINES, aware, bureau_label, locked_case, tell_filer
 from backend.complaints import service as complaints
 from backend.complaints.models import Complaint
 from backend.db import UnitOfWork, session_scope, utcnow
@@ -109,6 +109,8 @@ def mark_overdue(session: Session, deadline_id: int, now: datetime) -> bool:
             },
             dedupe_key=f"case.overdue:{case.id}:{deadline.due_on.isoformat()}",
         )
+        if deadline.key in FILER_DEADLINES:
+            tell_filer(session, case, "escalated", jurisdiction_code=target, due_on=deadline.due_on)
     session.flush()
     return True
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -31,6 +30,7 @@ from backend.complaints.models import PhotoKind
 from backend.complaints.schemas import MAX_PHOTOS, ComplaintSubmission
 from backend.complaints.service import FILER_ROLES, IncomingPhoto, Submission, request_hash
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import SessionDep
 from backend.errors import AppError, forbidden
 from backend.jurisdictions.models import Jurisdiction
@@ -301,7 +301,7 @@ ParsedSubmission = Annotated[Submission, Depends(_submission)]
 def load_filer(session: Session, claims: AccessClaims) -> Account:
     """The filing account behind verified claims: active, in term, and still a filer role."""
     account = session.get(Account, claims.account_id)
-    if account is None or not account.is_active or not term_is_current(account, date.today()):
+    if account is None or not account.is_active or not term_is_current(account, bureau_date()):
         raise unauthorized("invalid_token", "账号不可用", "account disabled")
     if account.role not in FILER_ROLES:
         raise forbidden(

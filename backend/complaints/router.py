@@ -236,20 +236,33 @@ def _photo(session: SessionDep, complaint: Complaint, photo_id: int) -> Complain
     responses={**_IMAGE, **error_responses(401, 404, 409)},
 )
 def photo_rendition(
+    request: Request,
     session: SessionDep,
     user: CurrentUser,
     complaint_id: int,
     photo_id: int,
     rendition: Literal["display", "thumbnail"],
 ) -> Response:
-    """A photo's display copy or thumbnail (the filer, or staff in scope); never the original."""
+    """A photo's display copy or thumbnail (the filer, or staff in scope, audited); never the original."""
     complaint = session.get(Complaint, complaint_id)
+    scope = None
     if complaint is None or complaint.account_id != user.id:
         scope = staff_scope_of(session, user)
         if scope is None:
             raise not_found("投诉", "complaint")
         complaint = service.get_for_staff(session, scope, complaint_id)
     photo = _photo(session, complaint, photo_id)
+    if scope is not None:
+        # A staff view (Art. 20), logged when the transaction commits: a 409 or 404 below is not logged.
+        audit.service.record_read(
+            session,
+            actor=scope.user,
+            action="complaint_photo.read",
+            entity_type="complaint_photo",
+            entity_id=photo_id,
+            after={"rendition": rendition},
+            request_id=getattr(request.state, "request_id", None),
+        )
     key = photo.display_key if rendition == "display" else photo.thumbnail_key
     if photo.status != PhotoStatus.processed or key is None:
         if photo.status == PhotoStatus.rejected:

@@ -53,6 +53,7 @@ from backend.complaints.schemas import (
 )
 from backend.complaints.weighing import WeightOutsideTable, check_weighing
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import utcnow
 from backend.errors import AppError, conflict, not_found
 from backend.i18n import Locale
@@ -650,7 +651,7 @@ def to_operator_view(session: Session, complaint: Complaint, locale: Locale) -> 
         category=complaint.category,
         finding=complaint.finding,
         status=complaint.status,
-        received_on=complaint.created_at.date(),
+        received_on=bureau_date(complaint.created_at),
         stall_number=stall.number if stall else None,
         instrument_serial=instrument.serial if instrument else None,
         weighing=_weighing(complaint, locale),

@@ -128,7 +128,13 @@ def feed_changes(
     """Class changes and verified records (with their revocations) after the cursor, for the key's scope."""
     position = service.decode_cursor(cursor)
     result = service.read_feed(session, key, cursor=position, limit=limit)
-    service.log_read(session, key, result, client_ip=ratelimit.client_address(request))
+    service.log_read(
+        session,
+        key,
+        result,
+        client_ip=ratelimit.client_address(request),
+        request_id=getattr(request.state, "request_id", None),
+    )
     response.headers["Cache-Control"] = "no-store"
     return FeedPage(
         events=result.events, next_cursor=service.encode_cursor(result.cursor_to), has_more=result.has_more

@@ -38,7 +38,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from backend import audit
-from backend.audit.service import snapshot
+from backend.audit.service import record_read, snapshot
 from backend.auth.scope import Scope
 from backend.config import get_settings
 from backend.db import aware, is_postgres, utcnow
@@ -670,8 +670,23 @@ def _by_id(session: Session, model: type[Any], ids: list[int]) -> dict[int, Any]
     return {row.id: row for row in session.exec(select(model).where(col(model.id).in_(ids))).all()}
 
 
-def log_read(session: Session, key: ExchangeApiKey, result: FeedResult, *, client_ip: str) -> FeedReadLog:
-    """Write the read log entry of one feed call (Art. 20)."""
+@dataclass(frozen=True)
+class PartnerReader:
+    """A partner department reading the feed: the audit's actor (it has no account; its key says who)."""
+
+    id: int | None = None
+    role: str = "department"
+
+
+def log_read(
+    session: Session,
+    key: ExchangeApiKey,
+    result: FeedResult,
+    *,
+    client_ip: str,
+    request_id: str | None = None,
+) -> FeedReadLog:
+    """Log one feed call (Art. 20): the key's read log, and an entry in the audit chain like staff reads."""
     entry = FeedReadLog(
         api_key_id=key.id or 0,
         department=key.department,
@@ -683,6 +698,23 @@ def log_read(session: Session, key: ExchangeApiKey, result: FeedResult, *, clien
     )
     session.add(entry)
     session.flush()
+    record_read(
+        session,
+        actor=PartnerReader(),
+        action="feed.read",
+        entity_type="exchange_key",
+        entity_id=key.id or 0,
+        after={
+            "department": key.department,
+            "read_log_id": entry.id,
+            "cursor_from": result.cursor_from,
+            "cursor_to": result.cursor_to,
+            "rows": len(result.events),
+            # Whose information was shared, so an audit can say which departments received an operator's.
+            "operator_ids": sorted({e.operator_id for e in result.events}),
+        },
+        request_id=request_id,
+    )
     return entry
 
 

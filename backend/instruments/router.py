@@ -12,6 +12,7 @@ from backend.auth.dependencies import CurrentUser, StaffScope
 from backend.auth.models import Account, Role
 from backend.auth.scope import Scope
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import SessionDep
 from backend.errors import error_responses, not_found
 from backend.i18n import Locale
@@ -39,7 +40,7 @@ def to_read(instrument: Instrument, today: date | None = None, locale: Locale = 
     """An instrument with its derived state."""
     spec = BY_CODE.get(instrument.type_code)
     type_name = (spec.name_zh if locale == "zh-CN" else spec.name_en) if spec else instrument.type_code
-    state = service.state_of(instrument, today or date.today(), get_settings().verification_due_days)
+    state = service.state_of(instrument, today or bureau_date(), get_settings().verification_due_days)
     return InstrumentRead(
         **instrument.model_dump(exclude={"created_at"}), type_name=type_name, verification_state=state
     )
@@ -103,7 +104,7 @@ def list_instruments(session: SessionDep, operator: StaffOrOwnOperator) -> list[
     rows = session.execute(
         select(Instrument).where(col(Instrument.operator_id) == operator.id).order_by(col(Instrument.id))
     ).scalars()
-    today = date.today()
+    today = bureau_date()
     return [to_read(r, today) for r in rows]
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.service import Actor, snapshot
+from backend.dates import bureau_date
 from backend.errors import AppError, conflict
 from backend.instruments.catalogue import BY_CODE, CATALOGUE
 from backend.instruments.models import (
@@ -184,7 +185,7 @@ def record_verification(
     today: date | None = None,
 ) -> VerificationRecord:
     """Add a verification result; the newest one becomes the instrument's current state."""
-    today = today or date.today()
+    today = today or bureau_date()
     if data.verified_on > today:
         raise AppError(
             422, "verification_in_future", "检定日期不能晚于今天", "verification date is in the future"

@@ -18,10 +18,13 @@ topic                        payload                                            
                                                                                        operator users
 ``complaint.created``        complaint_id, photo_ids                                   complaint_received →
                                                                                        the consumer who filed
-``record.changed``           record_id, operator_id, version                           finding_against_operator
-                                                                                       → operator users, when
-                                                                                       that version made a bad
+``record.changed``           record_id, operator_id, version, notice (optional;        finding_against_operator
+                             ``false``: the decision that made it notifies through     → operator users, when
+                             ``finding.decided``)                                      that version made a bad
                                                                                        record verified
+``finding.decided``          operator_id, record_ids, jurisdiction_code, decided_on    findings_against_operator
+                             (one decision: a substantiated case, a failed             → operator users, once
+                             inspection)                                               for all its records
 ``rating.changed``           operator_id, change_id, from, to, as_of                   rating_changed →
                                                                                        operator users
 ``interview.scheduled``      interview_id, operator_id, kind                           interview_scheduled
@@ -46,9 +49,9 @@ topic                        payload                                            
                              assignee_id (optional); dedupe                            assignee, else the
                              ``case.overdue:{case_id}:{due_on}``                       staff bound to
                                                                                        jurisdiction_code
-``case.outcome``             case_id, complaint_id, jurisdiction_code, outcome         complaint_outcome → the
-                             (``substantiated``/``not_substantiated``/``mediated``/    consumer; for a
-                             ``not_accepted``/``terminated``)                          supervisor's patrol
+``case.outcome``             case_id, case_no, complaint_id, jurisdiction_code,        complaint_outcome → the
+                             outcome (``substantiated``/``not_substantiated``/         consumer; for a
+                             ``mediated``/``not_accepted``/``terminated``)             supervisor's patrol
                                                                                        report
                                                                                        supervisor_report_outcome
                                                                                        → the supervisor; an
@@ -56,12 +59,20 @@ topic                        payload                                            
                                                                                        ``mediated`` or
                                                                                        ``terminated`` also
                                                                                        complaint_handling_ended
-                                                                                       → operator users
+                                                                                       → operator users;
+                                                                                       ``not_accepted``:
+                                                                                       filing_rejected (with
+                                                                                       the reason) → the filer
+``case.progress``            case_id, complaint_id, case_no, step (``accepted``/       filing_accepted /
+                             ``transferred``/``escalated``), jurisdiction_code,        filing_transferred /
+                             due_on (escalated only)                                   filing_escalated → the
+                                                                                       filer (consumer or
+                                                                                       supervisor)
 ============================ ======================================================= ===================
 
 The finding against the operator after a substantiated case is not sent from ``case.outcome``: it follows
-from the verified bad record the case creates (``record.changed``), so every verified finding is notified
-the same way whatever produced it.
+from the verified bad records the case creates, told once for all of them (``finding.decided``, as for a
+failed inspection); a record verified on its own is told through its ``record.changed``.
 """
 
 from __future__ import annotations
@@ -76,6 +87,8 @@ from sqlmodel import Session, col, select
 
 from backend.auth.models import Account, Role
 from backend.cases.models import Case, CaseKind, CaseState
+from backend.cases.service import HANDLED_BY_LABELS, REJECTION_LABELS, bureau_label
+from backend.cases.service import case_no as case_number
 from backend.complaints.models import Complaint, ComplaintSource
 from backend.db import aware, utcnow
 from backend.instruments.catalogue import BY_CODE
@@ -350,6 +363,8 @@ def complaint_created(session: Session, event: OutboxEvent) -> list[Notice]:
         return []
     context: dict[str, ContextValue] = {
         "complaint_ref": str(complaint.id),
+        # The number its case will carry (it is made from the receipt), not the internal id.
+        "case_no": case_number(CaseKind.complaint, complaint.created_at, complaint.id or 0),
         "received_on": local_date(complaint.created_at),
     }
     return [Notice((complaint.account_id,), "complaint_received", context)]
@@ -365,6 +380,8 @@ def record_changed(session: Session, event: OutboxEvent) -> list[Notice]:
             col(IntegrityRecordVersion.version) == int(payload["version"]),
         )
     ).scalar_one_or_none()
+    if payload.get("notice") is False:
+        return []  # one of a decision's findings: finding.decided tells the operator of them all at once
     if version is None or version.change not in (RecordChange.create, RecordChange.verify):
         # Corrections and revocations of a finding are answered by correction_decided, not a new finding.
         return []
@@ -614,15 +631,22 @@ def case_outcome(session: Session, event: OutboxEvent) -> list[Notice]:
     complaint = session.get(Complaint, int(payload["complaint_id"]))
     if complaint is None:
         return []
+    if outcome == "not_accepted":
+        return _rejected(session, complaint, session.get(Case, int(payload["case_id"])))
+    case_no = str(payload["case_no"])
     if complaint.source == ComplaintSource.supervisor:
         # A patrol report is adopted when the case found what it reported.
         report: dict[str, ContextValue] = {
             "report_id": str(complaint.id),
-            "report_ref": str(complaint.id),
+            "case_no": case_no,
             "outcome": "adopted" if outcome == "substantiated" else "not_adopted",
         }
         return [Notice((complaint.account_id,), "supervisor_report_outcome", report)]
-    context: dict[str, ContextValue] = {"complaint_ref": str(complaint.id), "outcome": outcome}
+    context: dict[str, ContextValue] = {
+        "complaint_ref": str(complaint.id),
+        "case_no": case_no,
+        "outcome": outcome,
+    }
     told = [Notice((complaint.account_id,), "complaint_outcome", context)]
     if outcome in _MEDIATION_ENDS:
         told.extend(_mediation_ended(session, int(payload["case_id"]), outcome))
@@ -655,3 +679,82 @@ def _mediation_ended(session: Session, case_id: int, outcome: str) -> list[Notic
         "decided_on": local_date(case.decided_at),
     }
     return [Notice(recipients, "complaint_handling_ended", context)]
+
+
+def _filing(complaint: Complaint, case_no: str) -> dict[str, ContextValue]:
+    """What every notice to a filer starts from: the case number they read, and what they filed."""
+    return {
+        "complaint_ref": str(complaint.id),
+        "case_no": case_no,
+        "filing": "report" if complaint.source == ComplaintSource.supervisor else "complaint",
+    }
+
+
+def _bureau(session: Session, jurisdiction_code: str | None) -> Localized:
+    return Localized(*bureau_label(session, jurisdiction_code))
+
+
+def _rejected(session: Session, complaint: Complaint, case: Case | None) -> list[Notice]:
+    """The decision not to accept, with the listed reason (Order No. 20), to whoever filed."""
+    # Reopened for acceptance before this was handled: the refusal no longer stands, the new decision is told.
+    if case is None or case.state is not CaseState.not_accepted or case.rejection_reason is None:
+        return []
+    zh, en = REJECTION_LABELS[case.rejection_reason]
+    if case.handled_by is not None:
+        by_zh, by_en = HANDLED_BY_LABELS[case.handled_by]
+        zh, en = f"已由{by_zh}受理或处理", f"already accepted or handled by {by_en}"
+    context = _filing(complaint, case.case_no)
+    context["bureau_name"] = _bureau(session, case.jurisdiction_code)
+    context["reason"] = Localized(zh, en)
+    return [Notice((complaint.account_id,), "filing_rejected", context)]
+
+
+_PROGRESS_KINDS: Mapping[str, str] = {
+    "accepted": "filing_accepted",
+    "transferred": "filing_transferred",
+    "escalated": "filing_escalated",
+}
+
+
+@handles("case.progress")
+def case_progress(session: Session, event: OutboxEvent) -> list[Notice]:
+    """A step the filer was promised (accepted, transferred, escalated): tell the consumer or supervisor."""
+    payload = event.payload
+    kind = _PROGRESS_KINDS.get(str(payload["step"]))
+    if kind is None:
+        log.error("case.progress %s: unknown step %r", event.id, payload["step"])
+        return []
+    complaint = session.get(Complaint, int(payload["complaint_id"]))
+    if complaint is None:
+        return []
+    code = payload.get("jurisdiction_code")
+    context = _filing(complaint, str(payload["case_no"]))
+    context["bureau_name"] = _bureau(session, str(code) if code else None)
+    if kind == "filing_escalated":
+        context["due_on"] = date.fromisoformat(str(payload["due_on"]))
+    return [Notice((complaint.account_id,), kind, context)]
+
+
+@handles("finding.decided")
+def finding_decided(session: Session, event: OutboxEvent) -> list[Notice]:
+    """One decision's findings (a substantiated case, a failed inspection): one notice, every kind named."""
+    payload = event.payload
+    ids = [int(i) for i in payload["record_ids"]]
+    rows = session.execute(
+        select(IntegrityRecord).where(col(IntegrityRecord.id).in_(ids)).order_by(col(IntegrityRecord.id))
+    ).scalars()
+    bad = {k.value for k in BAD_KINDS}
+    # Only what still stands: a finding revoked before this was handled is not announced.
+    standing = [r for r in rows if r.state is RecordState.VERIFIED and r.kind.value in bad]
+    if not standing:
+        return []
+    operator_id = int(payload["operator_id"])
+    kinds = list(dict.fromkeys(r.kind.value for r in standing))
+    code = payload.get("jurisdiction_code")
+    context: dict[str, ContextValue] = {
+        "finding_id": str(standing[0].id),
+        "bureau_name": _case_bureau(session, str(code) if code else None, operator_id),
+        "record_kinds": ",".join(kinds),
+        "decided_on": date.fromisoformat(str(payload["decided_on"])),
+    }
+    return [Notice(operator_users(session, operator_id), "findings_against_operator", context)]

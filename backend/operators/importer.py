@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from backend.audit.service import Actor, AuditItem, record_many
 from backend.auth.scope import Scope
+from backend.dates import bureau_date
 from backend.db import bulk_insert, one_of, table_of, utcnow
 from backend.errors import AppError
 from backend.instruments.catalogue import BY_CODE
@@ -269,7 +270,7 @@ def import_instruments(
     today: date | None = None,
 ) -> ImportReport:
     """Create instruments (idempotent on operator + serial) and their latest verification from CSV rows."""
-    today = today or date.today()
+    today = today or bureau_date()
     report = ImportReport(created=0, updated=0, unchanged=0, errors=[])
     required = {"operator_uscc", "type_code", "serial"}
     for chunk in _chunks(_rows(lines, INSTRUMENT_HEADERS, required), BATCH):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi import APIRouter, File, Query, Request, UploadFile, status
 
+from backend.audit.reads import staff_read
 from backend.auth import service as auth_service
 from backend.auth.dependencies import CurrentUser, StaffScope
 from backend.auth.models import Account, Role
@@ -46,8 +47,8 @@ def create_operator(session: SessionDep, scope: StaffScope, body: OperatorCreate
 
 
 @router.get("/operators", response_model=Page[OperatorRead], responses=_ERRORS)
-@read_only
 def list_operators(
+    request: Request,
     session: SessionDep,
     scope: StaffScope,
     q: Annotated[str | None, Query(max_length=100)] = None,
@@ -56,18 +57,33 @@ def list_operators(
     limit: PageLimit = 50,
     offset: PageOffset = 0,
 ) -> Page[OperatorRead]:
-    """Operators in your jurisdiction, searchable by name or code."""
+    """Operators in your jurisdiction, searchable by name or code; audited (phones, legal representatives)."""
     rows, total = service.list_in_scope(
         session, scope, q=q, sector=sector, jurisdiction_code=jurisdiction_code, limit=limit, offset=offset
+    )
+    staff_read(
+        session,
+        request,
+        scope.user,
+        action="operator.list",
+        entity_type="operator",
+        entity_id=jurisdiction_code or "*",
+        after={
+            "filters": {"q": q, "sector": sector, "jurisdiction_code": jurisdiction_code},
+            "operator_ids": [r.id for r in rows],
+        },
     )
     return Page(items=[service.to_read(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/operators/{operator_id}", response_model=OperatorRead, responses=_ERRORS)
-@read_only
-async def get_operator(operator: StaffOrOwnOperator) -> OperatorRead:
-    """One operator (staff in scope, or the operator's own users)."""
-    # async: the dependencies did the reading; building the answer needs no worker thread.
+def get_operator(
+    request: Request, session: SessionDep, user: CurrentUser, operator: StaffOrOwnOperator
+) -> OperatorRead:
+    """One operator (staff in scope, or the operator's own users); a staff read is audited (Art. 20)."""
+    staff_read(
+        session, request, user, action="operator.read", entity_type="operator", entity_id=operator.id or 0
+    )
     return service.to_read(operator)
 
 
@@ -95,14 +111,26 @@ def create_stall(
 
 
 @router.get("/operators/{operator_id}/stalls", response_model=list[StallRead], responses=_ERRORS)
-@read_only
-def list_stalls(session: SessionDep, operator: StaffOrOwnOperator) -> list[StallRead]:
-    """The stalls of a market."""
+def list_stalls(
+    request: Request, session: SessionDep, user: CurrentUser, operator: StaffOrOwnOperator
+) -> list[StallRead]:
+    """The stalls of a market, with their holders; a staff read is audited (Art. 20)."""
     from sqlmodel import col, select
 
-    rows = session.execute(
-        select(Stall).where(col(Stall.market_id) == operator.id).order_by(col(Stall.number))
-    ).scalars()
+    rows = list(
+        session.execute(
+            select(Stall).where(col(Stall.market_id) == operator.id).order_by(col(Stall.number))
+        ).scalars()
+    )
+    staff_read(
+        session,
+        request,
+        user,
+        action="stall.list",
+        entity_type="operator",
+        entity_id=operator.id or 0,
+        after={"stall_ids": [s.id for s in rows]},
+    )
     return [StallRead.model_validate(s) for s in rows]
 
 

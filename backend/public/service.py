@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from backend.common.masking import public_operator_name, search_form
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.errors import AppError, not_found
 from backend.i18n import Locale
 from backend.instruments.models import VerificationState
@@ -182,7 +183,7 @@ def fresh_until(profile: QRProfilePublic, today: date | None = None) -> date | N
     settled = (VerificationState.failed, VerificationState.never_verified)
     return next_state_change(
         ((i.verification_state not in settled, i.valid_until) for i in profile.instruments),
-        today=today or date.today(),
+        today=today or bureau_date(),
         due_days=get_settings().verification_due_days,
     )
 

@@ -288,11 +288,18 @@ def get_store(settings: Settings | None = None) -> PublicStore | None:
 
 
 def seconds_until(day: date | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from now to local midnight starting ``day`` (the server's date is the one pages are rendered on)."""
+    """Seconds from now to the bureau's midnight starting ``day`` (pages are rendered on the bureau's date).
+
+    A naive ``now`` is the bureau's wall time."""
+    # Imported here: backend.db imports this module while it loads (its session hook), and dates needs db.
+    from backend.dates import bureau_zone
+    from backend.db import utcnow
+
     if day is None:
         return None
-    now = now or datetime.now()
-    return max(0.0, (datetime.combine(day, datetime.min.time()) - now).total_seconds())
+    zone = bureau_zone()
+    current = utcnow() if now is None else now if now.tzinfo is not None else now.replace(tzinfo=zone)
+    return max(0.0, (datetime.combine(day, datetime.min.time(), tzinfo=zone) - current).total_seconds())
 
 
 def next_state_change(

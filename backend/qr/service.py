@@ -15,6 +15,7 @@ from backend.audit.service import Actor, snapshot
 from backend.auth.scope import Scope
 from backend.common.masking import mask_name, public_operator_name, public_stall_name
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.errors import AppError, not_found
 from backend.i18n import Locale
 from backend.instruments import service as instrument_service
@@ -198,7 +199,7 @@ def _operator_public(session: Session, operator: Operator, locale: Locale) -> Op
         text = COMMITMENT_TEXTS.get(commitment.text_version)
         commitment_public = SelfCommitmentPublic(
             text_version=commitment.text_version,
-            signed_on=commitment.signed_at.date(),
+            signed_on=bureau_date(commitment.signed_at),
             text=(text.text_zh if locale == "zh-CN" else text.text_en) if text else "",
         )
     return OperatorPublic(
@@ -221,7 +222,7 @@ def public_profile(
     session: Session, target: QRTarget, locale: Locale, today: date | None = None
 ) -> QRProfilePublic:
     """The public profile behind a code: operator, stall and the instruments the code covers."""
-    today = today or date.today()
+    today = today or bureau_date()
     in_use = col(Instrument.status) == InstrumentStatus.in_use
     if target.instrument is not None:
         instruments = [target.instrument]

@@ -245,6 +245,7 @@ def my_corrections(session: SessionDep, user: OperatorUser) -> list[OperatorCorr
 
 @router.get("/corrections", response_model=Page[CorrectionRead], tags=["corrections"], responses=_ERRORS)
 def list_corrections(
+    request: Request,
     session: SessionDep,
     scope: StaffScope,
     status_: Annotated[CorrectionStatus | None, Query(alias="status")] = None,
@@ -256,14 +257,33 @@ def list_corrections(
     rows, total = corrections.list_in_scope(
         session, scope, status=status_, overdue=overdue, limit=limit, offset=offset
     )
+    audit.service.record_read(
+        session,
+        actor=scope.user,
+        action="correction.list",
+        entity_type="correction_request",
+        entity_id="*",
+        after={"filters": {"status": status_, "overdue": overdue}, "correction_ids": [r.id for r in rows]},
+        request_id=_request_id(request),
+    )
     return Page(items=[_correction_read(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get(
     "/corrections/{correction_id}", response_model=CorrectionRead, tags=["corrections"], responses=_ERRORS
 )
-def get_correction(row: StaffCorrection) -> CorrectionRead:
-    """One correction request."""
+def get_correction(
+    request: Request, session: SessionDep, scope: StaffScope, row: StaffCorrection
+) -> CorrectionRead:
+    """One correction request; audited (Art. 20)."""
+    audit.service.record_read(
+        session,
+        actor=scope.user,
+        action="correction.read",
+        entity_type="correction_request",
+        entity_id=row.id or 0,
+        request_id=_request_id(request),
+    )
     return _correction_read(row)
 
 

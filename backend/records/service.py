@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -20,7 +19,7 @@ from backend import audit
 from backend.audit.service import SYSTEM, Actor, snapshot
 from backend.auth.scope import Scope
 from backend.common.scoped import load_scoped
-from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.db import utcnow
 from backend.errors import AppError, conflict, not_found
 from backend.instruments.models import Instrument, InstrumentStatus
@@ -59,16 +58,9 @@ CORRECTABLE_FIELDS = (
 )
 
 
-def bureau_today() -> date:
-    """Today in the bureaus' time zone (a fact dated "today" in Beijing is not in the future)."""
-    return datetime.now(ZoneInfo(get_settings().timezone)).date()
-
-
-def local_date(at: datetime) -> date:
-    """The bureau-local date of an instant (naive values from SQLite are UTC)."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(ZoneInfo(get_settings().timezone)).date()
+#: Today, and the date of an instant, in the bureaus' time zone (a fact dated "today" in Beijing is not in the
+#: future): both are the one date function, under the names this module's callers know.
+bureau_today = local_date = bureau_date
 
 
 def check_findings(
@@ -142,16 +134,19 @@ def _after_change(
     *,
     before_state: RecordState | None,
     before_kind: RecordKind | None,
+    notice: bool = True,
 ) -> None:
     """Re-rate through the outbox when the class can move; keep commitment breaches in step."""
     touches_rating = RecordState.VERIFIED in (before_state, record.state)
     if touches_rating:
-        emit(
-            session,
-            "record.changed",
-            {"record_id": record.id, "operator_id": record.operator_id, "version": record.version},
-            dedupe_key=f"record.changed:{record.id}:v{record.version}",
-        )
+        payload: dict[str, Any] = {
+            "record_id": record.id,
+            "operator_id": record.operator_id,
+            "version": record.version,
+        }
+        if not notice:
+            payload["notice"] = False
+        emit(session, "record.changed", payload, dedupe_key=f"record.changed:{record.id}:v{record.version}")
         if before_kind in COMMITMENT_BREACHING_KINDS or record.kind in COMMITMENT_BREACHING_KINDS:
             sync_commitment_breaches(session, record.operator_id)
 
@@ -186,8 +181,12 @@ def create(
     instrument_still_in_use: bool | None = None,
     social_impact: bool | None = None,
     reason: str = "",
+    notice: bool = True,
 ) -> IntegrityRecord:
-    """Create a record, ``reported`` or already ``verified``; idempotent on (source_ref, kind)."""
+    """Create a record, ``reported`` or already ``verified``; idempotent on (source_ref, kind).
+
+    ``notice=False``: the creator tells the operator of its decision itself, once for all the records it makes
+    (:func:`decided`), so this record's ``record.changed`` carries ``"notice": false``."""
     # A creator passing the same reference and kind again (a retried task, a replayed request) gets the record
     # it made before; once that record is revoked, a new one may be made for the reference (a reopened case).
     kind, source, state = RecordKind(kind), RecordSource(source), RecordState(state)
@@ -228,8 +227,32 @@ def create(
         entity_id=record.id or 0,
         after=snapshot(record),
     )
-    _after_change(session, record, before_state=None, before_kind=None)
+    _after_change(session, record, before_state=None, before_kind=None, notice=notice)
     return record
+
+
+def decided(
+    session: Session,
+    *,
+    operator_id: int,
+    records: Sequence[IntegrityRecord],
+    jurisdiction_code: str | None,
+    dedupe: str,
+) -> None:
+    """One decision's verified findings about an operator: one ``finding.decided``, one notice to it."""
+    if not records:
+        return
+    emit(
+        session,
+        "finding.decided",
+        {
+            "operator_id": operator_id,
+            "record_ids": sorted(r.id or 0 for r in records),
+            "jurisdiction_code": jurisdiction_code,
+            "decided_on": bureau_date().isoformat(),
+        },
+        dedupe_key=f"finding.decided:{dedupe}",
+    )
 
 
 def _refuse_transition(record: IntegrityRecord, change: RecordChange) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from backend.audit.reads import staff_read
 from backend.auth.dependencies import StaffScope
 from backend.common.schemas import Page, PageLimit, PageOffset
 from backend.db import SessionDep
@@ -54,6 +55,7 @@ def create_inspection(session: SessionDep, scope: StaffScope, body: InspectionCr
 
 @router.get("/inspections", response_model=Page[InspectionRead], tags=["inspections"], responses=_ERRORS)
 def list_inspections(
+    request: Request,
     session: SessionDep,
     scope: StaffScope,
     operator_id: int | None = None,
@@ -63,6 +65,15 @@ def list_inspections(
     """Inspections of operators in your jurisdiction, newest first."""
     rows, total = service.list_inspections(
         session, scope, operator_id=operator_id, limit=limit, offset=offset
+    )
+    staff_read(
+        session,
+        request,
+        scope.user,
+        action="inspection.list",
+        entity_type="inspection",
+        entity_id=str(operator_id) if operator_id is not None else "*",
+        after={"filters": {"operator_id": operator_id}, "inspection_ids": [r.id for r in rows]},
     )
     return Page(
         items=[InspectionRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
@@ -188,6 +199,7 @@ def schedule_interview(session: SessionDep, scope: StaffScope, body: InterviewCr
 
 @router.get("/interviews", response_model=Page[InterviewRead], tags=["interviews"], responses=_ERRORS)
 def list_interviews(
+    request: Request,
     session: SessionDep,
     scope: StaffScope,
     operator_id: int | None = None,
@@ -199,6 +211,18 @@ def list_interviews(
     rows, total = service.list_interviews(
         session, scope, operator_id=operator_id, status=status_, limit=limit, offset=offset
     )
+    staff_read(
+        session,
+        request,
+        scope.user,
+        action="interview.list",
+        entity_type="interview",
+        entity_id=str(operator_id) if operator_id is not None else "*",
+        after={
+            "filters": {"operator_id": operator_id, "status": status_},
+            "interview_ids": [r.id for r in rows],
+        },
+    )
     return Page(
         items=[InterviewRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
     )
@@ -207,8 +231,18 @@ def list_interviews(
 @router.get(
     "/interviews/{interview_id}", response_model=InterviewRead, tags=["interviews"], responses=_ERRORS
 )
-def get_interview(interview: StaffInterview) -> InterviewRead:
-    """One reminder or interview."""
+def get_interview(
+    request: Request, session: SessionDep, scope: StaffScope, interview: StaffInterview
+) -> InterviewRead:
+    """One reminder or interview; audited (Art. 20)."""
+    staff_read(
+        session,
+        request,
+        scope.user,
+        action="interview.read",
+        entity_type="interview",
+        entity_id=interview.id or 0,
+    )
     return InterviewRead.model_validate(interview)
 
 

@@ -49,7 +49,15 @@ from backend.supervision.schemas import (
 #: What a missing or out-of-scope plan or interview is called in the 404.
 PLAN = ("抽查计划", "inspection plan")
 INTERVIEW = ("约谈", "interview")
-ART12_BASIS = "《服务业诚信计量监督管理制度建设指南》（国质检量函〔2017〕566号）第十二条第（二）项"
+GUIDELINE = "《服务业诚信计量监督管理制度建设指南》（国质检量函〔2017〕566号）"
+#: The clause a reminder or interview rests on, by the operator's class when it is scheduled: Art. 12(2) lists
+#: 提醒 and 约谈 among the measures taken against 失信 operators only; for any other class they are the tiered
+#: supervision Art. 11 has bureaus apply to every class (a class-specific measure it may not claim to be).
+INTERVIEW_BASIS: dict[IntegrityClass, str] = {
+    IntegrityClass.UNTRUSTWORTHY: f"{GUIDELINE}第十二条第（二）项",
+    IntegrityClass.BASICALLY_TRUSTWORTHY: f"{GUIDELINE}第十一条",
+    IntegrityClass.TRUSTWORTHY: f"{GUIDELINE}第十一条",
+}
 
 
 def interview_in_scope(session: Session, scope: Scope, interview_id: int) -> Interview:
@@ -137,6 +145,8 @@ def create_inspection(session: Session, *, scope: Scope, data: InspectionCreate)
             "evidence_refs": [ref],
             "actor": scope.user,
             "reason": "监督检查不合格 / failed supervision inspection",
+            # The operator is told of the inspection's findings once, below.
+            "notice": False,
         }
         summary = "；".join(f"{i.item.value}: {i.note}" if i.note else i.item.value for i in failed)
         made.append(
@@ -163,6 +173,13 @@ def create_inspection(session: Session, *, scope: Scope, data: InspectionCreate)
     inspection.record_ids = [r.id or 0 for r in made]
     session.add(inspection)
     session.flush()
+    records.decided(
+        session,
+        operator_id=operator.id or 0,
+        records=made,
+        jurisdiction_code=scope.user.jurisdiction_code,
+        dedupe=f"inspection:{inspection.id}",
+    )
     audit.service.record(
         session,
         actor=scope.user,
@@ -357,7 +374,7 @@ def list_plans(
     return [(p, int(n)) for p, n in rows], total
 
 
-# --- reminders and interviews (Art. 12(2)) ------------------------------------------------------------------
+# --- reminders and interviews (Art. 11, 12(2)) -----------------------------------------------------------
 
 
 def schedule_interview(session: Session, *, scope: Scope, data: InterviewCreate) -> Interview:
@@ -367,14 +384,15 @@ def schedule_interview(session: Session, *, scope: Scope, data: InterviewCreate)
         raise AppError(
             422, "scheduled_in_past", "约谈时间不能早于现在", "the interview cannot be scheduled in the past"
         )
+    cls = rating.current(session, operator).cls
     interview = Interview(
         operator_id=operator.id or 0,
         kind=data.kind,
         scheduled_at=data.scheduled_at,
         place=data.place,
         subject=data.subject,
-        legal_basis=data.legal_basis or ART12_BASIS,
-        class_at_scheduling=rating.current(session, operator).cls,
+        legal_basis=data.legal_basis or INTERVIEW_BASIS[cls],
+        class_at_scheduling=cls,
         created_by_id=scope.user.id,
     )
     session.add(interview)

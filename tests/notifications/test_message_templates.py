@@ -79,15 +79,51 @@ SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
         "bureau_name": "西湖区市场监督管理局",
         "cause": "corrected",
     },
-    "complaint_received": {"complaint_ref": "TS-2026-000123", "received_on": date(2026, 11, 5)},
-    "complaint_outcome": {"complaint_ref": "TS-2026-000123", "outcome": "substantiated"},
+    "findings_against_operator": {
+        "finding_id": "fd-2",
+        "bureau_name": "西湖区市场监督管理局",
+        "record_kinds": "complaint_substantiated,short_weight",
+        "decided_on": date(2026, 11, 2),
+    },
+    "complaint_received": {
+        "complaint_ref": "123",
+        "case_no": "TS202600000123",
+        "received_on": date(2026, 11, 5),
+    },
+    "complaint_outcome": {"complaint_ref": "123", "case_no": "TS202600000123", "outcome": "substantiated"},
+    "filing_accepted": {
+        "complaint_ref": "123",
+        "case_no": "TS202600000123",
+        "filing": "complaint",
+        "bureau_name": "西湖区市场监督管理局",
+    },
+    "filing_rejected": {
+        "complaint_ref": "123",
+        "case_no": "TS202600000123",
+        "filing": "complaint",
+        "bureau_name": "西湖区市场监督管理局",
+        "reason": "不属于计量监督管理事项",
+    },
+    "filing_transferred": {
+        "complaint_ref": "88",
+        "case_no": "JB202600000088",
+        "filing": "report",
+        "bureau_name": "上城区市场监督管理局",
+    },
+    "filing_escalated": {
+        "complaint_ref": "123",
+        "case_no": "TS202600000123",
+        "filing": "complaint",
+        "bureau_name": "杭州市市场监督管理局",
+        "due_on": date(2026, 11, 12),
+    },
     "complaint_handling_ended": {
         "case_no": "TS202600000123",
         "outcome": "terminated",
         "bureau_name": "西湖区市场监督管理局",
         "decided_on": date(2026, 11, 20),
     },
-    "supervisor_report_outcome": {"report_id": "rp-1", "report_ref": "JD-88", "outcome": "adopted"},
+    "supervisor_report_outcome": {"report_id": "rp-1", "case_no": "JB202600000088", "outcome": "adopted"},
     "case_assigned": {"case_id": "cs-1", "case_no": "AJ-2026-0042", "due_on": date(2026, 11, 12)},
     "case_overdue": {"case_id": "cs-1", "case_no": "AJ-2026-0042", "due_on": date(2026, 11, 12)},
 }
@@ -343,3 +379,27 @@ def test_labels_cover_the_backend_vocabulary() -> None:
             render("record_unpublished", locale, {**SAMPLE_CONTEXT["record_unpublished"], "cause": cause})
     for cls in rules.IntegrityClass:
         render("rating_changed", "en", {**SAMPLE_CONTEXT["rating_changed"], "new_class": cls.value})
+
+
+@pytest.mark.parametrize(
+    ("locale", "joined"), [("zh-CN", "消费者投诉经查属实、缺斤短两"), ("en", "short weight")]
+)
+def test_a_list_of_record_kinds_is_translated_and_joined(locale: str, joined: str) -> None:
+    message = render("findings_against_operator", locale, SAMPLE_CONTEXT["findings_against_operator"])
+    assert joined in message.body and "short_weight" not in message.body
+
+
+def test_an_unknown_code_in_a_list_is_refused() -> None:
+    context = {**SAMPLE_CONTEXT["findings_against_operator"], "record_kinds": "short_weight,made_up"}
+    with pytest.raises(TemplateError):
+        render("findings_against_operator", "zh-CN", context)
+
+
+@pytest.mark.parametrize(
+    ("filing", "zh", "en"),
+    [("complaint", "您的投诉", "Your complaint"), ("report", "您的监督报告", "Your supervision report")],
+)
+def test_filer_notices_say_what_was_filed(filing: str, zh: str, en: str) -> None:
+    context = {**SAMPLE_CONTEXT["filing_accepted"], "filing": filing}
+    assert render("filing_accepted", "zh-CN", context).body.startswith(zh)
+    assert render("filing_accepted", "en", context).body.startswith(en)

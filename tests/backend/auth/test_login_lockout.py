@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from backend.auth.models import Account, Role
 from backend.auth.throttle import ATTACK_NOTICE_KIND
 from backend.config import get_settings
-from backend.inbox.models import InboxNotification
+from backend.notices.models import InboxNotification
 from tests.factories import COUNTY_A, PASSWORD, login, make_account
 
 WRONG = "wrong-password-1"

@@ -170,6 +170,7 @@ def test_outcomes_tell_the_filer_in_the_handlers_contract(
     [event] = outbox(session, "case.outcome")
     assert event.payload == {
         "case_id": case.id,
+        "case_no": case.case_no,
         "complaint_id": case.complaint_id,
         "jurisdiction_code": "330106",
         "outcome": "not_substantiated",
@@ -253,9 +254,12 @@ def test_no_operator_notice_without_mediation_or_once_the_case_moved_on(
     reopened = _market_case(client, session, bureaus, headers)
     drive(client, headers["county_a"], reopened.id or 0, ["accept", "close", "reopen"])
     session.expire_all()
-    for event in outbox(session, "case.outcome"):
-        kinds = [n.kind for n in notification_handlers.notices_for(session, event)]
-        assert kinds == ["complaint_outcome"], event.payload
+    told = {
+        event.payload["case_id"]: [n.kind for n in notification_handlers.notices_for(session, event)]
+        for event in outbox(session, "case.outcome")
+    }
+    # The filer alone is told: of the refusal with its reason, of the termination as an outcome.
+    assert told == {rejected.id: ["filing_rejected"], reopened.id: ["complaint_outcome"]}
 
 
 def test_reject_needs_a_listed_reason_and_its_particulars(

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 from sqlmodel import Session, col, func, select
 
-from backend.audit.service import SYSTEM
+from backend.audit.models import AuditEntry
+from backend.audit.service import SYSTEM, verify_chain
 from backend.config import get_settings
 from backend.db import table_of
 from backend.exchange import service as exchange
@@ -400,3 +401,30 @@ def test_the_feed_is_rate_limited_per_key(
     assert feed(client, two["api_key"]).status_code == 200
     limited = feed(client, one["api_key"])
     assert limited.json()["error"]["code"] == "rate_limited" and limited.headers["Retry-After"]
+
+
+def test_every_feed_read_enters_the_audit_chain(
+    client: TestClient, session: Session, world: World, issue_key: IssueKey
+) -> None:
+    key = issue_key()
+    make_record(session, world.operator)
+    session.commit()
+    body = feed(client, key["api_key"], limit=100).json()
+    assert body["events"]
+    [entry] = session.exec(select(AuditEntry).where(col(AuditEntry.action) == "feed.read")).all()
+    [logged] = session.exec(select(FeedReadLog)).all()
+    assert (entry.entity_type, entry.entity_id, entry.actor_id, entry.actor_role) == (
+        "exchange_key",
+        str(key["id"]),
+        None,
+        "department",
+    )
+    assert entry.after is not None and entry.after["department"] == key["department"]
+    assert entry.after["read_log_id"] == logged.id and entry.after["rows"] == len(body["events"])
+    assert world.operator.id in entry.after["operator_ids"]
+    # In the same hash chain as every change and staff read: it verifies end to end.
+    checked, problems = verify_chain(session)
+    assert checked > 0 and problems == []
+    # A refused call (bad cursor) reads nothing and logs nothing.
+    assert feed(client, key["api_key"], cursor="!!").status_code == 422
+    assert len(session.exec(select(AuditEntry).where(col(AuditEntry.action) == "feed.read")).all()) == 1

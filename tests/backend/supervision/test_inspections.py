@@ -6,9 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from backend.audit.models import AuditEntry
+from backend.notices.handlers import notices_for
+from backend.outbox.models import OutboxEvent
 from backend.records import rating, service
 from backend.records.models import IntegrityRecord, RecordSource
 from backend.records.rules import IntegrityClass, RecordKind, RecordState
@@ -145,3 +147,24 @@ def test_plan_entry_must_be_for_the_operator(
         "/api/v1/inspections", json=_body(world, PASS_ALL, plan_entry_id=999999), headers=staff_headers
     )
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "plan_entry_mismatch"
+
+
+def test_a_failed_inspection_is_one_notice_to_the_operator(
+    client: TestClient, session: Session, world: World, staff_headers: dict[str, str]
+) -> None:
+    items = [
+        {"item": "verification_marks", "result": "fail", "note": "电子秤无检定标志"},
+        {"item": "net_content_sampling", "result": "fail", "note": "大米 5kg 袋装短少 60g"},
+    ]
+    resp = client.post("/api/v1/inspections", json=_body(world, items), headers=staff_headers)
+    assert resp.status_code == 201, resp.text
+    made = resp.json()["record_ids"]
+    assert len(made) == 3  # the failed inspection, the unverified instrument, the net content
+    session.expire_all()
+    events = session.exec(select(OutboxEvent).order_by(col(OutboxEvent.id))).all()
+    told = [(e.topic, n) for e in events for n in notices_for(session, e)]
+    assert [(topic, n.kind) for topic, n in told] == [("finding.decided", "findings_against_operator")]
+    notice = told[0][1]
+    assert notice.recipients == (world.operator_user.id,) and notice.context["record_kinds"] == (
+        "inspection_failed,instrument_unverified,net_content_noncompliant"
+    )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from backend.audit.models import AuditEntry
 from backend.outbox.models import OutboxEvent
+from backend.records import service as records
+from backend.records.models import RecordSource
+from backend.records.rules import RecordKind, RecordState
 from tests.backend.supervision.conftest import World
 from tests.factories import login
 
@@ -46,7 +50,8 @@ def test_interview_flow(
     assert resp.status_code == 201, resp.text
     interview = resp.json()
     assert interview["status"] == "scheduled" and interview["class_at_scheduling"] == "basically_trustworthy"
-    assert "第十二条第（二）项" in interview["legal_basis"]
+    # Not 失信: Art. 12(2)'s measures are for 失信 operators; this one is under Art. 11's tiered supervision.
+    assert "第十一条" in interview["legal_basis"] and "第十二条" not in interview["legal_basis"]
     mine = client.get("/api/v1/me/interviews", headers=operator_headers).json()
     assert [i["id"] for i in mine] == [interview["id"]]
 
@@ -73,6 +78,35 @@ def test_interview_flow(
         select(AuditEntry.action).where(AuditEntry.entity_type == "interview").order_by(col(AuditEntry.seq))
     ).all()
     assert list(actions) == ["interview.schedule", "interview.acknowledge", "interview.outcome"]
+
+
+@pytest.mark.parametrize("kind", ["interview", "reminder"])
+def test_an_untrustworthy_operators_interview_cites_art_12_2(
+    client: TestClient, session: Session, world: World, staff_headers: dict[str, str], kind: str
+) -> None:
+    records.create(
+        session,
+        operator=world.operator,
+        kind=RecordKind.INSPECTION_FAILED,
+        fact_date=date(2026, 1, 5),
+        source=RecordSource.inspection,
+        state=RecordState.VERIFIED,
+        actor=world.staff,
+    )
+    session.commit()
+    body = _interview(world, kind=kind)
+    if kind == "reminder":
+        body.update(scheduled_at=None, place="")
+    resp = client.post("/api/v1/interviews", json=body, headers=staff_headers)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["class_at_scheduling"] == "untrustworthy"
+    assert resp.json()["legal_basis"].endswith("第十二条第（二）项")
+
+
+def test_a_basis_staff_give_is_kept(client: TestClient, world: World, staff_headers: dict[str, str]) -> None:
+    body = _interview(world, legal_basis="《计量法》第二十二条")
+    resp = client.post("/api/v1/interviews", json=body, headers=staff_headers)
+    assert resp.status_code == 201 and resp.json()["legal_basis"] == "《计量法》第二十二条"
 
 
 def test_an_interview_needs_a_time_and_place_a_reminder_does_not(

@@ -364,7 +364,9 @@ def test_a_broken_notice_is_logged_and_the_others_delivered(
 ) -> None:
     bad = Notice((setup.user.id or 0,), "rating_changed", {"operator_id": "1", "complainant_name": "李四"})
     good = Notice(
-        (setup.user.id or 0,), "complaint_received", {"complaint_ref": "5", "received_on": bureau_today()}
+        (setup.user.id or 0,),
+        "complaint_received",
+        {"complaint_ref": "5", "case_no": "TS202600000005", "received_on": bureau_today()},
     )
     emit(setup.session, "test.notice", {})
     event = setup.session.exec(select(OutboxEvent).order_by(col(OutboxEvent.id).desc())).first()

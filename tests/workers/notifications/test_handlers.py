@@ -141,7 +141,11 @@ def test_complaint_created_acknowledges_the_consumer_only(session: Session, shop
         session, _event(session, "complaint.created", {"complaint_id": complaint.id, "photo_ids": []})
     )
     assert notice.recipients == (shop.consumer.id,) and notice.kind == "complaint_received"
-    assert notice.context == {"complaint_ref": str(complaint.id), "received_on": bureau_today()}
+    assert notice.context == {
+        "complaint_ref": str(complaint.id),
+        "case_no": f"TS{bureau_today().year}{complaint.id:08d}",
+        "received_on": bureau_today(),
+    }
     _render_all(notice)
     supervisor = make_account(session, Role.supervisor, COUNTY_A)
     report = _complaint(session, supervisor, shop.operator, ComplaintSource.supervisor)
@@ -317,12 +321,14 @@ def test_case_topics_follow_the_documented_contract(session: Session, shop: Shop
     complaint = _complaint(session, shop.consumer, shop.operator, ComplaintSource.consumer)
     outcome = {
         "case_id": 7,
+        "case_no": "TS202600000007",
         "complaint_id": complaint.id,
         "jurisdiction_code": COUNTY_A,
         "outcome": "mediated",
     }
     [told] = notices_for(session, _event(session, "case.outcome", outcome))
     assert told.kind == "complaint_outcome" and told.recipients == (shop.consumer.id,)
+    assert told.context["case_no"] == "TS202600000007"
     _render_all(told)
     supervisor = make_account(session, Role.supervisor, COUNTY_A)
     report = _complaint(session, supervisor, shop.operator, ComplaintSource.supervisor)
