@@ -19,6 +19,7 @@ from backend.cases.sweep import sweep_deadlines
 from backend.complaints.models import Complaint, RoutingStatus
 from backend.db import session_scope, utcnow
 from backend.outbox.models import OutboxEvent
+from backend.records.correction_sweep import sweep_corrections
 from workers.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -114,5 +115,6 @@ def route_stale_task() -> int:
 
 @_task(name="gongping.cases.deadline_sweep")
 def deadline_sweep_task() -> int:
-    """Mark cases past a statutory deadline, escalate them and emit ``case.overdue`` once per deadline."""
-    return sweep_deadlines()
+    """Mark cases past a statutory deadline, escalate them and emit ``case.overdue`` once per deadline; the
+    same for correction requests decided late (Art. 22, ``correction.overdue``)."""
+    return sweep_deadlines() + sweep_corrections()

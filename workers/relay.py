@@ -41,6 +41,7 @@ NOTIFICATION_TOPICS: tuple[str, ...] = (
     "interview.reminder",
     "interview.cancelled",
     "correction.decided",
+    "correction.overdue",
     "publication.changed",
     "case.assigned",
     "case.overdue",
