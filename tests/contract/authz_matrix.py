@@ -192,13 +192,15 @@ MATRIX: tuple[Row, ...] = (
         f"{V1}/jurisdictions/{{code}}/deadline-rules/{{key}}",
         STAFF_OVER_A,
         params={"code": "330106", "key": "correction_decision"},
+        # Validated before the scope check: a valid body, so county B's staff are seen to get 404.
+        body={"working_days": 15, "legal_basis_zh": "契约测试规则", "legal_basis_en": "contract test rule"},
     ),
     r(
         "DELETE",
         f"{V1}/jurisdictions/{{code}}/deadline-rules/{{key}}",
         STAFF_OVER_A,
         params={"code": "330106", "key": "correction_decision"},
-        allowed_may_404="no rule is set for the key, so removing it answers 404",
+        allowed_may_404="the rule is removed by the first allowed caller; later ones find none (404)",
     ),
     r("GET", f"{V1}/me/findings", frozenset({OPERATOR})),
     r("GET", f"{V1}/me/association-memberships", frozenset({OPERATOR})),
