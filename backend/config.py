@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     # Verification reminders (Art. 7/13(3)): "due soon" horizon for the derived instrument state.
     verification_due_days: int = Field(default=30, ge=1, le=365)
 
+    # Statutory deadlines (keys of ``backend.cases.deadlines.DEADLINE_SPECS``): the working days, and the
+    # extension a bureau head may grant, this deployment applies instead of the cited figures, e.g.
+    # GONGPING_DEADLINE_WORKING_DAYS='{"complaint_acceptance_decision": 7, "correction_decision": 10}'.
+    # A bureau's own rule (``deadline_rule``, set through the API) wins over these within its jurisdiction.
+    deadline_working_days: dict[str, int] = Field(default_factory=dict)
+    deadline_extension_working_days: dict[str, int] = Field(default_factory=dict)
+
     # QR codes (单位码 / 一器一码): Ed25519 keys derived from secret_key per key id; new codes are signed with
     # the active kid, codes printed under a retired kid keep verifying until it is dropped from this list.
     qr_active_kid: int = Field(default=1, ge=0, le=65535)
@@ -183,6 +190,23 @@ class Settings(BaseSettings):
                 " which the public cannot reach; set it to the public https address."
             )
         return warnings
+
+    @model_validator(mode="after")
+    def _check_deadline_figures(self) -> Settings:
+        """Refuse a deadline figure for an unknown key or outside 1-365 working days (0-365 for extensions)."""
+        from backend.cases.deadlines import DEADLINE_SPECS
+
+        for name, figures, low in (
+            ("GONGPING_DEADLINE_WORKING_DAYS", self.deadline_working_days, 1),
+            ("GONGPING_DEADLINE_EXTENSION_WORKING_DAYS", self.deadline_extension_working_days, 0),
+        ):
+            for key, days in figures.items():
+                if key not in DEADLINE_SPECS or not low <= days <= 365:
+                    raise ValueError(
+                        f"{name} 中的 {key}={days} 无效（期限名称须为 {sorted(DEADLINE_SPECS)} 之一，"
+                        f"工作日数 {low}-365） / invalid deadline figure {key}={days} in {name}"
+                    )
+        return self
 
     @property
     def is_sqlite(self) -> bool:

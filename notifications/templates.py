@@ -31,6 +31,7 @@ urgent: ignores quiet hours):
     supervisor_report_outcome  supervisor   supervision   yes      no      feedback to a volunteer
     case_assigned              staff        case_work     yes      no      work-queue notice
     case_overdue               staff        case_work     no       no      a statutory deadline has passed
+    correction_overdue         staff        case_work     no       no      an Art. 22 decision ran late
 
 The filing_* kinds go to whoever filed, a consumer or a volunteer supervisor (``filing`` says which, in
 words), and name the case number (TS…/JB…), never an internal id; the id stays in the deep link only.
@@ -437,6 +438,16 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 collapse_key="case:{case_id}",
                 deep_link="gongping://cases/{case_id}",
                 fields=("case_id", "case_no", "due_on"),
+            ),
+            _spec(
+                "correction_overdue",
+                "staff",
+                "case_work",
+                mutable=False,
+                ttl_seconds=_DAY,
+                collapse_key="correction:{correction_id}",
+                deep_link="gongping://corrections/{correction_id}",
+                fields=("correction_id", "due_on"),
             ),
         )
     }

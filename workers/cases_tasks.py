@@ -16,6 +16,7 @@ from backend.cases.sweep import sweep_deadlines
 from backend.complaints.models import Complaint, RoutingStatus
 from backend.db import UnitOfWork, session_scope, utcnow
 from backend.outbox.models import OutboxEvent
+from backend.records.correction_sweep import sweep_corrections
 from workers.celery_app import backoff, database_unavailable
 from workers.celery_app import task as _task
 
@@ -100,5 +101,6 @@ def route_stale_task() -> int:
 
 @_task(name="gongping.cases.deadline_sweep")
 def deadline_sweep_task() -> int:
-    """Mark cases past a statutory deadline, escalate them and emit ``case.overdue`` once per deadline."""
-    return sweep_deadlines()
+    """Mark cases past a statutory deadline, escalate them and emit ``case.overdue`` once per deadline; the
+    same for correction requests decided late (Art. 22, ``correction.overdue``)."""
+    return sweep_deadlines() + sweep_corrections()

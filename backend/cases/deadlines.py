@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Final
@@ -115,11 +115,14 @@ class DeadlineSpec:
     extension_working_days: int = 0
     # Last day the cited instrument was in force; events after it get basis_superseded=True.
     basis_in_force_until: date | None = None
+    # Whether testing, inspection, quarantine or appraisal time is not counted (staff record it as a pause).
+    pausable: bool = False
 
 
 # SAMR Order No. 20 (2019) was replaced by Order No. 121 (published 2025-12-30, in force 2026-04-15), which
-# amended, among other things, the mediation period; the figures below are Order 20's until a bureau
-# confirms Order 121's text and updates the spec.
+# amended, among other things, the mediation period. Order 121's text could not be confirmed from any source
+# available to the project, so the figures below stay Order 20's, flagged superseded; a deployment
+# (GONGPING_DEADLINE_WORKING_DAYS) or a bureau (``deadline_rule``, see ``figures``) sets the confirmed ones.
 ORDER_20_LAST_DAY: Final = date(2026, 4, 14)
 _ORDER_20_ZH: Final = "《市场监督管理投诉举报处理暂行办法》（国家市场监督管理总局令第20号，2019年）"
 _ORDER_20_EN: Final = (
@@ -185,12 +188,77 @@ TIP_OFF_CASE_FILING: Final = DeadlineSpec(
         f"handled under those rules by Art. 31 of the {_ORDER_20_EN} (since replaced by SAMR Order No. 121)."
     ),
     extension_working_days=15,
+    pausable=True,
+)
+# The guideline says a record found inaccurate "shall be corrected after verification under the statutory
+# procedure" but sets no period; a bureau rule has to. 15 working days matches the verification period the
+# penalty procedure rules give a bureau for a tip-off, the closest statutory analogue.
+CORRECTION_DECISION: Final = DeadlineSpec(
+    key="correction_decision",
+    working_days=15,
+    starts_from=StartEvent.RECEIPT,
+    legal_basis_zh=(
+        "《服务业诚信计量监督管理制度建设指南》第二十二条：经营者认为其诚信计量信息不准确的，可以申请变更或撤销，"
+        "按法定程序核实后应当予以更正；该条未规定办理期限。本期限为本局自定规则，"
+        "参照《市场监督管理行政处罚程序规定》第十八条十五个工作日的核查期限设定，可由各局调整。"
+    ),
+    legal_basis_en=(
+        "Guideline Art. 22: an operator may ask for inaccurate integrity information to be changed or revoked, "
+        "and it shall be corrected after verification under the statutory procedure; the article sets no "
+        "period. This is the bureau's own rule, set by analogy with the 15-working-day verification period of "
+        "Art. 18 of the Rules on Administrative Penalty Procedures for Market Regulation; bureaus may change it."
+    ),
 )
 
 DEADLINE_SPECS: Final[Mapping[str, DeadlineSpec]] = {
     spec.key: spec
-    for spec in (COMPLAINT_ACCEPTANCE, MEDIATION_END, MEDIATION_TERMINATION_NOTICE, TIP_OFF_CASE_FILING)
+    for spec in (
+        COMPLAINT_ACCEPTANCE,
+        MEDIATION_END,
+        MEDIATION_TERMINATION_NOTICE,
+        TIP_OFF_CASE_FILING,
+        CORRECTION_DECISION,
+    )
 }
+
+
+def with_figures(
+    spec: DeadlineSpec,
+    *,
+    working_days: int,
+    extension_working_days: int,
+    legal_basis_zh: str,
+    legal_basis_en: str,
+) -> DeadlineSpec:
+    """``spec`` with figures and a basis set by configuration; a configured figure is current (never superseded)."""
+    if working_days < 1 or extension_working_days < 0:
+        raise ValueError("期限须至少一个工作日 / a deadline needs at least one working day")
+    return replace(
+        spec,
+        working_days=working_days,
+        extension_working_days=extension_working_days,
+        legal_basis_zh=legal_basis_zh,
+        legal_basis_en=legal_basis_en,
+        basis_in_force_until=None,
+    )
+
+
+def paused_due_date(
+    start: date,
+    n: int,
+    pauses: Sequence[tuple[date, date]],
+    calendar: WorkingCalendar = DEFAULT_CALENDAR,
+) -> date:
+    """The ``n``-th working day after ``start`` not inside any pause (first and last day, inclusive)."""
+    if n < 0:
+        raise ValueError("工作日数不能为负 / the number of working days must not be negative")
+    day = start
+    remaining = n
+    while remaining:
+        day += _ONE_DAY
+        if calendar.is_working_day(day) and not any(a <= day <= b for a, b in pauses):
+            remaining -= 1
+    return day
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +284,10 @@ def compute_deadline(
     *,
     extended: bool = False,
     calendar: WorkingCalendar = DEFAULT_CALENDAR,
+    pauses: Sequence[tuple[date, date]] = (),
 ) -> Deadline:
-    """The deadline of ``spec`` for an event at ``start_datetime`` (timezone-aware), dated in ``tz``."""
+    """The deadline of ``spec`` for an event at ``start_datetime`` (timezone-aware), dated in ``tz``;
+    working days inside ``pauses`` (testing or appraisal time of a pausable deadline) are not counted."""
     if start_datetime.tzinfo is None or start_datetime.utcoffset() is None:
         raise ValueError("起始时间必须带时区 / start_datetime must be timezone-aware")
     if extended and spec.extension_working_days == 0:
@@ -225,7 +295,13 @@ def compute_deadline(
     zone = ZoneInfo(tz)
     start_day = start_datetime.astimezone(zone).date()
     n = spec.working_days + (spec.extension_working_days if extended else 0)
-    due = add_working_days(start_day, n, calendar)
+    if pauses and not spec.pausable:
+        raise ValueError(f"期限 {spec.key} 不可中止计算 / deadline {spec.key} cannot be paused")
+    due = (
+        paused_due_date(start_day, n, pauses, calendar)
+        if pauses
+        else add_working_days(start_day, n, calendar)
+    )
     return Deadline(
         spec=spec,
         start_date=start_day,

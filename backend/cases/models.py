@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, DateTime, Index, Text, text
+from sqlalchemy import JSON, Column, Date, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from backend.db import enum_type, utcnow
@@ -76,6 +76,12 @@ class CaseAction(StrEnum):
     escalated = "escalated"
     # Not a change of state: staff told an operator without the app that mediation was terminated.
     operator_notified = "operator_notified"
+    # Not changes of state either: a deadline extended (approved by the bureau head) or paused for testing,
+    # inspection, quarantine or appraisal time; an arbitration verification ordered, and its result.
+    deadline_extended = "deadline_extended"
+    deadline_paused = "deadline_paused"
+    arbitration_ordered = "arbitration_ordered"
+    arbitration_result = "arbitration_result"
 
 
 class NoticeMethod(StrEnum):
@@ -85,6 +91,15 @@ class NoticeMethod(StrEnum):
     sms = "sms"  # 短信
     letter = "letter"  # 书面（邮寄、送达）
     in_person = "in_person"  # 当面告知
+
+
+class PauseCause(StrEnum):
+    """Time a pausable deadline does not count (penalty procedure rules, Art. 18)."""
+
+    testing = "testing"  # 检测
+    inspection = "inspection"  # 检验
+    quarantine = "quarantine"  # 检疫
+    appraisal = "appraisal"  # 鉴定（含仲裁检定）
 
 
 class Case(SQLModel, table=True):
@@ -203,6 +218,15 @@ class CaseDeadline(SQLModel, table=True):
     legal_basis_zh: str = Field(sa_column=Column(Text, nullable=False))
     legal_basis_en: str = Field(sa_column=Column(Text, nullable=False))
     basis_superseded: bool = False
+    # Where the figure comes from (``figures.BasisSource``): the cited regulation, the deployment's settings
+    # or the bureau's own rule.
+    basis_source: str = Field(default="statute", max_length=16)
+    # What the basis allows: working days a bureau head may add (0: none), and whether testing or appraisal
+    # time is not counted; ``extended`` once added, ``pauses`` the periods not counted ([first, last] days).
+    extension_working_days: int = 0
+    extended: bool = False
+    pausable: bool = False
+    pauses: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # When the step it times was done (or the deadline stopped applying: a transfer), and by which action.
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     ended_by: str | None = Field(default=None, max_length=20)
@@ -232,3 +256,60 @@ class CaseEvent(SQLModel, table=True):
     actor_id: int | None = Field(default=None, foreign_key="account.id")
     actor_role: str = Field(default="system", max_length=32)
     at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class DeadlineRule(SQLModel, table=True):
+    """A bureau's own figure for a deadline (its key in ``deadlines.DEADLINE_SPECS``), applying to cases and
+    corrections in its jurisdiction and below (the nearest bureau's rule wins), opened after it was set."""
+
+    __tablename__ = "deadline_rule"
+    __table_args__ = (UniqueConstraint("jurisdiction_code", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    jurisdiction_code: str = Field(foreign_key="jurisdiction.code", max_length=6)
+    key: str = Field(max_length=40)
+    working_days: int
+    extension_working_days: int = 0
+    # The bureau's instrument that sets the figure (its title and number), which staff read as the basis.
+    legal_basis_zh: str = Field(sa_column=Column(Text, nullable=False))
+    legal_basis_en: str = Field(sa_column=Column(Text, nullable=False))
+    updated_by_id: int | None = Field(default=None, foreign_key="account.id")
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class ArbitrationResult(StrEnum):
+    """Where an arbitration verification (仲裁检定, Art. 14(3)) stands."""
+
+    pending = "pending"  # ordered, no result yet
+    passed = "passed"  # 合格: the instrument measures within its limits
+    failed = "failed"  # 不合格
+
+
+class ArbitrationVerification(SQLModel, table=True):
+    """An arbitration verification of an instrument ordered within a case, and the institution's result."""
+
+    __tablename__ = "arbitration_verification"
+    __table_args__ = (
+        Index("ix_arbitration_case", "case_id", "id"),
+        Index("ix_arbitration_institution", "institution_id", "result"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id")
+    instrument_id: int = Field(foreign_key="instrument.id", index=True)
+    operator_id: int = Field(foreign_key="operator.id")
+    # The verification institution's account asked to verify (Art. 15).
+    institution_id: int = Field(foreign_key="account.id")
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    ordered_by_id: int | None = Field(default=None, foreign_key="account.id")
+    ordered_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    result: ArbitrationResult = Field(default=ArbitrationResult.pending, sa_type=enum_type(ArbitrationResult))
+    certificate_no: str | None = Field(default=None, max_length=64)
+    verified_on: date | None = Field(default=None, sa_column=Column(Date))
+    result_notes: str = Field(default="", sa_column=Column(Text, nullable=False))
+    result_by_id: int | None = Field(default=None, foreign_key="account.id")
+    result_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

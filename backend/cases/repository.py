@@ -11,12 +11,14 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from backend.auth.scope import Scope
+from backend.cases.figures import BasisSource
 from backend.cases.models import Case, CaseAction, CaseDeadline, CaseEvent, CaseKind, CaseOutcome, CaseState
 from backend.cases.schemas import (
     CaseDetail,
     CaseEventRead,
     CaseRead,
     CaseSummary,
+    DeadlinePauseRead,
     DeadlineRead,
     OperatorFinding,
     TransferRead,
@@ -190,6 +192,11 @@ def _deadline(row: CaseDeadline, locale: Locale) -> DeadlineRead:
         calendar_exact=row.calendar_exact,
         legal_basis=row.legal_basis_zh if locale == "zh-CN" else row.legal_basis_en,
         basis_superseded=row.basis_superseded,
+        basis_source=BasisSource(row.basis_source),
+        extension_working_days=row.extension_working_days,
+        extended=row.extended,
+        pausable=row.pausable,
+        pauses=[DeadlinePauseRead.model_validate(p) for p in row.pauses],
         ended_at=row.ended_at,
         ended_by=row.ended_by,
         overdue_at=row.overdue_at,

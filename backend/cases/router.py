@@ -3,15 +3,21 @@ substantiated findings."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from backend import audit
 from backend.auth.dependencies import StaffScope
-from backend.cases import repository, service
+from backend.auth.models import Account
+from backend.cases import arbitration, figures, repository, service
 from backend.cases.dependencies import StaffCase
 from backend.cases.models import CaseKind, CaseState, RejectionReason
 from backend.cases.schemas import (
+    ArbitrationOrder,
+    ArbitrationRead,
+    ArbitrationResultWrite,
     CaseClose,
+    CaseDeadlineExtend,
+    CaseDeadlinePause,
     CaseDetail,
     CaseFindings,
     CaseMediate,
@@ -23,6 +29,9 @@ from backend.cases.schemas import (
     CaseSubstantiate,
     CaseSummary,
     CaseTransfer,
+    DeadlineFigureRead,
+    DeadlineRuleRead,
+    DeadlineRuleWrite,
     HandledByOption,
     OperatorFinding,
     RejectionReasonRead,
@@ -30,8 +39,9 @@ from backend.cases.schemas import (
 )
 from backend.common.schemas import Page, PageLimit, PageOffset
 from backend.db import SessionDep
-from backend.errors import error_responses
+from backend.errors import error_responses, not_found
 from backend.i18n import request_locale
+from backend.jurisdictions.models import Jurisdiction
 from backend.records.dependencies import OperatorUser
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
@@ -230,6 +240,95 @@ def case_operator_notified(
     return repository.to_read(session, case, request_locale(request))
 
 
+@router.post("/cases/{case_id}/deadlines/extend", response_model=CaseRead, responses=_STEP_ERRORS)
+def extend_case_deadline(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseDeadlineExtend
+) -> CaseRead:
+    """Extend a running deadline once by what its basis allows (a tip-off's case-filing decision: 15 working
+    days with the bureau head's approval, named in ``reason``); on the case history and audited."""
+    case = service.extend_deadline(
+        session, case, actor=scope.user, reason=body.reason, key=body.key, request_id=_request_id(request)
+    )
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post("/cases/{case_id}/deadlines/pause", response_model=CaseRead, responses=_STEP_ERRORS)
+def pause_case_deadline(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseDeadlinePause
+) -> CaseRead:
+    """Leave testing, inspection, quarantine or appraisal time out of a running pausable deadline (a tip-off's
+    case-filing decision): the due date moves by the working days in it; on the case history and audited."""
+    case = service.pause_deadline(
+        session,
+        case,
+        actor=scope.user,
+        first_day=body.first_day,
+        last_day=body.last_day,
+        cause=body.cause,
+        reason=body.reason,
+        key=body.key,
+        request_id=_request_id(request),
+    )
+    return repository.to_read(session, case, request_locale(request))
+
+
+@router.post(
+    "/cases/{case_id}/arbitrations", response_model=ArbitrationRead, status_code=201, responses=_STEP_ERRORS
+)
+def order_arbitration(
+    request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: ArbitrationOrder
+) -> ArbitrationRead:
+    """Order an arbitration verification (仲裁检定, Art. 14(3)) of the operator's instrument from a verification
+    institution; until its result no finding can be made, and a failed result substantiates the case."""
+    row = arbitration.order(
+        session,
+        case,
+        actor=scope.user,
+        instrument_id=body.instrument_id,
+        institution_id=body.institution_id,
+        reason=body.reason,
+        request_id=_request_id(request),
+    )
+    return ArbitrationRead.model_validate(row)
+
+
+@router.get("/cases/{case_id}/arbitrations", response_model=list[ArbitrationRead], responses=_ERRORS)
+def case_arbitrations(session: SessionDep, scope: StaffScope, case: StaffCase) -> list[ArbitrationRead]:
+    """The case's arbitration verifications, oldest first."""
+    return [ArbitrationRead.model_validate(a) for a in arbitration.for_case(session, case.id or 0)]
+
+
+@router.post(
+    "/cases/{case_id}/arbitrations/{arbitration_id}/result",
+    response_model=ArbitrationRead,
+    responses=_STEP_ERRORS,
+)
+def record_arbitration_result(
+    request: Request,
+    session: SessionDep,
+    scope: StaffScope,
+    case: StaffCase,
+    arbitration_id: int,
+    body: ArbitrationResultWrite,
+) -> ArbitrationRead:
+    """Record the institution's result on its behalf (a paper certificate); a failure substantiates the case
+    with an ``instrument_failed_verification`` record, a pass leaves staff to find it unsubstantiated."""
+    row = arbitration.get_for_case(session, case, arbitration_id)
+    row = arbitration.record_result(
+        session,
+        row,
+        actor=scope.user,
+        outcome=arbitration.ArbitrationOutcome(
+            passed=body.passed,
+            verified_on=body.verified_on,
+            certificate_no=body.certificate_no,
+            notes=body.notes,
+        ),
+        request_id=_request_id(request),
+    )
+    return ArbitrationRead.model_validate(row)
+
+
 @router.post("/cases/{case_id}/reopen", response_model=CaseRead, responses=_STEP_ERRORS)
 def reopen_case(
     request: Request, session: SessionDep, scope: StaffScope, case: StaffCase, body: CaseReopen
@@ -266,3 +365,77 @@ def my_findings(
         session, user.operator_id or 0, request_locale(request), limit=limit, offset=offset
     )
     return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+# ---- deadline figures per deployment and bureau -----------------------------------------------------------
+
+
+def _figure(item: figures.Effective, zh: bool) -> DeadlineFigureRead:
+    spec = item.spec
+    superseded = spec.basis_in_force_until is not None
+    return DeadlineFigureRead(
+        key=spec.key,
+        working_days=spec.working_days,
+        extension_working_days=spec.extension_working_days,
+        pausable=spec.pausable,
+        legal_basis=spec.legal_basis_zh if zh else spec.legal_basis_en,
+        basis_source=item.source,
+        rule_jurisdiction=item.rule_jurisdiction,
+        basis_superseded=superseded,
+    )
+
+
+def _jurisdiction_in_scope(session: SessionDep, scope: StaffScope, code: str) -> Jurisdiction:
+    jurisdiction = session.get(Jurisdiction, code)
+    if jurisdiction is None or not scope.covers(jurisdiction.path):
+        raise not_found("辖区", "jurisdiction")
+    return jurisdiction
+
+
+@router.get("/deadline-figures", response_model=list[DeadlineFigureRead], responses=_LIST_ERRORS)
+def deadline_figures(
+    request: Request, session: SessionDep, scope: StaffScope, jurisdiction: str | None = None
+) -> list[DeadlineFigureRead]:
+    """Every deadline as it applies in ``jurisdiction`` (yours when omitted): figure, basis and its source."""
+    code = jurisdiction or (scope.user.jurisdiction_code if isinstance(scope.user, Account) else None)
+    if code is not None:
+        _jurisdiction_in_scope(session, scope, code)
+    zh = request_locale(request) == "zh-CN"
+    return [_figure(item, zh) for item in figures.effective_all(session, code)]
+
+
+@router.get("/jurisdictions/{code}/deadline-rules", response_model=list[DeadlineRuleRead], responses=_ERRORS)
+def list_deadline_rules(session: SessionDep, scope: StaffScope, code: str) -> list[DeadlineRuleRead]:
+    """A bureau's own deadline figures (in your jurisdiction or below)."""
+    jurisdiction = _jurisdiction_in_scope(session, scope, code)
+    return [DeadlineRuleRead.model_validate(r) for r in figures.rules_of(session, jurisdiction.code)]
+
+
+@router.put(
+    "/jurisdictions/{code}/deadline-rules/{key}", response_model=DeadlineRuleRead, responses=_STEP_ERRORS
+)
+def put_deadline_rule(
+    session: SessionDep, scope: StaffScope, code: str, key: str, body: DeadlineRuleWrite
+) -> DeadlineRuleRead:
+    """Set a bureau's own figure for a deadline, for its jurisdiction and below; deadlines opened from now on
+    use it (running ones keep theirs). Audited."""
+    jurisdiction = _jurisdiction_in_scope(session, scope, code)
+    row = figures.set_rule(
+        session,
+        jurisdiction=jurisdiction,
+        key=key,
+        working_days=body.working_days,
+        extension_working_days=body.extension_working_days,
+        legal_basis_zh=body.legal_basis_zh,
+        legal_basis_en=body.legal_basis_en,
+        actor=scope.user,
+    )
+    return DeadlineRuleRead.model_validate(row)
+
+
+@router.delete("/jurisdictions/{code}/deadline-rules/{key}", status_code=204, responses=_STEP_ERRORS)
+def delete_deadline_rule(session: SessionDep, scope: StaffScope, code: str, key: str) -> Response:
+    """Remove a bureau's own figure: the deployment's (or the law's) applies again. Audited."""
+    jurisdiction = _jurisdiction_in_scope(session, scope, code)
+    figures.delete_rule(session, jurisdiction=jurisdiction, key=key, actor=scope.user)
+    return Response(status_code=204)

@@ -11,13 +11,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.cases.figures import BasisSource
 from backend.cases.models import (
+    ArbitrationResult,
     CaseAction,
     CaseKind,
     CaseOutcome,
     CaseState,
     HandledBy,
     NoticeMethod,
+    PauseCause,
     RejectionReason,
 )
 from backend.common.audience import Audience
@@ -28,7 +31,7 @@ from backend.complaints.schemas import (
     RoutingStaffRead,
     UTCDatetime,
 )
-from backend.records.rules import RecordKind
+from backend.records.rules import IntegrityClass, RecordKind
 
 
 class _Body(BaseModel):
@@ -125,6 +128,25 @@ class CaseReopen(_Body):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class CaseDeadlineExtend(_Body):
+    """Extend a running deadline by what its basis allows (the tip-off's, with the bureau head's approval)."""
+
+    #: The deadline (``key`` of the case's deadlines); the only extendable one running when omitted.
+    key: str | None = Field(default=None, max_length=40)
+    reason: str = Field(min_length=1, max_length=2000, description="the approval: who approved, its number…")
+
+
+class CaseDeadlinePause(_Body):
+    """Leave testing, inspection, quarantine or appraisal time out of a running pausable deadline."""
+
+    key: str | None = Field(default=None, max_length=40)
+    first_day: date
+    #: The last day not counted (inclusive); may be ahead when the testing is scheduled.
+    last_day: date
+    cause: PauseCause
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class CaseTransfer(_Body):
     """Where to transfer the case and why."""
 
@@ -133,6 +155,15 @@ class CaseTransfer(_Body):
 
 
 # ---- staff views ------------------------------------------------------------------------------------------
+
+
+class DeadlinePauseRead(BaseModel):
+    """A period a deadline does not count (first and last day inclusive) and why."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    first_day: date
+    last_day: date
+    cause: PauseCause
 
 
 class DeadlineRead(BaseModel):
@@ -149,6 +180,15 @@ class DeadlineRead(BaseModel):
     legal_basis: str
     #: The cited regulation was replaced before the period started: confirm the figure.
     basis_superseded: bool
+    #: Where the figure comes from: ``statute`` (the regulation cited), ``deployment`` (this system's
+    #: configuration) or ``bureau`` (a bureau's own rule, named in ``legal_basis``).
+    basis_source: BasisSource
+    #: Working days the bureau head may add once (0: not extendable), and whether they were added.
+    extension_working_days: int
+    extended: bool
+    #: Whether testing or appraisal time is left out of this deadline, and the periods left out so far.
+    pausable: bool
+    pauses: list[DeadlinePauseRead]
     ended_at: UTCDatetime | None
     ended_by: str | None
     overdue_at: UTCDatetime | None
@@ -248,3 +288,110 @@ class OperatorFinding(BaseModel):
     complaint: ComplaintOperatorView
     record_ids: list[int]
     record_kinds: list[RecordKind]
+
+
+# ---- deadline figures -------------------------------------------------------------------------------------
+
+
+class DeadlineFigureRead(BaseModel):
+    """A deadline as it applies in a jurisdiction: its figures, its basis and where the figure comes from."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    key: str
+    working_days: int
+    extension_working_days: int
+    pausable: bool
+    legal_basis: str
+    basis_source: BasisSource
+    #: The jurisdiction whose own rule applies (``bureau`` only).
+    rule_jurisdiction: str | None
+    #: The cited regulation has been replaced (Order No. 20 by Order No. 121 from 2026-04-15): confirm it.
+    basis_superseded: bool
+
+
+class DeadlineRuleWrite(_Body):
+    """A bureau's own figure for one deadline, applying in its jurisdiction and below to deadlines opened
+    from now on; ``legal_basis_*`` name the bureau's instrument that sets it."""
+
+    working_days: int = Field(ge=1, le=365)
+    extension_working_days: int = Field(default=0, ge=0, le=365)
+    legal_basis_zh: str = Field(min_length=1, max_length=1000)
+    legal_basis_en: str = Field(min_length=1, max_length=1000)
+
+
+class DeadlineRuleRead(BaseModel):
+    """A bureau's own deadline figure as stored."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    model_config = ConfigDict(from_attributes=True)
+    jurisdiction_code: str
+    key: str
+    working_days: int
+    extension_working_days: int
+    legal_basis_zh: str
+    legal_basis_en: str
+    updated_by_id: int | None
+    updated_at: UTCDatetime
+
+
+# ---- arbitration verification (Art. 14(3)) ----------------------------------------------------------------
+
+
+class ArbitrationOrder(_Body):
+    """Order an arbitration verification of an instrument of the operator complained about."""
+
+    instrument_id: int = Field(ge=1, le=2**63 - 1)
+    #: The verification institution's account (role ``institution``) asked to verify it.
+    institution_id: int = Field(ge=1, le=2**63 - 1)
+    reason: str = Field(default="", max_length=2000)
+
+
+class ArbitrationResultWrite(_Body):
+    """The institution's result: pass or fail, the certificate and the day of verification."""
+
+    passed: bool
+    verified_on: date
+    certificate_no: str = Field(min_length=1, max_length=64)
+    notes: str = Field(default="", max_length=2000)
+
+
+class ArbitrationRead(BaseModel):
+    """An arbitration verification of a case as staff see it."""
+
+    __audience__: ClassVar[Audience] = Audience.STAFF
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    case_id: int
+    instrument_id: int
+    operator_id: int
+    institution_id: int
+    reason: str
+    ordered_by_id: int | None
+    ordered_at: UTCDatetime
+    result: ArbitrationResult
+    certificate_no: str | None
+    verified_on: date | None
+    result_notes: str
+    result_by_id: int | None
+    result_at: UTCDatetime | None
+
+
+class InstitutionArbitrationRead(BaseModel):
+    """An arbitration verification asked of your institution: the instrument, its operator and the operator's
+    integrity class (Art. 15(2)); nothing about who complained (Art. 18)."""
+
+    __audience__: ClassVar[Audience] = Audience.OPERATOR
+    id: int
+    instrument_id: int
+    instrument_serial: str
+    instrument_type_code: str
+    operator_id: int
+    operator_name: str
+    operator_class: IntegrityClass
+    reason: str
+    ordered_at: UTCDatetime
+    result: ArbitrationResult
+    certificate_no: str | None
+    verified_on: date | None
+    result_notes: str
+    result_at: UTCDatetime | None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -20,16 +20,20 @@ from backend import audit
 from backend.audit.service import SYSTEM, Actor, snapshot
 from backend.auth.models import Account
 from backend.auth.scope import Scope
-from backend.cases import routing
+from backend.cases import figures, routing
 from backend.cases.deadlines import (
     COMPLAINT_ACCEPTANCE,
+    DEFAULT_CALENDAR,
     MEDIATION_END,
     MEDIATION_TERMINATION_NOTICE,
     TIP_OFF_CASE_FILING,
     DeadlineSpec,
     compute_deadline,
+    paused_due_date,
 )
 from backend.cases.models import (
+    ArbitrationResult,
+    ArbitrationVerification,
     Case,
     CaseAction,
     CaseDeadline,
@@ -39,6 +43,7 @@ from backend.cases.models import (
     CaseState,
     HandledBy,
     NoticeMethod,
+    PauseCause,
     RejectionReason,
 )
 from backend.common.scoped import load_scoped
@@ -237,7 +242,12 @@ def place(session: Session, case: Case, code: str | None) -> None:
         setattr(case, LEVEL_COLUMNS[division.level], division.code)
 
 
-def _deadline_row(spec: DeadlineSpec, start: datetime) -> CaseDeadline:
+def _deadline_row(
+    session: Session, spec: DeadlineSpec, start: datetime, jurisdiction_code: str | None
+) -> CaseDeadline:
+    # The figure that applies where the case is when the deadline opens (a bureau's rule, the deployment's).
+    applied = figures.effective(session, spec, jurisdiction_code)
+    spec = applied.spec
     computed = compute_deadline(spec, aware(start), get_settings().timezone)
     return CaseDeadline(
         case_id=0,
@@ -251,11 +261,14 @@ def _deadline_row(spec: DeadlineSpec, start: datetime) -> CaseDeadline:
         legal_basis_zh=spec.legal_basis_zh,
         legal_basis_en=spec.legal_basis_en,
         basis_superseded=computed.basis_superseded,
+        basis_source=applied.source.value,
+        extension_working_days=spec.extension_working_days,
+        pausable=spec.pausable,
     )
 
 
 def _open_deadline(session: Session, case: Case, spec: DeadlineSpec, start: datetime) -> CaseDeadline:
-    row = _deadline_row(spec, start)
+    row = _deadline_row(session, spec, start, case.jurisdiction_code)
     row.case_id = case.id or 0
     session.add(row)
     return row
@@ -425,7 +438,7 @@ def route_complaint(session: Session, complaint_id: int, *, final_attempt: bool 
     )
     place(session, case, outcome.jurisdiction_code)
     # The case's only deadline so far: its due date is known before the case is written, saving an UPDATE.
-    deadline = _deadline_row(ACCEPTANCE_SPECS[kind], complaint.created_at)
+    deadline = _deadline_row(session, ACCEPTANCE_SPECS[kind], complaint.created_at, case.jurisdiction_code)
     case.due_on = deadline.due_on
     session.add(case)
     session.flush()
@@ -681,6 +694,30 @@ class Substantiation:
     evidence_refs: tuple[str, ...] = ()
 
 
+def pending_arbitrations(session: Session, case_id: int) -> list[ArbitrationVerification]:
+    """The case's arbitration verifications (Art. 14(3)) still waiting for a result."""
+    return list(
+        session.execute(
+            select(ArbitrationVerification).where(
+                col(ArbitrationVerification.case_id) == case_id,
+                col(ArbitrationVerification.result) == ArbitrationResult.pending,
+            )
+        ).scalars()
+    )
+
+
+def _refuse_while_arbitration_pending(session: Session, case: Case) -> None:
+    """409 ``arbitration_pending``: the finding waits for the arbitration result that decides it."""
+    waiting = pending_arbitrations(session, case.id or 0)
+    if waiting:
+        raise conflict(
+            "arbitration_pending",
+            "仲裁检定结果尚未出具，待结果出具后再作认定",
+            "an arbitration verification is pending: its result decides the finding",
+            {"arbitration_ids": [a.id for a in waiting]},
+        )
+
+
 def _operator_for(session: Session, case: Case, scope: Scope, operator_id: int | None) -> Operator:
     if case.operator_id is not None:
         if operator_id is not None and operator_id != case.operator_id:
@@ -743,6 +780,7 @@ def substantiate(
     """Find the complaint true (经查属实): verified records through the records service, which re-rates."""
     case = lock(session, case)
     _check(case, CaseAction.substantiated)
+    _refuse_while_arbitration_pending(session, case)
     operator = _operator_for(session, case, scope, data.operator_id)
     complaint = session.get(Complaint, case.complaint_id)
     assert complaint is not None
@@ -821,6 +859,7 @@ def unsubstantiate(
     """Find the complaint not true; records an earlier substantiation of this case made are revoked."""
     case = lock(session, case)
     _check(case, CaseAction.unsubstantiated)
+    _refuse_while_arbitration_pending(session, case)
     revoked: list[int] = []
     for record_id in case.record_ids:
         record = session.get(IntegrityRecord, record_id)
@@ -1011,6 +1050,191 @@ def operator_notified(
         request_id=request_id,
     )
     return case
+
+
+# ---- the clock: extensions and pauses ----------------------------------------------------------------------
+
+
+def _running_deadline(session: Session, case: Case, key: str | None, wanted: str) -> CaseDeadline:
+    """The open deadline ``key``, or (no key) the only open one that can be extended/paused; 409 otherwise."""
+    running = open_deadlines(session, case.id or 0)
+    if key is not None:
+        found = [d for d in running if d.key == key]
+    else:
+        found = [d for d in running if (d.extension_working_days > 0 if wanted == "extend" else d.pausable)]
+    if not found:
+        raise conflict(
+            "no_deadline_running",
+            "该案件没有正在计算的相应期限",
+            "this case has no such deadline running",
+            {"key": key},
+        )
+    return found[0]
+
+
+def _recompute(row: CaseDeadline, now: datetime) -> None:
+    """The row's due date from its start, working days and pauses; a deadline moved past now is not overdue."""
+    pauses = [(date.fromisoformat(p["first_day"]), date.fromisoformat(p["last_day"])) for p in row.pauses]
+    due = paused_due_date(row.start_date, row.working_days, pauses)
+    zone = ZoneInfo(get_settings().timezone)
+    row.due_on = due
+    row.due_before = datetime.combine(due + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    row.calendar_exact = DEFAULT_CALENDAR.covers(row.start_date, due)
+    if row.overdue_at is not None and aware(row.due_before) > now:
+        row.overdue_at = None
+
+
+def _clock_step(
+    session: Session,
+    case: Case,
+    row: CaseDeadline,
+    *,
+    action: CaseAction,
+    before: dict[str, Any] | None,
+    was_due: date,
+    actor: Actor,
+    reason: str,
+    details: dict[str, Any],
+    request_id: str | None,
+) -> Case:
+    now = utcnow()
+    _recompute(row, now)
+    session.add(row)
+    session.flush()
+    refresh_due(session, case)
+    case.version += 1
+    case.updated_at = now
+    session.add(case)
+    session.flush()
+    moved = {"deadline": row.key, "due_on_before": was_due.isoformat(), "due_on": row.due_on.isoformat()}
+    _event(
+        session, case, action, from_state=case.state, actor=actor, reason=reason, details={**moved, **details}
+    )
+    audit.service.record(
+        session,
+        actor=actor,
+        action=f"case.{action.value}",
+        entity_type="case",
+        entity_id=case.id or 0,
+        before=before,
+        after={**(snapshot(case) or {}), "deadline": {**moved, **details}},
+        request_id=request_id,
+    )
+    return case
+
+
+def extend_deadline(
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    reason: str,
+    key: str | None = None,
+    request_id: str | None = None,
+) -> Case:
+    """Extend a running deadline once by what its basis allows (the tip-off's 15 working days, approved by the
+    bureau head: ``reason`` names the approval); 422 when the basis allows none, 409 when already extended."""
+    case = lock(session, case)
+    row = _running_deadline(session, case, key, "extend")
+    if row.extension_working_days == 0:
+        raise AppError(
+            422,
+            "not_extendable",
+            "该期限的法定依据不允许延长",
+            "the legal basis of this deadline allows no extension",
+            {"key": row.key},
+        )
+    if row.extended:
+        raise conflict(
+            "already_extended", "该期限已延长过", "this deadline has already been extended", {"key": row.key}
+        )
+    before, was_due = snapshot(case), row.due_on
+    row.working_days += row.extension_working_days
+    row.extended = True
+    return _clock_step(
+        session,
+        case,
+        row,
+        action=CaseAction.deadline_extended,
+        before=before,
+        was_due=was_due,
+        actor=actor,
+        reason=reason,
+        details={"added_working_days": row.extension_working_days},
+        request_id=request_id,
+    )
+
+
+#: The longest pause recorded at once: a year of testing is a data-entry error, not an appraisal.
+MAX_PAUSE_DAYS = 366
+
+
+def pause_deadline(
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    first_day: date,
+    last_day: date,
+    cause: PauseCause,
+    reason: str,
+    key: str | None = None,
+    request_id: str | None = None,
+) -> Case:
+    """Leave testing, inspection, quarantine or appraisal time (``first_day``-``last_day``, inclusive) out of a
+    running pausable deadline: its due date moves by the working days in that time."""
+    case = lock(session, case)
+    row = _running_deadline(session, case, key, "pause")
+    if not row.pausable:
+        raise AppError(
+            422,
+            "not_pausable",
+            "该期限的法定依据未规定检测、鉴定等时间不计入",
+            "the legal basis of this deadline does not leave testing or appraisal time out",
+            {"key": row.key},
+        )
+    if last_day < first_day or first_day <= row.start_date or (last_day - first_day).days >= MAX_PAUSE_DAYS:
+        raise AppError(
+            422,
+            "invalid_pause",
+            f"中止期间须在期限起算之后（{row.start_date.isoformat()} 之后），且不超过{MAX_PAUSE_DAYS}天",
+            f"the pause must start after {row.start_date.isoformat()}, end on or after its start and last at "
+            f"most {MAX_PAUSE_DAYS} days",
+        )
+    if first_day > row.due_on:
+        raise AppError(
+            422,
+            "pause_after_due",
+            "中止期间须在期限届满之前开始",
+            "the pause must begin before the deadline ends",
+            {"due_on": row.due_on.isoformat()},
+        )
+    for earlier in row.pauses:
+        if (
+            first_day <= date.fromisoformat(earlier["last_day"])
+            and date.fromisoformat(earlier["first_day"]) <= last_day
+        ):
+            raise conflict(
+                "pause_overlaps",
+                "与已登记的中止期间重叠",
+                "overlaps a pause already recorded",
+                {"pause": earlier},
+            )
+    before, was_due = snapshot(case), row.due_on
+    pause = {"first_day": first_day.isoformat(), "last_day": last_day.isoformat(), "cause": cause.value}
+    row.pauses = [*row.pauses, pause]
+    return _clock_step(
+        session,
+        case,
+        row,
+        action=CaseAction.deadline_paused,
+        before=before,
+        was_due=was_due,
+        actor=actor,
+        reason=reason,
+        details={"pause": pause},
+        request_id=request_id,
+    )
 
 
 def transfer(

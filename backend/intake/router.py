@@ -8,15 +8,19 @@ import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
+from sqlmodel import col, select
 
 from backend import audit
 from backend.auth.dependencies import CurrentUser, StaffScope
 from backend.auth.models import Account, Role
+from backend.cases import arbitration
+from backend.cases.models import ArbitrationVerification
+from backend.cases.schemas import ArbitrationResultWrite, InstitutionArbitrationRead
 from backend.common.schemas import Page, PageLimit, PageOffset
 from backend.complaints.service import media_storage
 from backend.config import get_settings
 from backend.db import SessionDep, read_only
-from backend.errors import AppError, error_responses, forbidden
+from backend.errors import AppError, error_responses, forbidden, not_found
 from backend.i18n import Locale, request_locale
 from backend.instruments.models import Instrument
 from backend.instruments.service import state_of
@@ -32,6 +36,7 @@ from backend.intake.models import (
 )
 from backend.intake.schemas import (
     AssociationReportCreate,
+    InstrumentOperatorClassRead,
     IntakeJobRead,
     IntakeReportRead,
     JobProgress,
@@ -48,8 +53,9 @@ from backend.intake.schemas import (
 )
 from backend.operators.dependencies import StaffOperator
 from backend.operators.models import Operator
+from backend.records import rating
 from backend.records.dependencies import OperatorUser
-from backend.records.rules import RecordKind
+from backend.records.rules import IntegrityClass, RecordKind
 from backend.records.service import bureau_today
 
 router = APIRouter(prefix="/api/v1/intake", tags=["intake"])
@@ -77,12 +83,22 @@ Association = Annotated[Account, _role(Role.association)]
 IntakeAccount = Annotated[Account, _role(Role.institution, Role.association)]
 
 
+def _operator_class(session: SessionDep, operator_id: int) -> IntegrityClass | None:
+    """The operator's current integrity class, which an institution sees for incentives and discipline
+    (Art. 15(2))."""
+    operator = session.get(Operator, operator_id)
+    return rating.current(session, operator).cls if operator is not None else None
+
+
 def _submission_read(session: SessionDep, submission: VerificationSubmission) -> VerificationSubmissionRead:
     instrument = session.get(Instrument, submission.instrument_id)
     today = bureau_today()
     state = state_of(instrument, today, get_settings().verification_due_days) if instrument else None
     return VerificationSubmissionRead.model_validate(submission).model_copy(
-        update={"verification_state": state}
+        update={
+            "verification_state": state,
+            "operator_class": _operator_class(session, submission.operator_id),
+        }
     )
 
 
@@ -179,7 +195,7 @@ def list_verifications(
     """Your own submitted verification results, newest first."""
     items, total = verifications.list_submissions(session, user, limit=limit, offset=offset)
     return Page(
-        items=[VerificationSubmissionRead.model_validate(s) for s in items],
+        items=[_submission_read(session, s) for s in items],
         total=total,
         limit=limit,
         offset=offset,
@@ -194,6 +210,107 @@ def get_verification(
 ) -> VerificationSubmissionRead:
     """One of your submitted verification results."""
     return _submission_read(session, verifications.get_submission(session, user, submission_id))
+
+
+@router.get(
+    "/instruments/{instrument_id}/operator-class",
+    response_model=InstrumentOperatorClassRead,
+    responses=_READ_ERRORS,
+)
+def instrument_operator_class(
+    session: SessionDep, user: Institution, instrument_id: int
+) -> InstrumentOperatorClassRead:
+    """The integrity class of the operator of an instrument you have verified or are asked to verify
+    (arbitration), Art. 15(2); any other instrument is 404."""
+    verified = session.execute(
+        select(col(VerificationSubmission.id)).where(
+            col(VerificationSubmission.instrument_id) == instrument_id,
+            col(VerificationSubmission.account_id) == user.id,
+        )
+    ).first()
+    asked = session.execute(
+        select(col(ArbitrationVerification.id)).where(
+            col(ArbitrationVerification.instrument_id) == instrument_id,
+            col(ArbitrationVerification.institution_id) == user.id,
+        )
+    ).first()
+    instrument = session.get(Instrument, instrument_id)
+    operator = session.get(Operator, instrument.operator_id) if instrument is not None else None
+    if (verified is None and asked is None) or instrument is None or operator is None:
+        raise not_found("计量器具", "instrument")
+    current = rating.current(session, operator)
+    return InstrumentOperatorClassRead(
+        instrument_id=instrument_id,
+        operator_id=operator.id or 0,
+        operator_name=operator.name,
+        operator_class=current.cls,
+        as_of=current.as_of,
+    )
+
+
+def _arbitration_read(session: SessionDep, row: ArbitrationVerification) -> InstitutionArbitrationRead:
+    instrument = session.get(Instrument, row.instrument_id)
+    operator = session.get(Operator, row.operator_id)
+    assert instrument is not None and operator is not None
+    return InstitutionArbitrationRead(
+        id=row.id or 0,
+        instrument_id=row.instrument_id,
+        instrument_serial=instrument.serial,
+        instrument_type_code=instrument.type_code,
+        operator_id=row.operator_id,
+        operator_name=operator.name,
+        operator_class=rating.current(session, operator).cls,
+        reason=row.reason,
+        ordered_at=row.ordered_at,
+        result=row.result,
+        certificate_no=row.certificate_no,
+        verified_on=row.verified_on,
+        result_notes=row.result_notes,
+        result_at=row.result_at,
+    )
+
+
+@router.get("/arbitrations", response_model=Page[InstitutionArbitrationRead], responses=_READ_ERRORS)
+def list_arbitrations(
+    session: SessionDep,
+    user: Institution,
+    pending: bool | None = None,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
+) -> Page[InstitutionArbitrationRead]:
+    """Arbitration verifications (仲裁检定, Art. 14(3)) bureaus asked of you, newest first, with each
+    operator's integrity class (Art. 15(2))."""
+    rows, total = arbitration.list_for_institution(session, user, pending=pending, limit=limit, offset=offset)
+    return Page(items=[_arbitration_read(session, r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.post(
+    "/arbitrations/{arbitration_id}/result",
+    response_model=InstitutionArbitrationRead,
+    responses=_WRITE_ERRORS,
+)
+def submit_arbitration_result(
+    request: Request,
+    session: SessionDep,
+    user: Institution,
+    arbitration_id: int,
+    body: ArbitrationResultWrite,
+) -> InstitutionArbitrationRead:
+    """Record the result of an arbitration verification asked of you: a failure substantiates the case."""
+    row = arbitration.get_for_institution(session, user, arbitration_id)
+    row = arbitration.record_result(
+        session,
+        row,
+        actor=user,
+        outcome=arbitration.ArbitrationOutcome(
+            passed=body.passed,
+            verified_on=body.verified_on,
+            certificate_no=body.certificate_no,
+            notes=body.notes,
+        ),
+        request_id=getattr(request.state, "request_id", None),
+    )
+    return _arbitration_read(session, row)
 
 
 @router.post(

@@ -11,7 +11,7 @@ from backend.common.audience import Audience
 from backend.instruments.models import VerificationState
 from backend.intake.models import JobKind, JobState, ReportMeasure
 from backend.operators.schemas import USCC
-from backend.records.rules import RecordKind
+from backend.records.rules import IntegrityClass, RecordKind
 
 Ref = Annotated[str, Field(min_length=1, max_length=200)]
 Refs = Annotated[list[Ref], Field(max_length=20)]
@@ -72,6 +72,20 @@ class VerificationSubmissionRead(BaseModel):
     record_ids: list[int] = Field(description="由此生成的待核实诚信记录 / reported integrity records")
     created_at: datetime
     verification_state: VerificationState | None = None
+    #: The operator's current integrity class (Art. 15(2): institutions apply incentives and discipline).
+    operator_class: IntegrityClass | None = None
+
+
+class InstrumentOperatorClassRead(BaseModel):
+    """The integrity class of the operator whose instrument you verify or are asked to verify (Art. 15(2))."""
+
+    __audience__: ClassVar[Audience] = Audience.FILER
+    instrument_id: int
+    operator_id: int
+    operator_name: str
+    operator_class: IntegrityClass
+    #: The rating day the class was determined on.
+    as_of: date
 
 
 class ViolationReportCreate(_Input):

@@ -37,6 +37,9 @@ topic                        payload                                            
                              (``24h``/``1h``; emitted by the reminder sweep)           operator users
 ``correction.decided``       correction_id, record_id, operator_id, decision           correction_decided →
                              (``correct``/``revoke``/``reject``)                       operator users
+``correction.overdue``       correction_id, operator_id, jurisdiction_code, due_on;   correction_overdue →
+                             dedupe ``correction.overdue:{correction_id}:{due_on}``   the staff bound to
+                                                                                       jurisdiction_code
 ``publication.changed``      publication_id, record_id, operator_id, status            record_published
                              (``published``/``unpublished``/``withdrawn``; dedupe      (published) or
                              ``publication.changed:{publication_id}:{status}``)        record_unpublished →
@@ -618,6 +621,20 @@ def case_overdue(session: Session, event: OutboxEvent) -> list[Notice]:
     """A case passed its statutory deadline: tell the assignee, or the staff of the jurisdiction named."""
     payload = event.payload
     return [Notice(_assignee_or_staff(session, payload), "case_overdue", _case_context(payload))]
+
+
+@handles("correction.overdue")
+def correction_overdue(session: Session, event: OutboxEvent) -> list[Notice]:
+    """A correction request (Art. 22) was not decided in time: tell the staff of the jurisdiction named."""
+    payload = event.payload
+    row = session.get(CorrectionRequest, int(payload["correction_id"]))
+    if row is None or row.decided_at is not None:
+        return []  # decided since: the notice would be wrong, not merely late
+    context: dict[str, ContextValue] = {
+        "correction_id": str(row.id),
+        "due_on": date.fromisoformat(str(payload["due_on"])),
+    }
+    return [Notice(staff_of(session, str(payload["jurisdiction_code"])), "correction_overdue", context)]
 
 
 @handles("case.outcome")

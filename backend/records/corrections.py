@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -12,43 +12,27 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import Actor, snapshot
 from backend.auth.scope import Scope
-from backend.cases.deadlines import DeadlineSpec, StartEvent, compute_deadline
+from backend.cases import figures
+from backend.cases.deadlines import CORRECTION_DECISION, compute_deadline
 from backend.common.scoped import load_scoped
 from backend.config import get_settings
 from backend.db import utcnow
 from backend.errors import AppError, conflict
+from backend.instruments.models import Instrument
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators.models import Operator
 from backend.outbox.service import emit
 from backend.records import service as records
 from backend.records.models import (
+    CorrectionAction,
     CorrectionDecision,
     CorrectionRequest,
     CorrectionStatus,
+    CorrectionSubject,
     IntegrityRecord,
 )
 from backend.records.rules import RecordState
-from backend.records.schemas import CorrectionCreate, CorrectionDecide
-
-# The guideline says a record found inaccurate "shall be corrected after verification under the statutory
-# procedure" but sets no period; a bureau rule has to. 15 working days matches the verification period the
-# penalty procedure rules give a bureau for a tip-off, the closest statutory analogue.
-CORRECTION_DECISION: Final = DeadlineSpec(
-    key="correction_decision",
-    working_days=15,
-    starts_from=StartEvent.RECEIPT,
-    legal_basis_zh=(
-        "《服务业诚信计量监督管理制度建设指南》第二十二条：经营者认为其诚信计量信息不准确的，可以申请变更或撤销，"
-        "按法定程序核实后应当予以更正；该条未规定办理期限。本期限为本局自定规则，"
-        "参照《市场监督管理行政处罚程序规定》第十八条十五个工作日的核查期限设定，可由各局调整。"
-    ),
-    legal_basis_en=(
-        "Guideline Art. 22: an operator may ask for inaccurate integrity information to be changed or revoked, "
-        "and it shall be corrected after verification under the statutory procedure; the article sets no "
-        "period. This is the bureau's own rule, set by analogy with the 15-working-day verification period of "
-        "Art. 18 of the Rules on Administrative Penalty Procedures for Market Regulation; bureaus may change it."
-    ),
-)
+from backend.records.schemas import CorrectionCreate, CorrectionDecide, InfoCorrectionCreate
 
 _STATUS_OF: dict[CorrectionDecision, CorrectionStatus] = {
     CorrectionDecision.correct: CorrectionStatus.corrected,
@@ -77,10 +61,15 @@ def request(
             {"correction_id": open_request[0]},
         )
     now = utcnow()
-    deadline = compute_deadline(CORRECTION_DECISION, now, get_settings().timezone)
+    operator = session.get(Operator, record.operator_id)
+    applied = figures.effective(
+        session, CORRECTION_DECISION, operator.jurisdiction_code if operator else None
+    )
+    deadline = compute_deadline(applied.spec, now, get_settings().timezone)
     row = CorrectionRequest(
         record_id=record.id or 0,
         operator_id=record.operator_id,
+        basis_source=applied.source.value,
         requested_by_id=actor.id or 0,
         action=data.action,
         reasons=data.reasons,
@@ -95,6 +84,10 @@ def request(
         calendar_exact=deadline.calendar_exact,
         created_at=now,
     )
+    return _filed(session, row, actor)
+
+
+def _filed(session: Session, row: CorrectionRequest, actor: Actor) -> CorrectionRequest:
     session.add(row)
     session.flush()
     audit.service.record(
@@ -112,6 +105,118 @@ def request(
         dedupe_key=f"correction.requested:{row.id}",
     )
     return row
+
+
+def request_info(
+    session: Session, *, operator: Operator, data: InfoCorrectionCreate, actor: Actor
+) -> CorrectionRequest:
+    """File a request about the operator's basic information or one of its instruments' data; one open
+    request per operator's basic information, and per instrument, at a time."""
+    instrument_id: int | None = None
+    if data.subject is CorrectionSubject.instrument:
+        instrument = session.get(Instrument, data.instrument_id)
+        if instrument is None or instrument.operator_id != operator.id:
+            raise AppError(
+                422,
+                "unknown_instrument",
+                "该计量器具不存在或不属于您",
+                "no such instrument of yours",
+                {"instrument_id": data.instrument_id},
+            )
+        instrument_id = instrument.id
+    open_request = session.execute(
+        select(col(CorrectionRequest.id)).where(
+            col(CorrectionRequest.operator_id) == operator.id,
+            col(CorrectionRequest.subject) == data.subject,
+            col(CorrectionRequest.instrument_id).is_(None)
+            if instrument_id is None
+            else col(CorrectionRequest.instrument_id) == instrument_id,
+            col(CorrectionRequest.status) == CorrectionStatus.pending,
+        )
+    ).first()
+    if open_request is not None:
+        raise conflict(
+            "correction_pending",
+            "该信息已有待处理的更正申请",
+            "a correction request for this information is already pending",
+            {"correction_id": open_request[0]},
+        )
+    change = data.instrument_change if instrument_id is not None else data.operator_change
+    assert change is not None
+    now = utcnow()
+    applied = figures.effective(session, CORRECTION_DECISION, operator.jurisdiction_code)
+    deadline = compute_deadline(applied.spec, now, get_settings().timezone)
+    row = CorrectionRequest(
+        subject=data.subject,
+        instrument_id=instrument_id,
+        operator_id=operator.id or 0,
+        basis_source=applied.source.value,
+        requested_by_id=actor.id or 0,
+        action=CorrectionAction.correct,
+        reasons=data.reasons,
+        document_refs=list(data.document_refs),
+        requested_change=change.model_dump(mode="json", exclude_unset=True),
+        # Basic information and instrument data keep no versions: the audit trail holds their history.
+        record_version=0,
+        due_on=deadline.due_date,
+        calendar_exact=deadline.calendar_exact,
+        created_at=now,
+    )
+    return _filed(session, row, actor)
+
+
+def _info_changes(row: CorrectionRequest, data: CorrectionDecide) -> dict[str, Any]:
+    """The fields to set on the operator or instrument: staff's, else what the operator asked for."""
+    given = data.instrument_changes if row.subject is CorrectionSubject.instrument else data.operator_changes
+    if given is not None:
+        changes = given.model_dump(exclude_unset=True)
+    else:
+        changes = dict(row.requested_change or {})
+        for key in ("last_verified_on", "valid_until"):
+            if isinstance(changes.get(key), str):
+                changes[key] = date.fromisoformat(changes[key])
+    if not changes:
+        raise AppError(
+            422,
+            "changes_required",
+            "更正决定须写明更正内容",
+            "a decision to correct needs the changes to make",
+        )
+    return changes
+
+
+def _correct_info(session: Session, row: CorrectionRequest, data: CorrectionDecide, actor: Actor) -> None:
+    """Apply a granted correction of basic information or instrument data, audited with before and after."""
+    if data.decision is CorrectionDecision.revoke:
+        raise AppError(
+            422,
+            "decision_not_applicable",
+            "基本信息和计量器具数据只能更正或不予更正，不能撤销",
+            "basic information and instrument data are corrected or not, never revoked",
+        )
+    target: Operator | Instrument | None
+    if row.subject is CorrectionSubject.instrument:
+        target = session.get(Instrument, row.instrument_id)
+    else:
+        target = session.get(Operator, row.operator_id)
+    assert target is not None
+    changes = {k: v for k, v in _info_changes(row, data).items() if getattr(target, k) != v}
+    before = snapshot(target)
+    for key, value in changes.items():
+        setattr(target, key, value)
+    if isinstance(target, Operator):
+        target.updated_at = utcnow()
+    session.add(target)
+    session.flush()
+    audit.service.record(
+        session,
+        actor=actor,
+        action=f"{row.subject.value}.correct",
+        entity_type=row.subject.value,
+        entity_id=target.id or 0,
+        before=before,
+        after={**(snapshot(target) or {}), "correction_id": row.id, "reason": data.reasons},
+    )
 
 
 def _changes_for(row: CorrectionRequest, data: CorrectionDecide) -> dict[str, Any]:
@@ -137,13 +242,17 @@ def decide(
     """Decide a pending request: correct or revoke the record (a new version, re-rated) or reject it."""
     if row.status is not CorrectionStatus.pending:
         raise conflict("correction_decided", "该更正申请已办结", "the correction request is already decided")
-    record = session.get(IntegrityRecord, row.record_id)
-    assert record is not None
-    reason = f"更正申请 {row.id}：{data.reasons}"
-    if data.decision is CorrectionDecision.correct:
-        records.correct(session, record, actor=actor, reason=reason, changes=_changes_for(row, data))
-    elif data.decision is CorrectionDecision.revoke:
-        records.revoke(session, record, actor=actor, reason=reason)
+    if row.subject is not CorrectionSubject.record:
+        if data.decision is not CorrectionDecision.reject:
+            _correct_info(session, row, data, actor)
+    else:
+        record = session.get(IntegrityRecord, row.record_id)
+        assert record is not None
+        reason = f"更正申请 {row.id}：{data.reasons}"
+        if data.decision is CorrectionDecision.correct:
+            records.correct(session, record, actor=actor, reason=reason, changes=_changes_for(row, data))
+        elif data.decision is CorrectionDecision.revoke:
+            records.revoke(session, record, actor=actor, reason=reason)
     before = snapshot(row)
     row.status = _STATUS_OF[data.decision]
     row.decided_at = utcnow()
@@ -202,8 +311,10 @@ def list_in_scope(
     if status is not None:
         stmt = stmt.where(col(CorrectionRequest.status) == status)
     if overdue is not None:
+        # Past its date, or marked by the sweep (which runs on the bureau's clock, possibly ahead of ours).
         late = (col(CorrectionRequest.status) == CorrectionStatus.pending) & (
-            col(CorrectionRequest.due_on) < records.bureau_today()
+            (col(CorrectionRequest.due_on) < records.bureau_today())
+            | col(CorrectionRequest.overdue_at).is_not(None)
         )
         stmt = stmt.where(late if overdue else ~late)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
@@ -227,5 +338,7 @@ def list_for_operator(session: Session, operator_id: int) -> Sequence[Correction
 
 
 def is_overdue(row: CorrectionRequest) -> bool:
-    """Whether a pending request has passed its decision date (bureau-local)."""
-    return row.status is CorrectionStatus.pending and row.due_on < records.bureau_today()
+    """Whether a pending request has passed its decision date (bureau-local) or the sweep marked it late."""
+    return row.status is CorrectionStatus.pending and (
+        row.due_on < records.bureau_today() or row.overdue_at is not None
+    )

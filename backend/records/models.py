@@ -169,14 +169,26 @@ class CorrectionStatus(StrEnum):
     rejected = "rejected"
 
 
+class CorrectionSubject(StrEnum):
+    """Which integrity information a correction request disputes (Art. 22)."""
+
+    record = "record"  # an integrity record (变更或撤销)
+    operator = "operator"  # the operator's basic information (name, address, legal representative…)
+    instrument = "instrument"  # an instrument's data (serial, type, verification dates…)
+
+
 class CorrectionRequest(SQLModel, table=True):
-    """An operator's request to correct or revoke a record (Art. 22), decided by staff within a deadline."""
+    """An operator's request to correct integrity information about it (Art. 22): a record, its basic
+    information or an instrument's data, decided by staff within a deadline that the sweep escalates."""
 
     __tablename__ = "correction_request"
     __table_args__ = (Index("ix_correction_request_open", "status", "due_on"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    record_id: int = Field(foreign_key="integrity_record.id", index=True)
+    subject: CorrectionSubject = Field(default=CorrectionSubject.record, sa_type=enum_type(CorrectionSubject))
+    # The record disputed (subject record), or the instrument (subject instrument); neither for basic info.
+    record_id: int | None = Field(default=None, foreign_key="integrity_record.id", index=True)
+    instrument_id: int | None = Field(default=None, foreign_key="instrument.id", index=True)
     operator_id: int = Field(foreign_key="operator.id", index=True)
     requested_by_id: int = Field(foreign_key="account.id")
     action: CorrectionAction = Field(sa_type=enum_type(CorrectionAction))
@@ -194,3 +206,8 @@ class CorrectionRequest(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+    # Where the decision period comes from (``figures.BasisSource``) and its text, as for case deadlines.
+    basis_source: str = Field(default="statute", max_length=16)
+    # Set by the deadline sweep when the decision ran late: escalated to the parent jurisdiction's staff.
+    overdue_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    escalated_to: str | None = Field(default=None, foreign_key="jurisdiction.code", max_length=6)

@@ -31,6 +31,7 @@ from backend.records.schemas import (
     CorrectionCreate,
     CorrectionDecide,
     CorrectionRead,
+    InfoCorrectionCreate,
     OperatorCorrectionRead,
     OperatorRecordRead,
     RatingChangeRead,
@@ -232,6 +233,24 @@ def request_correction(
     return OperatorCorrectionRead.model_validate(row)
 
 
+@router.post(
+    "/me/corrections",
+    response_model=OperatorCorrectionRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["corrections"],
+    responses=_CHANGE_ERRORS,
+)
+def request_info_correction(
+    session: SessionDep, user: OperatorUser, body: InfoCorrectionCreate
+) -> OperatorCorrectionRead:
+    """Ask the bureau to correct your basic information (name, address, legal representative, phone, sector)
+    or one of your instruments' data (Art. 22); it decides within the deadline shown."""
+    operator = session.get(Operator, user.operator_id)
+    assert operator is not None
+    row = corrections.request_info(session, operator=operator, data=body, actor=user)
+    return OperatorCorrectionRead.model_validate(row)
+
+
 @router.get(
     "/me/corrections", response_model=list[OperatorCorrectionRead], tags=["corrections"], responses=_ERRORS
 )
@@ -296,7 +315,8 @@ def get_correction(
 def decide_correction(
     session: SessionDep, scope: StaffScope, row: StaffCorrection, body: CorrectionDecide
 ) -> CorrectionRead:
-    """Correct or revoke the record, or reject the request, with reasons; the operator is told."""
+    """Correct or revoke the record (correct the basic information or instrument data), or reject the
+    request, with reasons; the operator is told."""
     return _correction_read(corrections.decide(session, row=row, data=body, actor=scope.user))
 
 

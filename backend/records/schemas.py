@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.common.audience import Audience
 from backend.complaints.models import PatrolFinding
+from backend.operators.models import Sector
 from backend.records.models import (
     CorrectionAction,
     CorrectionDecision,
     CorrectionStatus,
+    CorrectionSubject,
     RatingTrigger,
     RecordChange,
     RecordSource,
@@ -245,12 +247,65 @@ class CorrectionCreate(_Input):
     requested_change: RequestedChange | None = None
 
 
+class OperatorInfoChange(_Input):
+    """The operator's basic information as it should read (only the fields disputed)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    sector: Sector | None = None
+    address: str | None = Field(default=None, min_length=1, max_length=300)
+    legal_representative: str | None = Field(default=None, min_length=1, max_length=100)
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^[0-9+\- ]{5,32}$")
+
+
+class InstrumentInfoChange(_Input):
+    """An instrument's data as it should read (only the fields disputed)."""
+
+    serial: str | None = Field(default=None, min_length=1, max_length=64)
+    maker: str | None = Field(default=None, max_length=100)
+    model: str | None = Field(default=None, max_length=100)
+    last_verified_on: date | None = None
+    last_passed: bool | None = None
+    valid_until: date | None = None
+
+
+class InfoCorrectionCreate(_Input):
+    """An operator's request to correct its basic information or an instrument's data (Art. 22)."""
+
+    subject: CorrectionSubject
+    #: With ``instrument``: which of your instruments.
+    instrument_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    reasons: Reason
+    document_refs: Refs = Field(default_factory=list, description="证明材料 / supporting documents")
+    operator_change: OperatorInfoChange | None = None
+    instrument_change: InstrumentInfoChange | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> InfoCorrectionCreate:
+        """Basic information takes ``operator_change``; an instrument ``instrument_id`` and its change."""
+        if self.subject is CorrectionSubject.record:
+            raise ValueError("records are disputed at /records/{record_id}/corrections")
+        wants_instrument = self.subject is CorrectionSubject.instrument
+        given = self.instrument_change if wants_instrument else self.operator_change
+        other = self.operator_change if wants_instrument else self.instrument_change
+        if given is None or not given.model_fields_set or other is not None:
+            raise ValueError(
+                f"{self.subject.value} needs its own change with at least one field, and no other"
+            )
+        if wants_instrument != (self.instrument_id is not None):
+            raise ValueError("instrument_id is given exactly for an instrument")
+        return self
+
+
 class CorrectionDecide(_Input):
-    """Staff decision on a correction request; ``changes`` (for correct) default to what was requested."""
+    """Staff decision on a correction request; ``changes`` (for correct) default to what was requested:
+    ``changes`` for a record, ``operator_changes`` or ``instrument_changes`` for basic information or
+    instrument data (which are corrected or rejected, never revoked)."""
 
     decision: CorrectionDecision
     reasons: Reason
     changes: RecordChanges | None = None
+    operator_changes: OperatorInfoChange | None = None
+    instrument_changes: InstrumentInfoChange | None = None
 
 
 class OperatorCorrectionRead(BaseModel):
@@ -259,7 +314,9 @@ class OperatorCorrectionRead(BaseModel):
     __audience__: ClassVar[Audience] = Audience.OPERATOR
     model_config = ConfigDict(from_attributes=True)
     id: int
-    record_id: int
+    subject: CorrectionSubject
+    record_id: int | None
+    instrument_id: int | None
     operator_id: int
     action: CorrectionAction
     reasons: str
@@ -272,6 +329,9 @@ class OperatorCorrectionRead(BaseModel):
     decided_at: datetime | None
     decision_reasons: str | None
     created_at: datetime
+    #: The decision ran late and was escalated to this jurisdiction's bureau (set by the deadline sweep).
+    overdue_at: datetime | None
+    escalated_to: str | None
 
 
 class CorrectionRead(OperatorCorrectionRead):

@@ -241,6 +241,14 @@ def _build(session: Session, app: FastAPI, client: TestClient) -> ContractWorld:
         "institution",
         files={"file": ("verifications.csv", csv.encode(), "text/csv")},
     )
+    # An arbitration verification (Art. 14(3)) of the market's instrument, asked of the institution.
+    created("POST", f"/api/v1/cases/{case.id}/accept")
+    created("POST", f"/api/v1/cases/{case.id}/investigate")
+    arbitration = created(
+        "POST",
+        f"/api/v1/cases/{case.id}/arbitrations",
+        json={"instrument_id": instrument.id, "institution_id": institution.id, "reason": "争议计量器具"},
+    )
     qr_token = qr_service.code_of(market).token
     session.commit()
 
@@ -269,6 +277,7 @@ def _build(session: Session, app: FastAPI, client: TestClient) -> ContractWorld:
         "report_id": int(str(report["id"])),
         "membership_id": int(str(membership["id"])),
         "job_id": int(str(job["id"])),
+        "arbitration_id": int(str(arbitration["id"])),
     }
     return ContractWorld(app=app, client=client, headers=headers, ids=ids)
 

@@ -126,6 +126,7 @@ SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
     "supervisor_report_outcome": {"report_id": "rp-1", "case_no": "JB202600000088", "outcome": "adopted"},
     "case_assigned": {"case_id": "cs-1", "case_no": "AJ-2026-0042", "due_on": date(2026, 11, 12)},
     "case_overdue": {"case_id": "cs-1", "case_no": "AJ-2026-0042", "due_on": date(2026, 11, 12)},
+    "correction_overdue": {"correction_id": "17", "due_on": date(2026, 11, 12)},
 }
 
 

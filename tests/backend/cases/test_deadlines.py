@@ -23,6 +23,7 @@ from backend.cases.deadlines import (
     YearSchedule,
     add_working_days,
     compute_deadline,
+    paused_due_date,
     working_days_between,
 )
 
@@ -124,12 +125,24 @@ def test_tip_off_deadline_and_its_extension() -> None:
         compute_deadline(COMPLAINT_ACCEPTANCE, shanghai(2025, 9, 22), extended=True)
 
 
+def test_paused_days_are_not_counted_and_only_a_pausable_deadline_pauses() -> None:
+    # Received Mon 22 Sep 2025: testing from Wed 24 to Fri 26 Sep leaves three working days out.
+    normal = compute_deadline(TIP_OFF_CASE_FILING, shanghai(2025, 9, 22))
+    pauses = [(date(2025, 9, 24), date(2025, 9, 26))]
+    paused = compute_deadline(TIP_OFF_CASE_FILING, shanghai(2025, 9, 22), pauses=pauses)
+    assert working_days_between(normal.due_date, paused.due_date) == 3
+    assert paused_due_date(date(2025, 9, 22), 15, []) == normal.due_date
+    with pytest.raises(ValueError, match="cannot be paused"):
+        compute_deadline(COMPLAINT_ACCEPTANCE, shanghai(2025, 9, 22), pauses=pauses)
+
+
 def test_specs_are_data_with_legal_basis() -> None:
     assert {k: (s.working_days, s.starts_from) for k, s in DEADLINE_SPECS.items()} == {
         "complaint_acceptance_decision": (7, StartEvent.RECEIPT),
         "complaint_mediation_end": (45, StartEvent.ACCEPTANCE),
         "mediation_termination_notice": (7, StartEvent.MEDIATION_TERMINATION),
         "tip_off_case_filing_decision": (15, StartEvent.RECEIPT),
+        "correction_decision": (15, StartEvent.RECEIPT),
     }
     for spec in (COMPLAINT_ACCEPTANCE, MEDIATION_END, MEDIATION_TERMINATION_NOTICE):
         assert "第20号" in spec.legal_basis_zh and "第121号" in spec.legal_basis_zh
