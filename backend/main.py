@@ -8,7 +8,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from backend.auth.router import router as auth_router
 from backend.cases.router import router as cases_router
 from backend.complaints.router import router as complaints_router
+from backend.complaints.schemas import ComplaintSubmission
 from backend.config import Settings, get_settings
+from backend.contract import TITLE, install_contract, operation_id
 from backend.errors import install_error_handlers
 from backend.exchange.router import router as exchange_router
 from backend.health.router import router as health_router
@@ -39,7 +41,9 @@ Gongping: the backend for service-industry integrity metrology supervision. Erro
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application."""
     settings = settings or get_settings()
-    app = FastAPI(title="Gongping 公平", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(
+        title=TITLE, version="0.1.0", description=DESCRIPTION, generate_unique_id_function=operation_id
+    )
     install_error_handlers(app)
     # Routes match in order: the public pages (QR scans are most of the traffic) come first.
     for router in (
@@ -62,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exchange_router,
     ):
         app.include_router(router)
+    # The document app teams generate clients from (ids, tags, errors, component names): backend/contract.py.
+    # ComplaintSubmission is the JSON part of a multipart body, which FastAPI cannot see by itself.
+    install_contract(app, extra_models=(ComplaintSubmission,))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
