@@ -200,18 +200,19 @@ def _literal_str(node: ast.expr | None) -> str | None:
 
 @cache
 def _function_codes(function: Callable[..., Any]) -> frozenset[tuple[int, str]]:
-    """(status, code) pairs raised in ``function`` or the ``backend`` functions it calls (transitively)."""
+    """(status, code) pairs raised in ``function`` or the functions it calls (transitively) in ``backend``
+    or in its own module."""
     found: set[tuple[int, str]] = set()
-    stack: list[Callable[..., Any]] = [function]
+    root = inspect.unwrap(function)
+    modules = ("backend.", f"{getattr(root, '__module__', None) or 'backend'}.")
+    stack: list[Callable[..., Any]] = [root]
     seen: set[Callable[..., Any]] = set()
     while stack:
         current = inspect.unwrap(stack.pop())
         if current in seen or not inspect.isfunction(current):
             continue
         seen.add(current)
-        if not (current.__module__ or "").startswith("backend."):
-            continue
-        for status_code, callee in _calls(current):
+        for status_code, callee in _calls(current, modules):
             if status_code is not None:
                 found.add(status_code)
             if callee is not None:
@@ -219,12 +220,16 @@ def _function_codes(function: Callable[..., Any]) -> frozenset[tuple[int, str]]:
     return frozenset(found)
 
 
-def _calls(function: Callable[..., Any]) -> Iterator[tuple[tuple[int, str] | None, Any]]:
+def _calls(
+    function: Callable[..., Any], modules: tuple[str, ...]
+) -> Iterator[tuple[tuple[int, str] | None, Any]]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     except (OSError, TypeError, SyntaxError):
         return
     namespace = dict(function.__globals__)
+    if function.__closure__:  # helpers defined in an enclosing function
+        namespace.update(inspect.getclosurevars(function).nonlocals)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -244,7 +249,7 @@ def _calls(function: Callable[..., Any]) -> Iterator[tuple[tuple[int, str] | Non
             if helper_code:
                 yield (helper_status, helper_code), None
             continue
-        if inspect.isfunction(target) and module.startswith("backend."):
+        if inspect.isfunction(target) and f"{module}.".startswith(modules):
             yield None, target
         # A local refusal helper called with a literal status and code (``_refusal(409, "already_member")``).
         if len(node.args) > 1 and isinstance(node.args[0], ast.Constant):
@@ -254,7 +259,7 @@ def _calls(function: Callable[..., Any]) -> Iterator[tuple[tuple[int, str] | Non
         # A function handed to another (``run_in_threadpool(_submit, ...)``) runs as part of the route too.
         for argument in node.args:
             passed = _resolve(argument, namespace)
-            if inspect.isfunction(passed) and (passed.__module__ or "").startswith("backend."):
+            if inspect.isfunction(passed) and f"{passed.__module__}.".startswith(modules):
                 yield None, passed
 
 
