@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from backend.auth.router import router as auth_router
 from backend.cases.router import router as cases_router
 from backend.complaints.router import router as complaints_router
 from backend.complaints.schemas import ComplaintSubmission
 from backend.config import Settings, get_settings
-from backend.contract import TITLE, install_contract, operation_id
+from backend.contract import TITLE, install_contract, install_redoc, operation_id
 from backend.errors import install_error_handlers
 from backend.exchange.router import router as exchange_router
 from backend.health.router import router as health_router
@@ -38,12 +39,24 @@ Gongping: the backend for service-industry integrity metrology supervision. Erro
 """
 
 
+#: Where the documentation pages' scripts and styles are served from.
+DOCS_ASSETS_URL = "/docs-assets"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application."""
     settings = settings or get_settings()
-    app = FastAPI(
-        title=TITLE, version="0.1.0", description=DESCRIPTION, generate_unique_id_function=operation_id
+    # /docs and /redoc with Swagger UI and ReDoc served from the installed fastapi-offline package, never a
+    # CDN: on a bureau's intranet the pages still work.
+    app = FastAPIOffline(
+        title=TITLE,
+        version="0.1.0",
+        description=DESCRIPTION,
+        generate_unique_id_function=operation_id,
+        static_url=DOCS_ASSETS_URL,
+        redoc_url=None,
     )
+    install_redoc(app, "/redoc", DOCS_ASSETS_URL)
     install_error_handlers(app)
     # Routes match in order: the public pages (QR scans are most of the traffic) come first.
     for router in (
