@@ -74,21 +74,36 @@ class ErrorDetail(BaseModel):
     details: Any = None
 
 
-class ErrorResponse(BaseModel):
-    """The one JSON error shape."""
+class ApiError(BaseModel):
+    """The one JSON error shape (named so no client generator's language reserves it)."""
 
     error: ErrorDetail
+
+
+#: The former name, kept for imports.
+ErrorResponse = ApiError
 
 
 Responses = dict[int | str, dict[str, Any]]
 
 
-def error_responses(*statuses: int) -> Responses:
-    """OpenAPI ``responses=`` entries for the given statuses, all with the error shape."""
-    return {
-        status: {"model": ErrorResponse, "description": _STATUS_CODES.get(status, ("", "", "error"))[2]}
-        for status in statuses
-    }
+def error_responses(*statuses: int, codes: Mapping[int, Sequence[str]] | None = None) -> Responses:
+    """OpenAPI ``responses=`` entries for the given statuses, all with the error shape.
+
+    ``codes`` names error codes the contract cannot find in the route's code by itself (``backend/contract.py``
+    reads most of them from the ``AppError``s the route raises); they join the operation's ``x-error-codes``.
+    """
+    declared = dict(codes or {})
+    responses: Responses = {}
+    for status in (*statuses, *(s for s in declared if s not in statuses)):
+        entry: dict[str, Any] = {
+            "model": ApiError,
+            "description": _STATUS_CODES.get(status, ("", "", "error"))[2],
+        }
+        if status in declared:
+            entry["x-error-codes"] = list(declared[status])
+        responses[status] = entry
+    return responses
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -158,6 +173,22 @@ def _allowed_methods(routes: Sequence[Any], path: str, prefix: str = "") -> set[
         ):
             methods |= route.methods
     return methods
+
+
+#: The largest value of an ``integer`` id column (PostgreSQL refuses to compare a bigger one with it).
+_INT4_MAX = 2**31 - 1
+
+
+def _path_id_beyond_column(request: Request) -> bool:
+    """Whether a path parameter ``*_id`` is a well-formed integer too large for an ``integer`` id column."""
+    return any(
+        name.endswith("_id")
+        and isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and int(value) > _INT4_MAX
+        for name, value in request.path_params.items()
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -238,6 +269,11 @@ def install_error_handlers(app: FastAPI) -> None:
         # request: the caller's problem, not the server's. SQLSTATE class 22, or SQLite's bind overflow.
         log.warning("request value rejected by the database: %s", getattr(exc, "orig", exc))
         locale = request_locale(request)
+        if _path_id_beyond_column(request):
+            # A well-formed id no row can have (past the column's integer range): simply not found.
+            return JSONResponse(
+                error_body("not_found", _STATUS_CODES[404][1 if locale == "zh-CN" else 2]), 404
+            )
         message = (
             "参数值超出范围或格式无效"
             if locale == "zh-CN"

@@ -6,12 +6,15 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from backend.auth.body_gate import gate_routes
 from backend.auth.router import router as auth_router
 from backend.cases.router import router as cases_router
 from backend.complaints.router import router as complaints_router
+from backend.complaints.schemas import ComplaintSubmission
 from backend.config import Settings, get_settings
+from backend.contract import TITLE, install_contract, install_redoc, operation_id
 from backend.errors import install_error_handlers
 from backend.exchange.router import router as exchange_router
 from backend.health.router import router as health_router
@@ -41,6 +44,8 @@ Gongping: the backend for service-industry integrity metrology supervision. Erro
 
 
 logger = logging.getLogger("gongping")
+#: Where the documentation pages' scripts and styles are served from.
+DOCS_ASSETS_URL = "/docs-assets"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,7 +54,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_hooks()
     for warning in settings.startup_warnings():
         logger.warning(warning)
-    app = FastAPI(title="Gongping 公平", version="0.1.0", description=DESCRIPTION)
+    # /docs and /redoc with Swagger UI and ReDoc served from the installed fastapi-offline package, never a
+    # CDN: on a bureau's intranet the pages still work.
+    app = FastAPIOffline(
+        title=TITLE,
+        version="0.1.0",
+        description=DESCRIPTION,
+        generate_unique_id_function=operation_id,
+        static_url=DOCS_ASSETS_URL,
+        redoc_url=None,
+    )
+    install_redoc(app, "/redoc", DOCS_ASSETS_URL)
     install_error_handlers(app)
     # Routes match in order: the public pages (QR scans are most of the traffic) come first.
     for router in (
@@ -74,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     # An account route's body is read only after its account check (backend/auth/body_gate.py).
     gate_routes(app)
+    # The document app teams generate clients from (ids, tags, errors, component names): backend/contract.py.
+    # ComplaintSubmission is the JSON part of a multipart body, which FastAPI cannot see by itself.
+    install_contract(app, extra_models=(ComplaintSubmission,))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

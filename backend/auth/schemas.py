@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.auth.models import Role
+from backend.common.schemas import IsoDay
 
 
 class TokenResponse(BaseModel):
@@ -70,8 +71,8 @@ class AccountCreate(BaseModel):
     jurisdiction_code: str | None = Field(default=None, pattern=r"^\d{6}$")
     organisation: str | None = Field(default=None, max_length=120)
     locale: Literal["zh-CN", "en"] = "zh-CN"
-    term_starts_on: date | None = None
-    term_ends_on: date | None = None
+    term_starts_on: IsoDay | None = None
+    term_ends_on: IsoDay | None = None
 
     @model_validator(mode="after")
     def _term_order(self) -> AccountCreate:

@@ -24,6 +24,7 @@ from backend.cases.models import (
     RejectionReason,
 )
 from backend.common.audience import Audience
+from backend.common.schemas import IsoDay
 from backend.complaints.models import ComplaintCategory
 from backend.complaints.schemas import (
     ComplaintOperatorView,
@@ -84,7 +85,7 @@ class CaseSubstantiate(_Body):
 
     findings: str = Field(min_length=1, max_length=4000)
     #: The date of the facts; the geotag's capture date, else the day the complaint arrived, when omitted.
-    fact_date: date | None = None
+    fact_date: IsoDay | None = None
     #: The operator the investigation found, when the complaint named none (must be in your jurisdiction).
     operator_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     #: Records besides ``complaint_substantiated`` the findings establish (short weight, cheating,

@@ -56,7 +56,7 @@ from backend.complaints.models import (
     RoutingStatus,
 )
 from backend.config import get_settings
-from backend.dates import bureau_date
+from backend.dates import bureau_date, bureau_zone
 from backend.db import utcnow
 from backend.errors import AppError, conflict, not_found
 from backend.jurisdictions import service as jurisdictions
@@ -1076,7 +1076,7 @@ def _recompute(row: CaseDeadline, now: datetime) -> None:
     """The row's due date from its start, working days and pauses; a deadline moved past now is not overdue."""
     pauses = [(date.fromisoformat(p["first_day"]), date.fromisoformat(p["last_day"])) for p in row.pauses]
     due = paused_due_date(row.start_date, row.working_days, pauses)
-    zone = ZoneInfo(get_settings().timezone)
+    zone = bureau_zone()
     row.due_on = due
     row.due_before = datetime.combine(due + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     row.calendar_exact = DEFAULT_CALENDAR.covers(row.start_date, due)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, ClassVar, Generic, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -86,11 +86,14 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _iso_day(value: object) -> object:
-    # Pydantic's lax mode reads "0" or "1700000000" as a Unix time; a day in a filter is written YYYY-MM-DD.
-    if isinstance(value, str) and not _ISO_DAY.fullmatch(value.strip()):
-        raise ValueError("日期格式应为 YYYY-MM-DD / a date is written YYYY-MM-DD")
-    return value.strip() if isinstance(value, str) else value
+    # Pydantic's lax mode reads 0, "0" or "1700000000" as a Unix time (and a datetime as its day); a day
+    # is written YYYY-MM-DD, as a JSON string. A ``date`` object is what our own code builds models with.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DAY.fullmatch(value.strip()):
+        raise PydanticCustomError("date_format", "日期格式应为 YYYY-MM-DD / a date is written YYYY-MM-DD")
+    return value.strip()
 
 
-#: A calendar day as ``YYYY-MM-DD`` only (query filters).
+#: A calendar day as a ``YYYY-MM-DD`` string only (query filters and request bodies).
 IsoDay = Annotated[date, BeforeValidator(_iso_day)]

@@ -10,15 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from contextlib import aclosing
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from python_multipart.multipart import parse_options_header
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from backend import ratelimit
 from backend.auth.dependencies import oauth2_scheme
@@ -115,6 +118,50 @@ def _photo_error(index: int, exc: MediaError) -> AppError:
     )
 
 
+class _NotUtf8(str):
+    """A multipart text part whose bytes are not UTF-8 (Starlette would read them as Latin-1 and go on)."""
+
+    original: bytes
+
+
+class _Utf8MultiPartParser(MultiPartParser):
+    """Starlette's parser, except that a text part that is not UTF-8 is marked rather than silently garbled."""
+
+    def on_part_end(self) -> None:
+        """Keep a text part decoded as UTF-8, or marked with its original bytes."""
+        part = self._current_part
+        if part.file is not None:
+            super().on_part_end()
+            return
+        data = bytes(part.data)
+        try:
+            text: str = data.decode("utf-8")
+        except UnicodeDecodeError:
+            marked = _NotUtf8(data.decode("latin-1"))
+            marked.original = data
+            text = marked
+        self.items.append((part.field_name, text))
+
+
+async def _parse_form(request: Request, *, max_files: int, max_fields: int, max_part_size: int) -> FormData:
+    """``request.form()`` with the strict-UTF-8 parser for multipart bodies."""
+    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data":
+        return await request.form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
+    try:
+        async with aclosing(request.stream()) as stream:
+            parser = _Utf8MultiPartParser(
+                request.headers,
+                stream,
+                max_files=max_files,
+                max_fields=max_fields,
+                max_part_size=max_part_size,
+            )
+            return await parser.parse()
+    except MultiPartException as exc:
+        raise StarletteHTTPException(status_code=400, detail=exc.message) from exc
+
+
 async def _read_form(request: Request) -> tuple[bytes, list[bytes]]:
     """The raw JSON part and the photo parts, within every limit."""
     settings = get_settings()
@@ -129,8 +176,8 @@ async def _read_form(request: Request) -> tuple[bytes, list[bytes]]:
         )
     try:
         # A few files over the limit are still parsed so the answer can be the precise too_many_photos.
-        form = await request.form(
-            max_files=MAX_PHOTOS + 4, max_fields=4, max_part_size=settings.complaint_json_max_bytes
+        form = await _parse_form(
+            request, max_files=MAX_PHOTOS + 4, max_fields=4, max_part_size=settings.complaint_json_max_bytes
         )
     except StarletteHTTPException as exc:
         detail = str(exc.detail)
@@ -178,7 +225,8 @@ async def _read_form(request: Request) -> tuple[bytes, list[bytes]]:
                     settings.complaint_json_max_bytes,
                 )
         else:
-            raw_json = part.encode("utf-8")
+            # A text part that was not UTF-8 keeps its bytes, and fails the JSON parse as invalid_json.
+            raw_json = part.original if isinstance(part, _NotUtf8) else part.encode("utf-8")
         photos: list[bytes] = []
         total = len(raw_json)
         for index, photo_part in enumerate(photo_parts):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from typing import Annotated, Any, BinaryIO, Literal
 
@@ -31,7 +30,6 @@ from backend.complaints.schemas import (
     ComplaintCreated,
     ComplaintRead,
     ComplaintStaffRead,
-    ComplaintSubmission,
     ComplaintSummary,
     CoordSystemIn,
     SimilarCounts,
@@ -46,24 +44,6 @@ from backend.media.storage import MediaNotFound
 from geo import CoordSystem, to_wgs84
 
 router = APIRouter(prefix="/api/v1", tags=["complaints"])
-
-
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON schema with its ``$defs`` inlined, to embed in a multipart part's ``contentSchema``."""
-    defs = schema.get("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                target = resolve(copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]]))
-                return {**target, **{k: resolve(v) for k, v in node.items() if k != "$ref"}}
-            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
 
 
 _SUBMIT_DESCRIPTION = f"""
@@ -99,12 +79,8 @@ _SUBMIT_OPENAPI: dict[str, Any] = {
                     "type": "object",
                     "required": ["complaint"],
                     "properties": {
-                        "complaint": {
-                            "type": "string",
-                            "contentMediaType": "application/json",
-                            "contentSchema": _inline_refs(ComplaintSubmission.model_json_schema()),
-                            "description": "ComplaintSubmission as JSON",
-                        },
+                        # A named component (backend/main.py registers it), so generators type the part.
+                        "complaint": {"$ref": "#/components/schemas/ComplaintSubmission"},
                         "photos": {
                             "type": "array",
                             "maxItems": MAX_PHOTOS,
@@ -114,7 +90,7 @@ _SUBMIT_OPENAPI: dict[str, Any] = {
                     },
                 },
                 "encoding": {
-                    "complaint": {"contentType": "application/json, text/plain"},
+                    "complaint": {"contentType": "application/json"},
                     "photos": {"contentType": "image/jpeg, image/png, image/webp, image/heic, image/heif"},
                 },
             }

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.common.schemas import PartialUpdate
+from backend.common.schemas import IsoDay, PartialUpdate
 from backend.instruments.models import InstrumentStatus, VerificationState
 
 
@@ -36,11 +36,11 @@ class VerificationCreate(BaseModel):
     """One verification result."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    verified_on: date
+    verified_on: IsoDay
     passed: bool
     certificate_no: str = Field(default="", max_length=64)
     institution: str = Field(default="", max_length=120)
-    valid_until: date | None = None
+    valid_until: IsoDay | None = None
 
 
 class VerificationRead(BaseModel):

@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.common.audience import Audience
+from backend.common.schemas import IsoDay
 from backend.instruments.models import VerificationState
 from backend.intake.models import JobKind, JobState, ReportMeasure
 from backend.operators.schemas import USCC
@@ -30,12 +31,12 @@ class VerificationSubmissionCreate(_Input):
     )
     serial: str | None = Field(default=None, min_length=1, max_length=64, description="出厂编号")
     operator_uscc: USCC | None = Field(default=None, description="经营者统一社会信用代码，用于区分同号器具")
-    verified_on: date = Field(description="检定日期")
+    verified_on: IsoDay = Field(description="检定日期")
     passed: bool = Field(description="检定结果：合格 true / 不合格 false")
     certificate_no: str = Field(
         min_length=1, max_length=64, description="证书或结果通知书编号；同一器具同一编号只登记一次"
     )
-    valid_until: date | None = Field(default=None, description="有效期至；合格而未填时按检定周期计算")
+    valid_until: IsoDay | None = Field(default=None, description="有效期至；合格而未填时按检定周期计算")
     notes: str = Field(default="", max_length=2000)
     overdue_in_use: bool | None = Field(
         default=None,
@@ -97,7 +98,7 @@ class ViolationReportCreate(_Input):
     instrument_id: int | None = Field(default=None, ge=1)
     instrument_code: str | None = Field(default=None, min_length=1, max_length=300)
     serial: str | None = Field(default=None, min_length=1, max_length=64)
-    fact_date: date = Field(description="事实发生（发现）日期")
+    fact_date: IsoDay = Field(description="事实发生（发现）日期")
     summary: str = Field(min_length=1, max_length=2000)
     evidence_refs: Refs = Field(default_factory=list)
     reference: str | None = Field(default=None, min_length=1, max_length=100, description="机构文书编号")
@@ -117,7 +118,7 @@ class AssociationReportCreate(_Input):
     measure: ReportMeasure = Field(description="warning 警告 / censure 通报批评")
     operator_id: int | None = Field(default=None, ge=1)
     operator_uscc: USCC | None = None
-    fact_date: date = Field(description="作出处理的日期")
+    fact_date: IsoDay = Field(description="作出处理的日期")
     summary: str = Field(min_length=1, max_length=2000)
     evidence_refs: Refs = Field(default_factory=list)
     reference: str | None = Field(default=None, min_length=1, max_length=100, description="通报文号")
@@ -199,14 +200,14 @@ class MembershipCreate(_Input):
     """Register an operator as a current member, by its unified social credit code."""
 
     operator_uscc: USCC = Field(description="经营者统一社会信用代码")
-    joined_on: date = Field(description="入会日期 / date the operator joined")
+    joined_on: IsoDay = Field(description="入会日期 / date the operator joined")
     member_number: str | None = Field(default=None, min_length=1, max_length=64, description="会员编号")
 
 
 class MembershipEnd(_Input):
     """End a current membership."""
 
-    ended_on: date = Field(description="退会日期（会员资格的最后一天）/ last day of membership")
+    ended_on: IsoDay = Field(description="退会日期（会员资格的最后一天）/ last day of membership")
     reason: str = Field(min_length=1, max_length=500, description="退会原因 / why it ended")
 
 

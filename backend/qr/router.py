@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from backend.auth.dependencies import StaffScope
 from backend.db import SessionDep, read_only
-from backend.errors import ErrorResponse, Responses, error_responses
+from backend.errors import Responses, error_responses
 from backend.i18n import request_locale
 from backend.public.router import storable
 from backend.public.service import fresh_until
@@ -17,10 +17,10 @@ from backend.qr.schemas import QRCodeRead, QRKind, QRProfilePublic
 
 router = APIRouter(prefix="/api/v1", tags=["qr"])
 
-_REVOKED: Responses = {
-    410: {"model": ErrorResponse, "description": "revoked_qr: a genuine code that was reprinted or retired"}
-}
-_FORGED: Responses = {404: {"model": ErrorResponse, "description": "forged_qr: a code we did not sign"}}
+_REVOKED: Responses = error_responses(410, codes={410: ["revoked_qr"]})
+_REVOKED[410]["description"] = "revoked_qr: a genuine code that was reprinted or retired"
+_FORGED: Responses = error_responses(404, codes={404: ["forged_qr"]})
+_FORGED[404]["description"] = "forged_qr: a code we did not sign"
 # Tokens are at most 106 characters; anything longer is refused before any work.
 Token = Annotated[str, Path(min_length=1, max_length=200)]
 

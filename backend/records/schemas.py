@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.common.audience import Audience
+from backend.common.schemas import IsoDay
 from backend.complaints.models import PatrolFinding
 from backend.operators.models import Sector
 from backend.records.models import (
@@ -35,7 +36,7 @@ class RecordCreate(_Input):
 
     operator_id: int
     kind: RecordKind
-    fact_date: date = Field(description="事实发生日期 / date of the facts")
+    fact_date: IsoDay = Field(description="事实发生日期 / date of the facts")
     summary: str = Field(default="", max_length=2000)
     evidence_refs: Refs = Field(default_factory=list)
     source_ref: str | None = Field(
@@ -67,7 +68,7 @@ class RecordChanges(_Input):
     """New values for a record's fields; fields not given keep their value, null clears a finding."""
 
     kind: RecordKind | None = None
-    fact_date: date | None = None
+    fact_date: IsoDay | None = None
     summary: str | None = Field(default=None, max_length=2000)
     evidence_refs: Refs | None = None
     instrument_id: int | None = None
@@ -233,7 +234,7 @@ class RequestedChange(_Input):
     """What the operator says the record should say instead."""
 
     kind: RecordKind | None = None
-    fact_date: date | None = None
+    fact_date: IsoDay | None = None
     instrument_still_in_use: bool | None = None
     social_impact: bool | None = None
 
@@ -348,7 +349,7 @@ class SupervisorReportCreate(_Input):
 
     operator_id: int
     kind: RecordKind
-    fact_date: date
+    fact_date: IsoDay
     summary: str = Field(min_length=1, max_length=2000)
     evidence_refs: Refs = Field(default_factory=list)
     instrument_id: int | None = None

@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from backend.common.audience import Audience
+from backend.common.schemas import IsoDay
 from backend.operators.models import Sector
 from backend.records.rules import IntegrityClass, RecordKind
 from backend.supervision.models import InspectionResult, InterviewKind, InterviewStatus, NoticeChannel
@@ -77,7 +78,7 @@ class InspectionCreate(_Input):
     """A supervision inspection as recorded by the inspector."""
 
     operator_id: int
-    inspected_on: date
+    inspected_on: IsoDay
     items: list[InspectionItem] = Field(min_length=1, max_length=30)
     notes: str = Field(default="", max_length=4000)
     plan_entry_id: int | None = None

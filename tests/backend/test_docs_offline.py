@@ -1,0 +1,118 @@
+"""/docs and /redoc work with no network beyond our own server: every other request is blocked, in Debian's
+Chromium (never a downloaded browser), and the pages still show the operations."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import uvicorn
+
+from backend.main import DOCS_ASSETS_URL, create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The QR page's browser test launches Chromium with the same options (tests/backend/public/test_qr_browser.py).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and shutil.which("chromium") is None,
+        reason="Debian's chromium is not installed (apt-get install chromium); browser tests need it",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def docs_server() -> Iterator[str]:
+    """The app under uvicorn on 127.0.0.1 (the documentation pages touch no database)."""
+    port = _free_port()
+    app = create_app()
+    app.openapi()  # built before the browser asks: it takes seconds on a busy machine
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def offline_page() -> Iterator[tuple[Any, list[str]]]:
+    """A Chromium page on which every request to a host other than 127.0.0.1 is aborted (and noted)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = CHROMIUM if CHROMIUM.exists() else Path(shutil.which("chromium") or "")
+    blocked: list[str] = []
+
+    def only_local(route: Any) -> None:
+        url = route.request.url
+        if urlsplit(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.route("**/*", only_local)
+            yield context.new_page(), blocked
+        finally:
+            browser.close()
+
+
+def test_swagger_ui_renders_every_operation_offline(
+    docs_server: str, offline_page: tuple[Any, list[str]]
+) -> None:
+    page, blocked = offline_page
+    loaded: list[str] = []
+    page.on("requestfinished", lambda request: loaded.append(request.url))
+    page.goto(f"{docs_server}/docs", wait_until="networkidle")
+    page.wait_for_selector(".opblock", timeout=120_000)
+    operations = page.locator(".opblock").count()
+    assert operations >= 100, operations
+    assert page.locator(".opblock-summary-path", has_text="/api/v1/complaints").count() >= 1
+    assert page.locator("h3.opblock-tag", has_text="public").count() == 1
+    assert any(DOCS_ASSETS_URL in url for url in loaded), loaded
+    assert blocked == []
+
+
+def test_redoc_renders_offline(docs_server: str, offline_page: tuple[Any, list[str]]) -> None:
+    page, blocked = offline_page
+    page.goto(f"{docs_server}/redoc", wait_until="networkidle")
+    # ReDoc names each operation's section after its operation id.
+    page.wait_for_selector(
+        '[data-section-id="operation/complaints_create"]', state="attached", timeout=120_000
+    )
+    assert page.get_by_text("Gongping API").count() >= 1
+    assert blocked == []
