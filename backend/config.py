@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     app_store_urls: dict[str, str] = Field(default_factory=dict)
     app_terms_version: str = "2026-01-01"
     app_privacy_version: str = "2026-01-01"
-    app_support_phone: str = "12315"
-    app_support_email: str | None = None
+    app_support_hotline: str | None = "12315"
+    app_support_mailbox: str | None = None
     app_support_url: str | None = None
     app_features: dict[str, bool] = Field(default_factory=dict)
     # App links: the Android package and its signing certificates' SHA-256 (AA:BB:…), the Apple team and

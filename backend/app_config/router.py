@@ -47,7 +47,9 @@ def app_config() -> JSONResponse:
         terms_version=settings.app_terms_version,
         privacy_version=settings.app_privacy_version,
         support=SupportContact(
-            phone=settings.app_support_phone, email=settings.app_support_email, url=settings.app_support_url
+            hotline=settings.app_support_hotline,
+            mailbox=settings.app_support_mailbox,
+            url=settings.app_support_url,
         ),
         features=dict(settings.app_features),
     )

@@ -29,10 +29,10 @@ class QuietHours(BaseModel):
 
 
 class SupportContact(BaseModel):
-    """Who a user of the app can ask for help."""
+    """Where a user of the app can ask for help (the bureau's service lines, never a person)."""
 
-    phone: str | None
-    email: str | None
+    hotline: str | None = Field(examples=["12315"])
+    mailbox: str | None = Field(description="a service mailbox address")
     url: str | None
 
 

@@ -34,7 +34,7 @@ def test_config_reports_settings(client: TestClient, monkeypatch: pytest.MonkeyP
     assert body["push_enabled"] is (settings.fcm_credentials is not None)
     assert body["quiet_hours"] == {"start": "22:00", "end": "08:00", "timezone": settings.timezone}
     assert body["terms_version"] == "2026-06-01" and body["privacy_version"] == settings.app_privacy_version
-    assert body["support"]["phone"] == settings.app_support_phone
+    assert body["support"]["hotline"] == settings.app_support_hotline
     assert body["features"] == {"uploads_ahead": True, "similar_counts": False}
     assert answer.headers["cache-control"] == "public, max-age=300"
 
