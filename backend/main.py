@@ -97,6 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=get_store(settings),
     )
     # Outside the public cache: its answers, served without rendering, get their validator here.
-    app.add_middleware(BodyEtagMiddleware, prefixes=("/api/v1/public/operators/", "/api/v1/public/qr/"))
+    app.add_middleware(
+        BodyEtagMiddleware,
+        prefixes=("/api/v1/public/operators/", "/api/v1/public/qr/", "/api/v1/app/config"),
+        private_paths=frozenset({"/api/v1/me"}),
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -61,15 +61,21 @@ class BodyEtagMiddleware:
     out is the cheap validator there; a matching ``If-None-Match`` then saves the transfer.
     """
 
-    def __init__(self, app: ASGIApp, *, prefixes: tuple[str, ...]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, prefixes: tuple[str, ...], private_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.prefixes = prefixes
+        #: Small personal answers (``/api/v1/me``): tagged too, and kept by the caller's cache only.
+        self.private_paths = private_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        private = path in self.private_paths
         if (
             scope["type"] != "http"
             or scope.get("method") not in ("GET", "HEAD")
-            or not str(scope.get("path", "")).startswith(self.prefixes)
+            or not (private or path.startswith(self.prefixes))
         ):
             await self.app(scope, receive, send)
             return
@@ -97,6 +103,8 @@ class BodyEtagMiddleware:
             body = b"".join(chunks)
             etag = make_etag(hashlib.sha256(body).hexdigest())
             headers = [*start.get("headers", []), (b"etag", etag.encode())]
+            if private and not any(k.lower() == b"cache-control" for k, _v in headers):
+                headers += [(b"cache-control", PRIVATE_REVALIDATE.encode()), (b"vary", _VARY.encode())]
             if matches(if_none_match, etag):
                 kept = {b"cache-control", b"vary", b"etag", b"content-location", b"expires", b"date"}
                 headers = [(k, v) for k, v in headers if k.lower() in kept]

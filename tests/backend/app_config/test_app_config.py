@@ -131,3 +131,17 @@ def test_well_known_files_name_the_app(client: TestClient, monkeypatch: pytest.M
     monkeypatch.setattr(settings, "app_link_base_url", "https://go.example.cn")
     [detail] = client.get("/.well-known/apple-app-site-association").json()["applinks"]["details"]
     assert detail["paths"] == ["/q/*"]
+
+
+def test_config_and_me_answer_304_while_unchanged(client: TestClient, session: Session) -> None:
+    config = client.get("/api/v1/app/config")
+    again = client.get("/api/v1/app/config", headers={"If-None-Match": config.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "public, max-age=300"
+    headers = login(client, make_account(session, Role.consumer))
+    me = client.get("/api/v1/me", headers=headers)
+    assert me.headers["cache-control"] == "private, no-cache"
+    same = client.get("/api/v1/me", headers={**headers, "If-None-Match": me.headers["etag"]})
+    assert same.status_code == 304 and same.content == b""
+    other = login(client, make_account(session, Role.consumer))
+    theirs = client.get("/api/v1/me", headers={**other, "If-None-Match": me.headers["etag"]})
+    assert theirs.status_code == 200
