@@ -20,6 +20,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from backend import ratelimit
 from backend.auth.dependencies import Scope, oauth2_scheme
@@ -300,10 +301,14 @@ async def _json_submission(request: Request) -> Submission:
     """The app's form: a JSON body naming photos uploaded ahead (resolved later, with the database)."""
     limit = get_settings().complaint_json_max_bytes
     raw_json = b""
-    async for chunk in request.stream():
-        raw_json += chunk
-        if len(raw_json) > limit:
-            raise _too_large("complaint_too_large", "投诉内容过大", "the complaint is too large", limit)
+    try:
+        async for chunk in request.stream():
+            raw_json += chunk
+            if len(raw_json) > limit:
+                raise _too_large("complaint_too_large", "投诉内容过大", "the complaint is too large", limit)
+    except ClientDisconnect:
+        # The link dropped mid-body; the app retries with the same key.
+        raise AppError(400, "client_disconnected", "请求中断", "the request was interrupted") from None
     raw, data = _parse_json(raw_json, ComplaintJsonSubmission, ())
     assert isinstance(data, ComplaintJsonSubmission)
     if not data.photo_uploads and data.photo_kinds:

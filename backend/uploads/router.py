@@ -9,6 +9,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from backend import ratelimit
 from backend.auth.security import AccessClaims
@@ -42,6 +43,10 @@ _UPLOAD_OPENAPI: dict[str, Any] = {
 }
 
 
+def _disconnected() -> AppError:
+    return AppError(400, "client_disconnected", "上传中断", "the upload was interrupted")
+
+
 def _read_error(zh: str, en: str, status: int = 422, code: str = "photo_part_required") -> AppError:
     return AppError(status, code, zh, en)
 
@@ -58,6 +63,9 @@ async def _read_photo(request: Request) -> bytes:
         )
     try:
         form = await request.form(max_files=2, max_fields=1, max_part_size=1024)
+    except ClientDisconnect:
+        # The link dropped mid-photo (the app sends it again): nothing to answer, nothing to log as an error.
+        raise _disconnected() from None
     except StarletteHTTPException as exc:
         raise AppError(
             400, "invalid_multipart", "请求格式无效", "malformed multipart body", {"reason": str(exc.detail)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -217,3 +218,48 @@ def test_an_attached_upload_never_expires(
     session.add(row)
     session.flush()
     assert uploads_service.purge_expired(session) == ([], 0)
+
+
+def test_a_dropped_link_mid_photo_is_a_quiet_400(
+    client: TestClient, device_headers: dict[str, str], photo_bytes: bytes
+) -> None:
+    """The connection closes halfway through the photo: no server error (the app simply sends it again)."""
+    boundary = "bench-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    chunks: list[dict[str, Any]] = [
+        {"type": "http.request", "body": head + photo_bytes[:5000], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/uploads",
+        "raw_path": b"/api/v1/uploads",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", device_headers["Authorization"].encode()),
+            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 400 and json.loads(body)["error"]["code"] == "client_disconnected"
