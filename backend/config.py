@@ -138,6 +138,28 @@ class Settings(BaseSettings):
     photo_reuse_window_days: int = Field(default=180, ge=1)
     photo_reuse_max_distance: int = Field(default=10, ge=0, le=32)
 
+    # Photos uploaded ahead (POST /api/v1/uploads): an upload never named by a complaint is deleted after this.
+    upload_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    upload_rate_per_account: str = "300/hour"
+
+    # The companion app (GET /api/v1/app/config): the oldest app version each platform may still use (older
+    # ones get 426 on /api/); the versions of the terms and privacy policy it must have shown; who to contact.
+    # Keyed by platform (android, ios, web), e.g. GONGPING_APP_MIN_VERSIONS='{"android": "1.4.0"}'.
+    app_min_versions: dict[str, str] = Field(default_factory=dict)
+    app_store_urls: dict[str, str] = Field(default_factory=dict)
+    app_terms_version: str = "2026-01-01"
+    app_privacy_version: str = "2026-01-01"
+    app_support_hotline: str | None = "12315"
+    app_support_mailbox: str | None = None
+    app_support_url: str | None = None
+    app_features: dict[str, bool] = Field(default_factory=dict)
+    # App links: the Android package and its signing certificates' SHA-256 (AA:BB:…), the Apple team and
+    # bundle id. Unset: the well-known files list no app, and links open the web page.
+    android_package_name: str | None = None
+    android_sha256_fingerprints: list[str] = Field(default_factory=list)
+    apple_team_id: str | None = None
+    apple_bundle_id: str | None = None
+
     # Push notifications (FCM HTTP v1 through firebase-admin): a service-account JSON turns push on; without it
     # only the in-app inbox is written. The endpoint replaces https://fcm.googleapis.com (an on-premise relay,
     # or the test stand-in); the OAuth2 token endpoint is the service account's own ``token_uri``.

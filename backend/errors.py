@@ -126,6 +126,11 @@ _STATUS_CODES: dict[int, tuple[str, str, str]] = {
     409: ("conflict", "请求与现有数据冲突", "conflict"),
     413: ("payload_too_large", "请求内容过大", "payload too large"),
     415: ("unsupported_media_type", "不支持的内容类型", "unsupported media type"),
+    426: (
+        "app_version_unsupported",
+        "应用版本过旧，请升级",
+        "app version no longer supported; update the app",
+    ),
     429: ("rate_limited", "请求过于频繁，请稍后再试", "too many requests"),
 }
 

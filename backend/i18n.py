@@ -25,3 +25,10 @@ def request_locale(conn: HTTPConnection) -> Locale:
     header = conn.headers.get("accept-language", "")
     first = header.split(",")[0].split(";")[0].strip()
     return normalise_locale(first or None)
+
+
+def explicit_locale(conn: HTTPConnection) -> Locale | None:
+    """The locale a request asks for with ``?lang=`` or ``Accept-Language``; None when it asks for none."""
+    if conn.query_params.get("lang") or conn.headers.get("accept-language", "").strip():
+        return request_locale(conn)
+    return None

@@ -8,9 +8,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from backend.app_config.router import router as app_config_router
+from backend.app_config.versions import AppVersionMiddleware
 from backend.auth.body_gate import gate_routes
 from backend.auth.router import router as auth_router
 from backend.cases.router import router as cases_router
+from backend.common.etag import BodyEtagMiddleware
 from backend.complaints.router import router as complaints_router
 from backend.complaints.schemas import ComplaintSubmission
 from backend.config import Settings, get_settings
@@ -34,6 +37,7 @@ from backend.publication.router import router as publication_router
 from backend.qr.router import router as qr_router
 from backend.records.router import router as records_router
 from backend.supervision.router import router as supervision_router
+from backend.uploads.router import router as uploads_router
 
 DESCRIPTION = """
 公平（Gongping）：服务业诚信计量监督管理平台后端。依据《服务业诚信计量监督管理制度建设指南》（国质检量函〔2017〕566号）。
@@ -70,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         public_router,
         health_router,
+        app_config_router,
         auth_router,
         jurisdictions_router,
         operators_router,
@@ -78,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         intake_operators_router,
         qr_router,
         complaints_router,
+        uploads_router,
         cases_router,
         records_router,
         publication_router,
@@ -109,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # (a fork and a cold catalogue cache each: a quarter of the rendered page's throughput); the overflow
     # stays for a request's second connection and for work after the response.
     app.add_middleware(ConcurrencyLimitMiddleware, limit=min(settings.db_pool_size, 36))
+    # An outdated app is answered before it queues for the database.
+    app.add_middleware(AppVersionMiddleware)
     # Outside the admission limit: a scan answered from memory or the store never queues behind requests
     # waiting for the database. Inside the security headers: a cached answer still gets them, and its own
     # request id.
@@ -117,6 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ttl_seconds=settings.public_cache_seconds,
         max_bytes=settings.public_cache_max_bytes,
         store=get_store(settings),
+    )
+    # Outside the public cache: its answers, served without rendering, get their validator here.
+    app.add_middleware(
+        BodyEtagMiddleware,
+        prefixes=("/api/v1/public/operators/", "/api/v1/public/qr/", "/api/v1/app/config"),
+        private_paths=frozenset({"/api/v1/me"}),
     )
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -30,6 +30,7 @@ from backend.records.models import (
     RatingChange,
 )
 from backend.supervision.models import DepartmentNotice, Inspection, InspectionPlan, Interview, PlanEntry
+from backend.uploads.models import PhotoUpload
 
 __all__ = [
     "Account",
@@ -71,6 +72,7 @@ __all__ = [
     "OperatorRating",
     "OutboxEvent",
     "OutboxTaskDone",
+    "PhotoUpload",
     "PlanEntry",
     "PushDelivery",
     "RatingChange",

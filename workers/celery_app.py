@@ -61,6 +61,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "case-deadline-sweep": {"task": "gongping.cases.deadline_sweep", "schedule": 900.0},
             # Rating windows close at midnight (bureau time): re-rate everyone once the day has turned.
             "rating-nightly": {"task": "gongping.records.rerate_all", "schedule": crontab(hour=1, minute=30)},
+            "upload-purge": {"task": "gongping.uploads.purge_expired", "schedule": 900.0},
             "idempotency-key-purge": {
                 "task": "gongping.complaints.purge_idempotency_keys",
                 "schedule": 3600.0,

@@ -1,4 +1,4 @@
-"""Complaint tasks: process photos after commit, re-enqueue stale ones, purge old idempotency keys."""
+"""Complaint tasks: process photos after commit, re-enqueue stale ones, purge old idempotency keys and uploads."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from typing import Any
 from celery import Task
 
 from backend.complaints.photos import process_photo, stale_pending_photos
-from backend.complaints.service import purge_idempotency_keys
+from backend.complaints.service import media_storage, purge_idempotency_keys
 from backend.db import session_scope
 from backend.outbox.models import OutboxEvent
+from backend.uploads.service import SWEEP_BATCH as UPLOAD_SWEEP_BATCH
+from backend.uploads.service import delete_files as delete_upload_files
+from backend.uploads.service import purge_expired as purge_expired_uploads
 from workers.celery_app import backoff, database_unavailable
 from workers.celery_app import task as _task
 
@@ -69,3 +72,17 @@ def purge_idempotency_keys_task() -> int:
     """Delete idempotency keys past their retention (at least 7 days)."""
     with session_scope() as session:
         return purge_idempotency_keys(session)
+
+
+@_task(name="gongping.uploads.purge_expired")
+def purge_expired_uploads_task() -> int:
+    """Delete photos uploaded ahead that expired without a complaint, and their files once unused."""
+    removed = 0
+    while True:
+        with session_scope() as session:
+            keys, count = purge_expired_uploads(session)
+        # Files go only after the rows' deletion committed: a rollback never leaves a row without its file.
+        delete_upload_files(media_storage(), keys)
+        removed += count
+        if count < UPLOAD_SWEEP_BATCH:
+            return removed

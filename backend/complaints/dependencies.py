@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from backend import ratelimit
 from backend.auth.dependencies import oauth2_scheme
@@ -38,6 +39,7 @@ from backend.db import SessionDep
 from backend.errors import AppError, forbidden
 from backend.jurisdictions.models import Jurisdiction
 from backend.media.processing import MediaError, validate
+from backend.uploads.schemas import ComplaintJsonSubmission
 
 # Printable ASCII: a UUID, a ULID or anything a phone generates; never blank.
 _KEY_RE = re.compile(r"[\x20-\x7e]{1,100}")
@@ -171,8 +173,8 @@ async def _read_form(request: Request) -> tuple[bytes, list[bytes]]:
         raise AppError(
             415,
             "unsupported_media_type",
-            "投诉须以 multipart/form-data 提交",
-            "submit complaints as multipart/form-data",
+            "投诉须以 multipart/form-data 或 application/json 提交",
+            "submit complaints as multipart/form-data or application/json",
         )
     try:
         # A few files over the limit are still parsed so the answer can be the precise too_many_photos.
@@ -262,7 +264,11 @@ async def _read_form(request: Request) -> tuple[bytes, list[bytes]]:
     return raw_json, photos
 
 
-def _parse_json(raw_json: bytes) -> tuple[dict[str, Any], ComplaintSubmission]:
+def _parse_json(
+    raw_json: bytes,
+    model: type[ComplaintSubmission] = ComplaintSubmission,
+    loc: tuple[str, ...] = ("complaint",),
+) -> tuple[dict[str, Any], ComplaintSubmission]:
     try:
         raw = json.loads(raw_json.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -274,14 +280,15 @@ def _parse_json(raw_json: bytes) -> tuple[dict[str, Any], ComplaintSubmission]:
             422, "invalid_json", "complaint 部分须为 JSON 对象", "the complaint part must be a JSON object"
         )
     try:
-        data = ComplaintSubmission.model_validate(raw)
+        data = model.model_validate(raw)
     except ValidationError as exc:
-        errors = [{**e, "loc": ("body", "complaint", *e["loc"])} for e in exc.errors(include_url=False)]
+        errors = [{**e, "loc": ("body", *loc, *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
     return raw, data
 
 
-def _validate_photo(index: int, data: bytes) -> IncomingPhoto:
+def validate_photo(index: int, data: bytes) -> IncomingPhoto:
+    """Check one photo's bytes as every complaint photo is checked; 413/415/422 with its index otherwise."""
     settings = get_settings()
     try:
         info = validate(data, settings.complaint_photo_max_bytes, settings.complaint_photo_max_pixels)
@@ -314,6 +321,8 @@ async def _submission(
     # The account is checked before the body is read: a deactivated (or out-of-term) filer's valid token
     # must not get its photos received, buffered and decoded first (the route's own check comes too late).
     await run_in_threadpool(load_filer, session, claims)
+    if request.headers.get("content-type", "").lower().startswith("application/json"):
+        return await _json_submission(request)
     raw_json, photo_bytes = await _read_form(request)
     raw, data = _parse_json(raw_json)
     kinds = data.photo_kinds or [PhotoKind.other] * len(photo_bytes)
@@ -327,7 +336,7 @@ async def _submission(
         )
     photos = []
     for index, (data_bytes, kind) in enumerate(zip(photo_bytes, kinds, strict=True)):
-        checked = await run_in_threadpool(_validate_photo, index, data_bytes)
+        checked = await run_in_threadpool(validate_photo, index, data_bytes)
         photos.append(
             IncomingPhoto(
                 data=checked.data,
@@ -341,6 +350,42 @@ async def _submission(
     return Submission(
         data=data, photos=tuple(photos), request_hash=request_hash(raw, [p.sha256 for p in photos])
     )
+
+
+async def _json_submission(request: Request) -> Submission:
+    """The app's form: a JSON body naming photos uploaded ahead (resolved later, with the database)."""
+    limit = get_settings().complaint_json_max_bytes
+    raw_json = b""
+    try:
+        async for chunk in request.stream():
+            raw_json += chunk
+            if len(raw_json) > limit:
+                raise _too_large("complaint_too_large", "投诉内容过大", "the complaint is too large", limit)
+    except ClientDisconnect:
+        # The link dropped mid-body; the app retries with the same key.
+        raise AppError(400, "client_disconnected", "请求中断", "the request was interrupted") from None
+    raw, data = _parse_json(raw_json, ComplaintJsonSubmission, ())
+    assert isinstance(data, ComplaintJsonSubmission)
+    if not data.photo_uploads and data.photo_kinds:
+        raise AppError(
+            422,
+            "photo_kinds_mismatch",
+            "photo_kinds 的数量须与照片数量一致",
+            "photo_kinds must list one kind per photo",
+            {"photos": 0, "photo_kinds": len(data.photo_kinds)},
+        )
+    # Without uploads the hash is final now; with them it is made once their SHA-256s are read.
+    return Submission(
+        data=data,
+        photos=(),
+        request_hash="" if data.photo_uploads else request_hash(_without_uploads(raw), []),
+        upload_ids=tuple(data.photo_uploads),
+        raw=raw,
+    )
+
+
+def _without_uploads(raw: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in raw.items() if key != "photo_uploads"}
 
 
 ParsedSubmission = Annotated[Submission, Depends(_submission)]

@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from backend import audit, ratelimit
 from backend.auth.dependencies import CurrentUser, StaffScope
 from backend.auth.security import AccessClaims
+from backend.common.etag import not_modified, tag
 from backend.common.schemas import Latitude, Longitude, Page, PageLimit, PageOffset
-from backend.complaints import service
+from backend.complaints import polling, service
 from backend.complaints.dependencies import (
     IDEMPOTENCY_KEY_PARAMETER,
     FilerClaims,
@@ -41,6 +42,8 @@ from backend.errors import AppError, Responses, error_responses, not_found
 from backend.i18n import request_locale
 from backend.media.processing import ImageFormat
 from backend.media.storage import MediaNotFound
+from backend.uploads import service as uploads_service
+from backend.uploads.schemas import ComplaintJsonSubmission
 from geo import CoordSystem, to_wgs84
 
 router = APIRouter(prefix="/api/v1", tags=["complaints"])
@@ -54,6 +57,12 @@ File a complaint (consumer device or account) or a patrol report (supervisor) as
 * 0–{MAX_PHOTOS} parts **`photos`**: JPEG, PNG, WebP or HEIC/HEIF images, told apart by their bytes (never by name
   or declared type). **The kind of each photo** (`receipt`, `scale_display`, `goods`, `other`) is given in the JSON
   as `photo_kinds`, a list aligned with the order of the `photos` parts; when it is omitted every photo is `other`.
+
+**Or, from the app, as `application/json`** (`ComplaintJsonSubmission`): the same object with **`photo_uploads`**,
+the ids `POST /api/v1/uploads` answered, in photo order (`photo_kinds` aligned with them). An id that is not
+yours, or has expired, is 404 `upload_not_found` (upload the photo again); an upload already part of another
+complaint is 409 `upload_already_attached`. The body's hash uses the photos' SHA-256s, not the ids, so a retry
+that had to upload a photo again is still the same submission.
 
 The header **`Idempotency-Key`** is required. The same key with the same body (the canonical JSON and the photos'
 SHA-256s) answers with the same complaint — 201 the first time, 200 after; the same key with a different body is
@@ -93,7 +102,9 @@ _SUBMIT_OPENAPI: dict[str, Any] = {
                     "complaint": {"contentType": "application/json"},
                     "photos": {"contentType": "image/jpeg, image/png, image/webp, image/heic, image/heif"},
                 },
-            }
+            },
+            # The app's form: photos uploaded ahead (POST /api/v1/uploads), named by id.
+            "application/json": {"schema": _inline_refs(ComplaintJsonSubmission.model_json_schema())},
         },
     },
 }
@@ -106,7 +117,7 @@ _SUBMIT_OPENAPI: dict[str, Any] = {
     description=_SUBMIT_DESCRIPTION,
     responses={
         200: {"model": ComplaintCreated, "description": "a retry: the complaint made by the first request"},
-        **error_responses(400, 401, 403, 409, 413, 415, 422, 429),
+        **error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     },
     openapi_extra=_SUBMIT_OPENAPI,
 )
@@ -131,14 +142,18 @@ def _submit(
     session: Session, claims: AccessClaims, key: str, submission: Submission
 ) -> tuple[ComplaintCreated, bool]:
     user = load_filer(session, claims)
+    storage = service.media_storage()
+    if submission.upload_ids:
+        submission = uploads_service.resolve(session, account=user, submission=submission, storage=storage)
     complaint = service.find_replay(
         session, account_id=user.id or 0, key=key, body_hash=submission.request_hash
     )
     created = False
     if complaint is None:
+        uploads_service.check_unattached(submission)
         ratelimit.hit("complaint-account", str(user.id), get_settings().complaint_rate_per_account)
         complaint, created = service.submit(
-            session, account=user, key=key, submission=submission, storage=service.media_storage()
+            session, account=user, key=key, submission=submission, storage=storage
         )
     return service.to_created(session, complaint), created
 
@@ -177,23 +192,46 @@ def similar(
 
 
 @router.get(
-    "/me/complaints", response_model=Page[ComplaintSummary], tags=["me"], responses=error_responses(401)
+    "/me/complaints",
+    response_model=Page[ComplaintSummary],
+    tags=["me"],
+    responses={304: {"description": "unchanged since the ETag sent"}, **error_responses(401)},
 )
 def my_complaints(
-    session: SessionDep, user: CurrentUser, limit: PageLimit = 20, offset: PageOffset = 0
-) -> Page[ComplaintSummary]:
-    """Your complaints, newest first."""
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    user: CurrentUser,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
+) -> Page[ComplaintSummary] | Response:
+    """Your complaints, newest first; send the `ETag` back as `If-None-Match` to get 304 when nothing changed."""
+    etag = polling.own_list_etag(session, user, limit=limit, offset=offset)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    tag(response, etag)
     items, total = service.list_own(session, user, limit=limit, offset=offset)
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/complaints/{complaint_id}", response_model=ComplaintRead, responses=error_responses(401, 404))
+@router.get(
+    "/complaints/{complaint_id}",
+    response_model=ComplaintRead,
+    responses={304: {"description": "unchanged since the ETag sent"}, **error_responses(401, 404)},
+)
 def get_complaint(
-    request: Request, session: SessionDep, user: CurrentUser, complaint_id: int
-) -> ComplaintRead:
-    """Your complaint with its status timeline (anyone else's is 404)."""
+    request: Request, response: Response, session: SessionDep, user: CurrentUser, complaint_id: int
+) -> ComplaintRead | Response:
+    """Your complaint with its status timeline (anyone else's is 404); `If-None-Match` → 304 when unchanged."""
     complaint = service.get_own(session, user, complaint_id)
-    return service.to_read(session, complaint, request_locale(request))
+    locale = request_locale(request)
+    etag = polling.timeline_etag(session, complaint, locale)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    tag(response, etag)
+    return service.to_read(session, complaint, locale)
 
 
 _IMAGE: Responses = {200: {"content": {"image/jpeg": {}}, "description": "a metadata-free JPEG"}}

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -64,6 +64,7 @@ from backend.media.storage import LocalMediaStorage, MediaStorage, put_content_a
 from backend.operators.models import Operator, Stall
 from backend.outbox import service as outbox_service
 from backend.qr import service as qr_service
+from backend.uploads.models import PhotoUpload
 from geo import geodesic_m, to_wgs84
 from geo.geodesy import search_box
 
@@ -102,12 +103,35 @@ class IncomingPhoto:
 
 
 @dataclass(frozen=True)
+class UploadedPhoto:
+    """A photo uploaded ahead (``POST /api/v1/uploads``) that a submission names: already stored and checked."""
+
+    upload_id: str
+    original_key: str
+    sha256: str
+    original_bytes: int
+    format: str
+    width: int
+    height: int
+    kind: PhotoKind
+    #: The complaint it is already attached to, if any (a replay's own, or a conflict).
+    complaint_id: int | None
+
+
+@dataclass(frozen=True)
 class Submission:
-    """A parsed, validated multipart submission and the hash that identifies its body."""
+    """A parsed, validated submission and the hash that identifies its body.
+
+    A JSON submission names uploads (``upload_ids``) that are resolved with the database: until then
+    ``uploaded`` is empty and ``request_hash`` is blank; ``raw`` is the JSON the hash is made from.
+    """
 
     data: ComplaintSubmission
     photos: tuple[IncomingPhoto, ...]
     request_hash: str
+    upload_ids: tuple[str, ...] = ()
+    uploaded: tuple[UploadedPhoto, ...] = ()
+    raw: dict[str, Any] | None = None
 
 
 def request_hash(raw: dict[str, Any], photo_sha256s: Sequence[str]) -> str:
@@ -277,7 +301,8 @@ def add_event(
     return event
 
 
-def _store_original(storage: MediaStorage, photo: IncomingPhoto) -> str:
+def store_original(storage: MediaStorage, photo: IncomingPhoto) -> str:
+    """Write a photo's original under its content key (503 while storage is unavailable); returns the key."""
     try:
         return put_content_addressed(storage, photo.data, namespace=ORIGINALS, extension=photo.format.value)
     except OSError as exc:
@@ -336,7 +361,7 @@ def create(session: Session, *, account: Account, submission: Submission, storag
             complaint_id=complaint.id or 0,
             position=position,
             kind=incoming.kind,
-            original_key=_store_original(storage, incoming),
+            original_key=store_original(storage, incoming),
             original_sha256=incoming.sha256,
             original_bytes=len(incoming.data),
             original_format=incoming.format.value,
@@ -345,6 +370,27 @@ def create(session: Session, *, account: Account, submission: Submission, storag
         )
         session.add(photo)
         photos.append(photo)
+    offset = len(photos)
+    for position, uploaded in enumerate(submission.uploaded, start=offset):
+        photo = ComplaintPhoto(
+            complaint_id=complaint.id or 0,
+            position=position,
+            kind=uploaded.kind,
+            original_key=uploaded.original_key,
+            original_sha256=uploaded.sha256,
+            original_bytes=uploaded.original_bytes,
+            original_format=uploaded.format,
+            width=uploaded.width,
+            height=uploaded.height,
+        )
+        session.add(photo)
+        photos.append(photo)
+    if submission.uploaded:
+        session.execute(
+            update(PhotoUpload)
+            .where(col(PhotoUpload.id).in_([u.upload_id for u in submission.uploaded]))
+            .values(complaint_id=complaint.id, attached_at=utcnow())
+        )
     session.flush()
     add_event(session, complaint, ComplaintStatus.received, *_received_note(source))
     outbox_service.emit(

@@ -42,7 +42,14 @@ from notifications.channels import DEEP_LINK_KEY, Channel, DeliveryResult, Deliv
 from notifications.compose import Device as PushTarget
 from notifications.compose import inbox_message, push_messages
 from notifications.policy import DEFAULT_TZ, is_allowed, release_time, resolve_zone, retry_delay
-from notifications.templates import RenderedMessage, TemplateError, render, resolve_locale, spec_for
+from notifications.templates import (
+    SUPPORTED_LOCALES,
+    RenderedMessage,
+    TemplateError,
+    render,
+    resolve_locale,
+    spec_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +130,15 @@ def resolve_context(
 
 def _render(notice: Notice, locale: str, zone_name: str | None) -> RenderedMessage:
     return render(notice.kind, locale, resolve_context(notice.context, locale, zone_name))
+
+
+def _inbox_texts(notice: Notice, zone_name: str | None) -> dict[str, dict[str, str]]:
+    """The inbox entry's title and body in each supported locale (times in the recipient's zone)."""
+    texts: dict[str, dict[str, str]] = {}
+    for locale in SUPPORTED_LOCALES:
+        rendered = _render(notice, locale, zone_name)
+        texts[locale] = {"title": rendered.title, "body": rendered.body}
+    return texts
 
 
 # --- writing rows ------------------------------------------------------------------------------------------
@@ -221,6 +237,8 @@ class _Planned:
     notice: Notice
     urgent: bool
     recipients: list[tuple[Account, RenderedMessage, list[tuple[Device, RenderedMessage]]]]
+    #: Each recipient's inbox text in every locale, so the inbox reads in the language the app asks for.
+    texts: dict[int, dict[str, dict[str, str]]] = field(default_factory=dict)
 
 
 def dispatch_event(
@@ -279,12 +297,13 @@ def dispatch_events(
                 )
                 for account, ok in people
             ]
+            texts = {account.id or 0: _inbox_texts(notice, account.timezone) for account, _ok in people}
         except TemplateError as exc:
             # A handler bug (or a context that would leak a complainant's identity): nothing of this notice
             # is sent, the others still are, and the log says why.
             log.error("event %s (%s): notice %s not rendered: %s", event.id, event.topic, notice.kind, exc)
             continue
-        plans.append((index, _Planned(event, notice, urgent, rendered)))
+        plans.append((index, _Planned(event, notice, urgent, rendered, texts)))
     _write(session, plans, reports, now)
     return reports
 
@@ -352,6 +371,7 @@ def _write(
                     "locale": rendered.locale,
                     "title": message.title,
                     "body": message.body,
+                    "texts": plan.texts.get(account.id or 0),
                     "deep_link": data.get(DEEP_LINK_KEY, ""),
                     "data": data,
                     "dedupe_key": message.dedupe_key,

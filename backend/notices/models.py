@@ -82,6 +82,9 @@ class InboxNotification(SQLModel, table=True):
     locale: str = Field(max_length=8)
     title: str = Field(max_length=200)
     body: str = Field(sa_column=Column(Text, nullable=False))
+    # {"zh-CN": {"title", "body"}, "en": {...}}: read in the language the app asks for (None on older rows,
+    # which have only ``title``/``body`` in ``locale``).
+    texts: dict[str, dict[str, str]] | None = Field(default=None, sa_column=Column(JSON))
     deep_link: str = Field(max_length=300)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # One inbox entry per (event, recipient): a redelivered event finds it and writes nothing.

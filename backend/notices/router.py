@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.auth.dependencies import CurrentUser
+from backend.common.etag import not_modified, tag
 from backend.common.schemas import PageLimit, PageOffset
 from backend.db import SessionDep
 from backend.errors import error_responses
 from backend.i18n import request_locale
-from backend.notices import service
+from backend.notices import reading, service
 from backend.notices.schemas import (
     DeviceCreate,
     DeviceRead,
@@ -59,19 +60,36 @@ def delete_device(session: SessionDep, user: CurrentUser, device_id: int) -> Non
 
 
 @router.get(
-    "/me/notifications", response_model=NotificationPage, tags=["me"], responses=error_responses(401, 422)
+    "/me/notifications",
+    response_model=NotificationPage,
+    tags=["me"],
+    responses={304: {"description": "unchanged since the ETag sent"}, **error_responses(401, 422)},
 )
 def list_notifications(
+    request: Request,
+    response: Response,
     session: SessionDep,
     user: CurrentUser,
     unread_only: Annotated[bool, Query()] = False,
     limit: PageLimit = 20,
     offset: PageOffset = 0,
-) -> NotificationPage:
-    """Your inbox, newest first, with how many are unread."""
+) -> NotificationPage | Response:
+    """Your inbox, newest first, with how many are unread.
+
+    Titles and bodies follow `?lang=` or `Accept-Language`, else the locale your device registered with.
+    Send the `ETag` back as `If-None-Match` to get 304 when nothing changed.
+    """
+    locale = reading.reader_locale(session, request, user)
+    etag = reading.inbox_etag(
+        session, user, locale=locale, unread_only=unread_only, limit=limit, offset=offset
+    )
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    tag(response, etag)
     rows, total = service.inbox_page(session, user, unread_only=unread_only, limit=limit, offset=offset)
     return NotificationPage(
-        items=[NotificationRead.model_validate(r) for r in rows],
+        items=[reading.to_read(r, locale) for r in rows],
         total=total,
         unread=service.unread_count(session, user),
         limit=limit,
@@ -94,9 +112,12 @@ def read_all(session: SessionDep, user: CurrentUser) -> ReadAllResult:
     tags=["me"],
     responses=error_responses(401, 404),
 )
-def read_one(session: SessionDep, user: CurrentUser, notification_id: int) -> NotificationRead:
+def read_one(
+    request: Request, session: SessionDep, user: CurrentUser, notification_id: int
+) -> NotificationRead:
     """Mark one notification read."""
-    return NotificationRead.model_validate(service.mark_read(session, user, notification_id))
+    row = service.mark_read(session, user, notification_id)
+    return reading.to_read(row, reading.reader_locale(session, request, user))
 
 
 @router.get(

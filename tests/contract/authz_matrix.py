@@ -91,6 +91,10 @@ MATRIX: tuple[Row, ...] = (
     r("GET", "/redoc", EVERYONE),
     # --- health, auth ---------------------------------------------------------------------------------------
     r("GET", "/healthz", EVERYONE),
+    # --- the app's bootstrap and app-link files -------------------------------------------------------------
+    r("GET", f"{V1}/app/config", EVERYONE),
+    r("GET", "/.well-known/assetlinks.json", EVERYONE),
+    r("GET", "/.well-known/apple-app-site-association", EVERYONE),
     r("POST", f"{V1}/auth/token", EVERYONE),
     r("POST", f"{V1}/auth/refresh", EVERYONE),
     r("POST", f"{V1}/auth/logout", EVERYONE),
@@ -147,6 +151,7 @@ MATRIX: tuple[Row, ...] = (
     ),
     # --- complaints -----------------------------------------------------------------------------------------
     r("POST", f"{V1}/complaints", frozenset({DEVICE, SUPERVISOR})),
+    r("POST", f"{V1}/uploads", frozenset({DEVICE, SUPERVISOR})),
     r("GET", f"{V1}/complaints/similar", SIGNED_IN),
     r("GET", f"{V1}/me/complaints", SIGNED_IN),
     r("GET", f"{V1}/complaints/{{complaint_id}}", frozenset({DEVICE})),

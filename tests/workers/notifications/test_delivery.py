@@ -493,3 +493,12 @@ def test_a_malformed_sweep_event_falls_back_to_one_by_one_and_only_it_is_skipped
         (True, 0, 0),
     ]
     assert "batch handler failed" in caplog.text and "handler failed; its notices are skipped" in caplog.text
+
+
+def test_the_inbox_entry_is_written_in_every_language(setup: Setup) -> None:
+    """So the app reads it in the language it asks for, whatever the account's own locale."""
+    _dispatch(setup, _overdue_event(setup), SHANGHAI_NOON, push=False)
+    [entry] = _inbox(setup, setup.user)
+    assert entry.texts is not None and set(entry.texts) == {"zh-CN", "en"}
+    assert entry.texts["zh-CN"] == {"title": entry.title, "body": entry.body}
+    assert entry.texts["en"]["title"] == "Instrument verification overdue"
