@@ -27,6 +27,7 @@ from backend.publication.router import router as publication_router
 from backend.qr.router import router as qr_router
 from backend.records.router import router as records_router
 from backend.supervision.router import router as supervision_router
+from backend.workbench.router import router as workbench_router
 
 DESCRIPTION = """
 公平（Gongping）：服务业诚信计量监督管理平台后端。依据《服务业诚信计量监督管理制度建设指南》（国质检量函〔2017〕566号）。
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inbox_router,
         open311_router,
         exchange_router,
+        workbench_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

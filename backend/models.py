@@ -30,6 +30,7 @@ from backend.records.models import (
     RatingChange,
 )
 from backend.supervision.models import DepartmentNotice, Inspection, InspectionPlan, Interview, PlanEntry
+from backend.workbench.models import WorkbenchSession
 
 __all__ = [
     "Account",
@@ -80,5 +81,6 @@ __all__ = [
     "Stall",
     "VerificationRecord",
     "VerificationSubmission",
+    "WorkbenchSession",
     "metadata",
 ]
