@@ -159,6 +159,7 @@ def run() -> None:
     base = f"http://{s.host}:{s.port}"
     console.rule("公平 Gongping")
     console.print(f"API 文档 / API docs: [bold]{base}/docs[/bold]   健康检查 / health: {base}/healthz")
+    console.print(f"监管工作台 / bureau workbench: [bold]{base}/workbench/[/bold]   (staff_xihu)")
     console.print(("已写入演示数据" if fresh else "演示数据已存在") + " / demo accounts (password for all):")
     for account in accounts:
         console.print(f"  {account.username:<20} {account.role:<12} {account.jurisdiction_code or '':<7}")

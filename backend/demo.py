@@ -12,13 +12,16 @@ from backend.audit.service import SYSTEM
 from backend.auth import service as auth_service
 from backend.auth.models import Account, Role
 from backend.auth.scope import Scope
+from backend.cases import service as case_service
 from backend.common.schemas import LonLat
+from backend.complaints import service as complaint_service
+from backend.complaints.schemas import ComplaintSubmission
 from backend.dates import bureau_date
 from backend.instruments import service as instrument_service
 from backend.instruments.schemas import InstrumentCreate, VerificationCreate
 from backend.intake import memberships
 from backend.operators import service as operator_service
-from backend.operators.models import ManagementAssessment, Operator, Sector
+from backend.operators.models import ManagementAssessment, Operator, Sector, Stall
 from backend.operators.schemas import OperatorCreate, OperatorUpdate, SelfCommitmentCreate, StallCreate
 from backend.operators.uscc import random_usccs
 
@@ -206,6 +209,7 @@ def seed(session: Session, today: date | None = None) -> list[DemoAccount]:
         ended_on=today - timedelta(days=60),
         reason="经营范围调整，主动退会",
     )
+    _demo_complaint(session, accounts["consumer_demo"], market, stalls[1])
     auth_service.create_account(
         session,
         actor=staff,
@@ -216,6 +220,27 @@ def seed(session: Session, today: date | None = None) -> list[DemoAccount]:
         operator_id=market.id,
     )
     return demo_accounts(session)
+
+
+def _demo_complaint(session: Session, filer: Account, market: Operator, stall: Stall) -> None:
+    """A short-weight complaint about a market stall, routed into 西湖区: the case staff work in the workbench."""
+    raw = {
+        "category": "short_weight",
+        "description": "在A02摊位买了1000克苹果，到市场公平秤复称只有920克。",
+        "operator_id": market.id,
+        "stall_id": stall.id,
+        "weighing": {"declared_g": "1000", "measured_g": "920"},
+        "contact": {"name": "刘女士", "phone": "13800001234"},
+    }
+    submission = complaint_service.Submission(
+        ComplaintSubmission.model_validate(raw), (), complaint_service.request_hash(raw, [])
+    )
+    complaint = complaint_service.create(
+        session, account=filer, submission=submission, storage=complaint_service.media_storage()
+    )
+    # Routed now rather than by the worker, so the case is there as soon as the demo starts (the worker's
+    # later routing of the same complaint finds it and changes nothing).
+    case_service.route_complaint(session, complaint.id or 0)
 
 
 def demo_accounts(session: Session) -> list[DemoAccount]:

@@ -15,7 +15,7 @@ from backend.auth.router import router as auth_router
 from backend.cases.router import router as cases_router
 from backend.common.etag import BodyEtagMiddleware
 from backend.complaints.router import router as complaints_router
-from backend.complaints.schemas import ComplaintSubmission
+from backend.complaints.schemas import ComplaintJsonSubmission, ComplaintSubmission
 from backend.config import Settings, get_settings
 from backend.contract import TITLE, install_contract, install_redoc, operation_id
 from backend.errors import install_error_handlers
@@ -38,6 +38,7 @@ from backend.qr.router import router as qr_router
 from backend.records.router import router as records_router
 from backend.supervision.router import router as supervision_router
 from backend.uploads.router import router as uploads_router
+from backend.workbench.router import router as workbench_router
 
 DESCRIPTION = """
 公平（Gongping）：服务业诚信计量监督管理平台后端。依据《服务业诚信计量监督管理制度建设指南》（国质检量函〔2017〕566号）。
@@ -91,13 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inbox_router,
         open311_router,
         exchange_router,
+        workbench_router,
     ):
         app.include_router(router)
     # An account route's body is read only after its account check (backend/auth/body_gate.py).
     gate_routes(app)
     # The document app teams generate clients from (ids, tags, errors, component names): backend/contract.py.
     # ComplaintSubmission is the JSON part of a multipart body, which FastAPI cannot see by itself.
-    install_contract(app, extra_models=(ComplaintSubmission,))
+    install_contract(app, extra_models=(ComplaintSubmission, ComplaintJsonSubmission))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

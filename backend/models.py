@@ -31,6 +31,7 @@ from backend.records.models import (
 )
 from backend.supervision.models import DepartmentNotice, Inspection, InspectionPlan, Interview, PlanEntry
 from backend.uploads.models import PhotoUpload
+from backend.workbench.models import WorkbenchSession
 
 __all__ = [
     "Account",
@@ -82,5 +83,6 @@ __all__ = [
     "Stall",
     "VerificationRecord",
     "VerificationSubmission",
+    "WorkbenchSession",
     "metadata",
 ]

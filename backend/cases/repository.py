@@ -97,6 +97,11 @@ def _query(session: Session, scope: Scope, flt: CaseFilter) -> _Query:
     return _Query(where)
 
 
+def scope_where(session: Session, scope: Scope, flt: CaseFilter) -> list[Any]:
+    """The WHERE clauses of a work-list listing, for views that sort, page or count it their own way."""
+    return list(_query(session, scope, flt).where)
+
+
 def list_in_scope(
     session: Session,
     scope: Scope,

@@ -43,7 +43,6 @@ from backend.i18n import request_locale
 from backend.media.processing import ImageFormat
 from backend.media.storage import MediaNotFound
 from backend.uploads import service as uploads_service
-from backend.uploads.schemas import ComplaintJsonSubmission
 from geo import CoordSystem, to_wgs84
 
 router = APIRouter(prefix="/api/v1", tags=["complaints"])
@@ -104,7 +103,7 @@ _SUBMIT_OPENAPI: dict[str, Any] = {
                 },
             },
             # The app's form: photos uploaded ahead (POST /api/v1/uploads), named by id.
-            "application/json": {"schema": _inline_refs(ComplaintJsonSubmission.model_json_schema())},
+            "application/json": {"schema": {"$ref": "#/components/schemas/ComplaintJsonSubmission"}},
         },
     },
 }
