@@ -15,7 +15,7 @@ from backend.auth.router import router as auth_router
 from backend.cases.router import router as cases_router
 from backend.common.etag import BodyEtagMiddleware
 from backend.complaints.router import router as complaints_router
-from backend.complaints.schemas import ComplaintJsonSubmission, ComplaintSubmission
+from backend.complaints.schemas import ComplaintSubmission
 from backend.config import Settings, get_settings
 from backend.contract import TITLE, install_contract, install_redoc, operation_id
 from backend.errors import install_error_handlers
@@ -38,6 +38,7 @@ from backend.qr.router import router as qr_router
 from backend.records.router import router as records_router
 from backend.supervision.router import router as supervision_router
 from backend.uploads.router import router as uploads_router
+from backend.uploads.schemas import ComplaintJsonSubmission
 from backend.workbench.router import router as workbench_router
 
 DESCRIPTION = """

@@ -3,7 +3,7 @@ in every locale (``inbox_notification.texts``) so the inbox reads in the languag
 entries keep only the language they were written in.
 
 Revision ID: 0026_app_uploads_inbox_texts
-Revises: da22e9bc43dc
+Revises: 0023_law_as_data
 Create Date: 2026-12-07 00:30:00
 """
 
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0026_app_uploads_inbox_texts"
-down_revision: str | None = "da22e9bc43dc"
+down_revision: str | None = "0023_law_as_data"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Workbench sign-ins: server-side sessions of the bureau workbench (cookie digest, CSRF token, last activity).
 
 Revision ID: 0027_workbench_session
-Revises: da22e9bc43dc
+Revises: 0026_app_uploads_inbox_texts
 Create Date: 2026-12-07 00:40:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0027_workbench_session"
-down_revision: str | None = "da22e9bc43dc"
+down_revision: str | None = "0026_app_uploads_inbox_texts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
