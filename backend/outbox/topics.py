@@ -20,10 +20,13 @@ Topic = Literal[
     "interview.cancelled",
     "correction.requested",
     "correction.decided",
+    "correction.overdue",
     "publication.changed",
     "case.assigned",
     "case.overdue",
     "case.outcome",
+    "case.progress",
+    "finding.decided",
     "intake.job_submitted",
 ]
 
@@ -93,10 +96,11 @@ class InterviewReminder(TypedDict):
 
 
 class CorrectionRequested(TypedDict):
-    """An operator asked for a correction (Art. 22): its bureau decides within the deadline."""
+    """An operator asked for a correction (Art. 22): its bureau decides within the deadline. ``record_id`` is
+    None for a correction of basic information or instrument data."""
 
     correction_id: int
-    record_id: int
+    record_id: int | None
     operator_id: int
 
 
@@ -104,9 +108,18 @@ class CorrectionDecided(TypedDict):
     """A correction request was decided (``correct``/``revoke``/``reject``)."""
 
     correction_id: int
-    record_id: int
+    record_id: int | None
     operator_id: int
     decision: str
+
+
+class CorrectionOverdue(TypedDict):
+    """A correction request ran past its decision deadline: the escalation bureau's staff are told."""
+
+    correction_id: int
+    operator_id: int
+    jurisdiction_code: str
+    due_on: str
 
 
 class PublicationChanged(TypedDict):
@@ -132,9 +145,30 @@ class CaseOutcome(TypedDict):
     """A case step decided the complaint's outcome."""
 
     case_id: int
+    case_no: str
     complaint_id: int | None
     jurisdiction_code: str
     outcome: str
+
+
+class CaseProgress(TypedDict):
+    """A step the filer was promised: ``accepted``, ``transferred`` or ``escalated`` (with the missed ``due_on``)."""
+
+    case_id: int
+    complaint_id: int | None
+    case_no: str
+    step: str
+    jurisdiction_code: str | None
+    due_on: NotRequired[str]
+
+
+class FindingDecided(TypedDict):
+    """One decision's verified findings about an operator: one notice to it, however many record kinds."""
+
+    operator_id: int
+    record_ids: list[int]
+    jurisdiction_code: str | None
+    decided_on: str
 
 
 class IntakeJobSubmitted(TypedDict):
@@ -156,10 +190,13 @@ PAYLOADS: dict[Topic, type] = {
     "interview.cancelled": InterviewChanged,
     "correction.requested": CorrectionRequested,
     "correction.decided": CorrectionDecided,
+    "correction.overdue": CorrectionOverdue,
     "publication.changed": PublicationChanged,
     "case.assigned": CaseDue,
     "case.overdue": CaseDue,
     "case.outcome": CaseOutcome,
+    "case.progress": CaseProgress,
+    "finding.decided": FindingDecided,
     "intake.job_submitted": IntakeJobSubmitted,
 }
 

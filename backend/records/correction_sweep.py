@@ -11,9 +11,9 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import SYSTEM, snapshot
 from backend.cases.service import aware
-from backend.cases.sweep import BATCH, UnitOfWork
+from backend.cases.sweep import BATCH
 from backend.config import get_settings
-from backend.db import session_scope, utcnow
+from backend.db import UnitOfWork, session_scope, utcnow
 from backend.jurisdictions.models import Jurisdiction
 from backend.operators.models import Operator
 from backend.outbox.service import emit

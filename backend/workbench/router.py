@@ -43,7 +43,7 @@ from backend.errors import AppError, not_found
 from backend.i18n import Locale, normalise_locale
 from backend.media.processing import ImageFormat
 from backend.media.storage import MediaNotFound
-from backend.public.labels import CLASS_TEXT, pick
+from backend.public.labels import CLASS_NAMES, pick
 from backend.publication import service as publication
 from backend.publication.models import PublicationStatus
 from backend.publication.schemas import PublicationApprove, PublicationReason, PublicationRequest
@@ -761,7 +761,7 @@ def dashboard_page(request: Request, session: SessionDep) -> Response:
             ),
             "overdue": dashboard.chart([(name, float(n)) for name, n in figures.overdue_by_county]),
             "ratings": dashboard.chart(
-                [(pick(CLASS_TEXT[c][0], locale), float(n)) for c, n in figures.ratings]
+                [(pick(CLASS_NAMES[c], locale), float(n)) for c, n in figures.ratings]
             ),
             "top": dashboard.chart([(name, float(n)) for name, n in figures.top_operators]),
             "window_days": dashboard.WINDOW_DAYS,
