@@ -22,7 +22,7 @@ from backend.auth.schemas import (
     RefreshRequest,
     TokenResponse,
 )
-from backend.db import SessionDep
+from backend.db import SessionDep, read_only
 from backend.errors import AppError, error_responses, forbidden, not_found
 from backend.jurisdictions.models import Jurisdiction
 from backend.ratelimit import client_address, limit
@@ -112,6 +112,7 @@ def activate(request: Request, session: SessionDep, body: ActivationRequest) -> 
 
 
 @router.get("/me", response_model=AccountRead, tags=["me"], responses=error_responses(401))
+@read_only
 def me(user: CurrentUser) -> AccountRead:
     """The signed-in account."""
     return AccountRead.model_validate(user)

@@ -37,7 +37,7 @@ from backend.complaints.schemas import (
 )
 from backend.complaints.service import Submission
 from backend.config import get_settings
-from backend.db import SessionDep
+from backend.db import SessionDep, read_only
 from backend.errors import AppError, Responses, error_responses, not_found
 from backend.i18n import request_locale
 from backend.media.processing import ImageFormat
@@ -196,6 +196,7 @@ def similar(
     tags=["me"],
     responses={304: {"description": "unchanged since the ETag sent"}, **error_responses(401)},
 )
+@read_only
 def my_complaints(
     request: Request,
     response: Response,
@@ -219,6 +220,7 @@ def my_complaints(
     response_model=ComplaintRead,
     responses={304: {"description": "unchanged since the ETag sent"}, **error_responses(401, 404)},
 )
+@read_only
 def get_complaint(
     request: Request, response: Response, session: SessionDep, user: CurrentUser, complaint_id: int
 ) -> ComplaintRead | Response:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from backend.auth.dependencies import CurrentUser
 from backend.common.etag import not_modified, tag
 from backend.common.schemas import PageLimit, PageOffset
-from backend.db import SessionDep
+from backend.db import SessionDep, read_only
 from backend.errors import error_responses
 from backend.i18n import request_locale
 from backend.notices import reading, service
@@ -65,6 +65,7 @@ def delete_device(session: SessionDep, user: CurrentUser, device_id: int) -> Non
     tags=["me"],
     responses={304: {"description": "unchanged since the ETag sent"}, **error_responses(401, 422)},
 )
+@read_only
 def list_notifications(
     request: Request,
     response: Response,

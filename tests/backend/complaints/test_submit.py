@@ -534,11 +534,12 @@ def test_body_over_the_upload_limit_is_413_from_the_middleware(
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "payload_too_large"
 
 
-def test_a_json_body_is_415(client: TestClient, device_headers: dict[str, str]) -> None:
+def test_a_body_neither_multipart_nor_json_is_415(client: TestClient, device_headers: dict[str, str]) -> None:
+    # JSON is the app's form (photos uploaded ahead, tests/backend/complaints/test_uploads.py); plain text is not.
     resp = client.post(
         "/api/v1/complaints",
-        json=complaint_json(),
-        headers={**device_headers, "Idempotency-Key": "json-body"},
+        content=json.dumps(complaint_json()).encode(),
+        headers={**device_headers, "Idempotency-Key": "text-body", "Content-Type": "text/plain"},
     )
     assert resp.status_code == 415 and resp.json()["error"]["code"] == "unsupported_media_type"
 
