@@ -15,6 +15,7 @@ from backend.auth.models import Account, Role
 from backend.cases.models import Case
 from backend.cases.sweep import sweep_deadlines
 from backend.db import utcnow
+from backend.notices import delivery as delivery
 from backend.notices.delivery import resolve_context
 from backend.notices.handlers import Notice, notices_for
 from backend.notices.models import InboxNotification, PushDelivery
@@ -23,7 +24,6 @@ from notifications.templates import render
 from tests.backend.cases.conftest import Bureaus, complaint_of, file_and_route, outbox
 from tests.backend.cases.test_handling import drive, step
 from tests.factories import COUNTY_A, login, make_account, make_device
-from workers import notification_delivery as delivery
 
 Headers = dict[str, dict[str, str]]
 

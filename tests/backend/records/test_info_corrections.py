@@ -21,7 +21,6 @@ from backend.records.correction_sweep import sweep_corrections
 from backend.records.models import CorrectionRequest
 from tests.backend.records.conftest import World
 from tests.factories import CITY_A, make_account, make_instrument
-from workers import notification_handlers
 
 TODAY = service.bureau_today()
 
