@@ -14,6 +14,7 @@ from backend.audit.models import AuditEntry
 from backend.auth.models import Role
 from backend.cases.deadlines import CORRECTION_DECISION, add_working_days
 from backend.instruments.models import Instrument
+from backend.notices import handlers
 from backend.operators.models import Operator
 from backend.outbox.models import OutboxEvent
 from backend.records import service
@@ -173,7 +174,7 @@ def test_a_late_decision_is_swept_escalated_and_the_parent_told_once(
     ).scalars()
     assert event.payload["jurisdiction_code"] == CITY_A
     assert session.execute(select(AuditEntry).where(col(AuditEntry.action) == "correction.overdue")).first()
-    [notice] = notification_handlers.HANDLERS["correction.overdue"](session, event)
+    [notice] = handlers.HANDLERS["correction.overdue"](session, event)
     assert notice.kind == "correction_overdue" and city_staff.id in notice.recipients
     listed = client.get("/api/v1/corrections", params={"overdue": "true"}, headers=staff_headers).json()
     assert [item["id"] for item in listed["items"]] == [body["id"]]
@@ -187,4 +188,4 @@ def test_a_late_decision_is_swept_escalated_and_the_parent_told_once(
         headers=staff_headers,
     )
     session.expire_all()
-    assert notification_handlers.HANDLERS["correction.overdue"](session, event) == []
+    assert handlers.HANDLERS["correction.overdue"](session, event) == []
