@@ -78,17 +78,19 @@ def gate_routes(app: FastAPI) -> None:
         # Routers are module objects shared by every app built in a process: wrap each route once. The
         # route's handle() runs once routing chose it, before FastAPI's request handler reads the body.
         if required is not None and not getattr(route.handle, _GATED, False):
-            setattr(route, "handle", _gated(route.handle, required=required))  # noqa: B010 (a method)
+            gated = _gated(route.handle, required=required, methods=frozenset(route.methods or ()))
+            setattr(route, "handle", gated)  # noqa: B010 (a method)
 
 
 _GATED = "__gongping_account_before_body__"
 
 
-def _gated(inner: ASGIApp, *, required: bool) -> ASGIApp:
+def _gated(inner: ASGIApp, *, required: bool, methods: frozenset[str]) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)  # headers only: without receive nothing of the body can be read here
         token = _bearer(request)
-        if required or token:
+        # Another method on the same path (routing's partial match) is the route's own 405, whoever calls.
+        if (required or token) and scope.get("method") in methods:
             try:
                 await _check(scope["app"], request, token)
             except AppError as exc:
