@@ -4,7 +4,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const el = document.getElementById("map");
   if (!el || typeof L === "undefined") return;
   el.hidden = false;
-  const map = L.map(el, { zoomControl: true, attributionControl: false }).setView([30.27, 120.15], 10);
+  // No tile layer sets a zoom range, and clustering needs one.
+  const map = L.map(el, { zoomControl: true, attributionControl: false, minZoom: 3, maxZoom: 18 }).setView([30.27, 120.15], 10);
   const fitted = { done: false };
   const fit = (bounds) => {
     if (!fitted.done && bounds.isValid()) {
