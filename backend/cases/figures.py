@@ -13,11 +13,25 @@ from backend import audit
 from backend.audit.service import Actor, snapshot
 from backend.cases.deadlines import DEADLINE_SPECS, DeadlineSpec, with_figures
 from backend.cases.models import DeadlineRule
-from backend.config import get_settings
+from backend.config import Settings, get_settings
 from backend.db import utcnow
 from backend.errors import AppError, not_found
 from backend.jurisdictions import service as jurisdictions
 from backend.jurisdictions.models import Jurisdiction
+
+
+def check_deployment_figures(settings: Settings) -> None:
+    """Refuse deployment deadline figures that name no deadline (called by every entry point at start-up)."""
+    for name, figures in (
+        ("GONGPING_DEADLINE_WORKING_DAYS", settings.deadline_working_days),
+        ("GONGPING_DEADLINE_EXTENSION_WORKING_DAYS", settings.deadline_extension_working_days),
+    ):
+        unknown = sorted(set(figures) - set(DEADLINE_SPECS))
+        if unknown:
+            raise ValueError(
+                f"{name} 中的期限名称 {unknown} 无效，须为 {sorted(DEADLINE_SPECS)} 之一 / unknown deadline "
+                f"names {unknown} in {name}"
+            )
 
 
 class BasisSource(StrEnum):

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from backend.audit.models import AuditEntry
 from backend.auth.models import Role
+from backend.cases import figures
 from backend.cases.deadlines import (
     CORRECTION_DECISION,
     add_working_days,
@@ -96,8 +97,8 @@ def test_a_deployment_setting_overrides_a_figure(
 
 
 def test_settings_refuse_unknown_keys_and_impossible_figures() -> None:
-    with pytest.raises(ValidationError):
-        Settings(deadline_working_days={"no_such_deadline": 5})
+    with pytest.raises(ValueError, match="no_such_deadline"):
+        figures.check_deployment_figures(Settings(deadline_working_days={"no_such_deadline": 5}))
     with pytest.raises(ValidationError):
         Settings(deadline_working_days={"complaint_acceptance_decision": 0})
     assert Settings(deadline_extension_working_days={"tip_off_case_filing_decision": 0})
