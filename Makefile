@@ -31,7 +31,8 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-# The suite runs on SQLite; with GONGPING_TEST_DATABASE_URL set (CI) it runs again on PostgreSQL.
+# The suite runs on SQLite; with GONGPING_TEST_DATABASE_URL set (CI) it runs again on PostgreSQL, without the
+# tests that touch no database (marker pure): the client generators (marker generators) therefore run once.
 pytest: $(DEV_STAMP)
 	env -u GONGPING_TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$GONGPING_TEST_DATABASE_URL" ]; then \
