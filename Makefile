@@ -31,8 +31,9 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-# The suite runs on SQLite; with GONGPING_TEST_DATABASE_URL set (CI) it runs again on PostgreSQL (the Chromium
-# tests, marked browser, run once: what they check is the browser's side).
+# The suite runs on SQLite; with GONGPING_TEST_DATABASE_URL set (CI) it runs again on PostgreSQL, without the
+# tests that touch no database (marker pure: the client generators among them) and without the Chromium tests
+# (marker browser: what they check is the browser's side), so those run once.
 pytest: $(DEV_STAMP)
 	env -u GONGPING_TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$GONGPING_TEST_DATABASE_URL" ]; then \

@@ -307,6 +307,31 @@ def _walk_refs(node: Any, renames: dict[str, str]) -> Any:
     return node
 
 
+def _plain_refs(node: Any) -> Any:
+    """A ``$ref`` with siblings (a default, a description) as ``allOf: [$ref]`` beside them: OpenAPI 3.0's
+    spelling, which every generator reads (openapi-generator loses the reference's name otherwise)."""
+    if isinstance(node, dict):
+        out = {key: _plain_refs(value) for key, value in node.items()}
+        if "$ref" in out and len(out) > 1:
+            out["allOf"] = [{"$ref": out.pop("$ref")}]
+        return out
+    if isinstance(node, list):
+        return [_plain_refs(v) for v in node]
+    return node
+
+
+def _parameter_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema without FastAPI's title and ``anyOf: [X, null]`` (an absent parameter is the null):
+    generators otherwise make a model named after the parameter (``Source``, reserved in Dart) for the union."""
+    schema = {key: value for key, value in schema.items() if key != "title"}
+    members = schema.get("anyOf", [])
+    others = [member for member in members if member != {"type": "null"}]
+    if len(others) == 1 and len(members) == 2:
+        rest = {key: value for key, value in schema.items() if key != "anyOf"}
+        schema = {**others[0], **rest}
+    return schema
+
+
 def _camel(text: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text) if part)
 
@@ -368,14 +393,16 @@ def _document_errors(operation: dict[str, Any], route: APIRoute | RouteContext |
     operation["x-error-codes"] = codes_by_status
 
 
-def _type_binary_answers(operation: dict[str, Any]) -> None:
-    """Image and octet-stream answers are bytes (``format: binary``): generators return them as such."""
+def _type_untyped_answers(operation: dict[str, Any]) -> None:
+    """Image and octet-stream answers are bytes (``format: binary``), text answers strings: generators then
+    return them as such (an answer without a schema is a warning and an untyped method in most of them)."""
     for status, response in operation.get("responses", {}).items():
-        if not status.startswith("2"):
-            continue
         for media_type, content in response.get("content", {}).items():
-            if media_type.startswith("image/") or media_type == "application/octet-stream":
+            binary = media_type.startswith("image/") or media_type == "application/octet-stream"
+            if binary and status.startswith("2"):
                 content["schema"] = {"type": "string", "format": "binary"}
+            elif media_type.startswith("text/") and not content.get("schema"):
+                content["schema"] = {"type": "string"}
 
 
 def build_document(app: FastAPI, extra_models: tuple[type[BaseModel], ...] = ()) -> dict[str, Any]:
@@ -402,7 +429,9 @@ def build_document(app: FastAPI, extra_models: tuple[type[BaseModel], ...] = ())
             if operation is None:
                 continue
             operation["tags"] = [audience_of(path)]
-            _type_binary_answers(operation)
+            for parameter in operation.get("parameters", ()):
+                parameter["schema"] = _parameter_schema(parameter.get("schema", {}))
+            _type_untyped_answers(operation)
             _document_errors(operation, routes.get((method, path)))
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
@@ -410,8 +439,10 @@ def build_document(app: FastAPI, extra_models: tuple[type[BaseModel], ...] = ())
     clashes = set(renames.values()) & (set(schemas) - set(renames))
     if clashes or len(set(renames.values())) != len(renames):
         raise RuntimeError(f"OpenAPI component names clash after renaming: {sorted(clashes)}")
-    document = dict(_walk_refs(document, renames))
+    document = dict(_plain_refs(_walk_refs(document, renames)))
     walked = document["components"]["schemas"]
+    for old, new in renames.items():
+        walked[old]["title"] = new  # some generators name models after the title, not the component's key
     document["components"]["schemas"] = {renames.get(k, k): v for k, v in sorted(walked.items())}
     document["tags"] = [{"name": name, "description": text} for name, text in TAGS]
     return document

@@ -192,7 +192,17 @@ SinceFrom = Annotated[IsoDay | None, Query(description="listed as 失信 on or a
 SinceTo = Annotated[IsoDay | None, Query(description="listed as 失信 on or before this day")]
 _DOWNLOAD_NAME = {"zh-CN": "失信经营者名单", "en": "untrustworthy-operators"}
 _JSON_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"content": {"application/json": {}}, "description": "the whole filtered list as a JSON array"},
+    200: {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/UntrustworthyEntryPublic"},
+                }
+            }
+        },
+        "description": "the whole filtered list as a JSON array",
+    },
     **error_responses(422, 429),
 }
 

@@ -46,6 +46,17 @@ EXCLUDED_CHECKS: dict[str, tuple[CheckFunction, str]] = {
 }
 _EXCLUDED = [check for check, _reason in EXCLUDED_CHECKS.values()]
 
+
+def test_undocumented_statuses_and_content_fail_the_fuzzing() -> None:
+    """Schemathesis runs every check not excluded: a status or content type the document omits fails it."""
+    for check in (
+        openapi_checks.status_code_conformance,
+        openapi_checks.content_type_conformance,
+        openapi_checks.response_schema_conformance,
+    ):
+        assert check not in _EXCLUDED
+
+
 _OPERATIONS = [
     {
         # An upload path is also the item path of its collection with the id "import"
