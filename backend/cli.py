@@ -80,8 +80,15 @@ def serve(
     import uvicorn
 
     s = get_settings()
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; only
+    # GONGPING_TRUSTED_PROXIES decides (backend/proxies.py).
     uvicorn.run(
-        "backend.asgi:app", host=host or s.host, port=port or s.port, workers=workers, log_level="info"
+        "backend.asgi:app",
+        host=host or s.host,
+        port=port or s.port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
     )
 
 
@@ -145,7 +152,11 @@ def run() -> None:
         accounts = seed(session)
     me = [sys.executable, "-m", "backend.cli"]
     children = {
-        "api": [sys.executable, "-m", "uvicorn", "backend.asgi:app", "--host", s.host, "--port", str(s.port)],
+        "api": [
+            sys.executable,
+            *("-m", "uvicorn", "backend.asgi:app", "--host", s.host, "--port", str(s.port)),
+            "--no-proxy-headers",  # GONGPING_TRUSTED_PROXIES decides, not uvicorn (backend/proxies.py)
+        ],
         "worker": _worker_args(2),
         "beat": _beat_args(),
         "relay": [*me, "relay"],
