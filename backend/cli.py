@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -83,8 +82,15 @@ def serve(
     import uvicorn
 
     s = get_settings()
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; only
+    # GONGPING_TRUSTED_PROXIES decides (backend/proxies.py).
     uvicorn.run(
-        "backend.asgi:app", host=host or s.host, port=port or s.port, workers=workers, log_level="info"
+        "backend.asgi:app",
+        host=host or s.host,
+        port=port or s.port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
     )
 
 
@@ -136,10 +142,14 @@ def relay() -> None:
 
 @app.command()
 def run() -> None:
-    """Start everything: migrate, seed the demo once, then API + worker + beat + relay until Ctrl-C."""
+    """Start everything: migrate, seed the demo once, then API + worker + beat + relay until Ctrl-C.
+
+    A child that dies is restarted with backoff (``backend.supervisor``); Ctrl-C or SIGTERM stops them all.
+    """
     from backend.db import session_scope
     from backend.demo import already_seeded, seed
     from backend.migrate import upgrade
+    from backend.supervisor import Supervisor
 
     s = get_settings()
     upgrade()
@@ -148,14 +158,26 @@ def run() -> None:
         accounts = seed(session)
     me = [sys.executable, "-m", "backend.cli"]
     children = {
-        "api": [sys.executable, "-m", "uvicorn", "backend.asgi:app", "--host", s.host, "--port", str(s.port)],
+        "api": [
+            sys.executable,
+            *("-m", "uvicorn", "backend.asgi:app", "--host", s.host, "--port", str(s.port)),
+            "--no-proxy-headers",  # GONGPING_TRUSTED_PROXIES decides, not uvicorn (backend/proxies.py)
+        ],
         "worker": _worker_args(2),
         "beat": _beat_args(),
         "relay": [*me, "relay"],
     }
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    for name, args in children.items():
-        procs[name] = subprocess.Popen(args, cwd=ROOT)
+    stopping = False
+
+    def _stop(*_args: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    # Before the children start: a SIGTERM from now on stops them instead of orphaning them.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    supervisor = Supervisor(children, cwd=ROOT, log=console.print)
+    supervisor.start()
     base = f"http://{s.host}:{s.port}"
     console.rule("公平 Gongping")
     console.print(f"API 文档 / API docs: [bold]{base}/docs[/bold]   健康检查 / health: {base}/healthz")
@@ -165,31 +187,13 @@ def run() -> None:
         console.print(f"  {account.username:<20} {account.role:<12} {account.jurisdiction_code or '':<7}")
     console.print(f"  密码 / password: {accounts[0].password if accounts else ''}")
     console.print("按 Ctrl-C 停止 / press Ctrl-C to stop")
-    stopping = False
-
-    def _stop(*_args: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
     try:
         while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    console.print(f"[red]{name} 已退出 / exited with {proc.returncode}; stopping[/red]")
-                    stopping = True
+            supervisor.step()
             time.sleep(0.3)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        console.print("正在停止 / stopping")
+        supervisor.stop()
         console.print("已停止 / stopped")
 
 

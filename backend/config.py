@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: The project root: everything the embedded defaults write lives under ``var/`` here.
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +70,9 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = 256 * 1024
     max_upload_bytes: int = 60 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=list)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks, comma-separated or a JSON
+    # list). Empty: the peer address is the client, whatever the header says.
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
 
     # Outbox relay
     relay_batch_size: int = Field(default=200, ge=1, le=5000)
@@ -170,6 +177,19 @@ class Settings(BaseSettings):
     fcm_endpoint: str | None = None
     # Requests in flight per send_each call (see notifications/push.py and bench/bench_push.py).
     fcm_concurrency: int = Field(default=100, ge=1, le=500)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: object) -> object:
+        """Accept "10.0.0.1, 10.1.0.0/16" or a JSON list; a host address becomes a one-address network."""
+        if isinstance(value, str):
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else [p for p in text.split(",") if p.strip()]
+        else:
+            items = value
+        if not isinstance(items, list | tuple):
+            raise ValueError("GONGPING_TRUSTED_PROXIES: 应为地址列表 / expected a list of addresses")
+        return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -11,6 +11,7 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from backend import proxies
 from backend.config import get_settings
 from backend.errors import AppError
 
@@ -21,8 +22,8 @@ def _limiter() -> MovingWindowRateLimiter:
 
 
 def client_address(request: Request) -> str:
-    """The caller's address (the first hop; a trusted proxy in front should set the real one)."""
-    return request.client.host if request.client else "unknown"
+    """The caller's address, through trusted proxies only (see ``backend.proxies``)."""
+    return proxies.client_address(request)
 
 
 def hit(bucket: str, key: str, rate: str) -> None:

@@ -428,3 +428,20 @@ def test_every_feed_read_enters_the_audit_chain(
     # A refused call (bad cursor) reads nothing and logs nothing.
     assert feed(client, key["api_key"], cursor="!!").status_code == 422
     assert len(session.exec(select(AuditEntry).where(col(AuditEntry.action) == "feed.read")).all()) == 1
+
+
+def test_the_read_log_keeps_the_client_behind_a_trusted_proxy(
+    client: TestClient, session: Session, issue_key: IssueKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ipaddress
+
+    monkeypatch.setattr(get_settings(), "trusted_proxies", (ipaddress.ip_network("10.0.0.0/8"),))
+    key = issue_key()
+    headers = {"X-Api-Key": key["api_key"], "X-Forwarded-For": "198.51.100.1, 203.0.113.5"}
+    for peer in ("10.0.0.2", "192.0.2.9"):
+        from_peer = TestClient(client.app, raise_server_exceptions=False, client=(peer, 50000))
+        assert from_peer.get("/api/v1/feed/changes", headers=headers).status_code == 200
+    logs = session.exec(
+        select(FeedReadLog).where(col(FeedReadLog.api_key_id) == key["id"]).order_by(col(FeedReadLog.id))
+    ).all()
+    assert [log.client_ip for log in logs] == ["203.0.113.5", "192.0.2.9"]
