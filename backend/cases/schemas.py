@@ -141,9 +141,9 @@ class CaseDeadlinePause(_Body):
     """Leave testing, inspection, quarantine or appraisal time out of a running pausable deadline."""
 
     key: str | None = Field(default=None, max_length=40)
-    first_day: date
+    first_day: IsoDay
     #: The last day not counted (inclusive); may be ahead when the testing is scheduled.
-    last_day: date
+    last_day: IsoDay
     cause: PauseCause
     reason: str = Field(min_length=1, max_length=2000)
 
@@ -351,7 +351,7 @@ class ArbitrationResultWrite(_Body):
     """The institution's result: pass or fail, the certificate and the day of verification."""
 
     passed: bool
-    verified_on: date
+    verified_on: IsoDay
     certificate_no: str = Field(min_length=1, max_length=64)
     notes: str = Field(default="", max_length=2000)
 

@@ -264,9 +264,9 @@ class InstrumentInfoChange(_Input):
     serial: str | None = Field(default=None, min_length=1, max_length=64)
     maker: str | None = Field(default=None, max_length=100)
     model: str | None = Field(default=None, max_length=100)
-    last_verified_on: date | None = None
+    last_verified_on: IsoDay | None = None
     last_passed: bool | None = None
-    valid_until: date | None = None
+    valid_until: IsoDay | None = None
 
 
 class InfoCorrectionCreate(_Input):

@@ -47,7 +47,7 @@ from backend.public.labels import CLASS_NAMES, pick
 from backend.publication import service as publication
 from backend.publication.models import PublicationStatus
 from backend.publication.schemas import PublicationApprove, PublicationReason, PublicationRequest
-from backend.ratelimit import limit
+from backend.ratelimit import client_address, limit
 from backend.records.models import IntegrityRecord
 from backend.records.service import RECORD
 from backend.workbench import auth, dashboard, mapdata, queue, render
@@ -144,7 +144,7 @@ def login(
         return _login_page(request, locale, fresh, next_url, pick(render.TEXT["csrf_failed"], locale), 400)
     try:
         limit(request, "login", "30/minute")
-        account = auth_service.authenticate(session, username, password)
+        account = auth_service.authenticate(session, username, password, client_address(request))
     except AppError as exc:
         # A failed attempt was counted (flushed); returning, not raising, commits the count like the API does.
         return _login_page(request, locale, login_token, next_url, exc.message(locale), exc.status)

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from backend.auth.models import LoginThrottle, Role
+from backend.auth.throttle import pair_key
 from backend.db import utcnow
 from backend.workbench import auth
 from backend.workbench.models import WorkbenchSession
@@ -98,7 +99,7 @@ def test_wrong_password_is_counted_like_the_api(
     )
     assert resp.status_code == 401 and "用户名或密码错误" in resp.text
     session.expire_all()
-    throttle = session.get(LoginThrottle, bureaus.county_a.username.lower())
+    throttle = session.get(LoginThrottle, pair_key(bureaus.county_a.username, "testclient"))
     assert throttle is not None and throttle.failures == 1
     assert _sessions(session, bureaus.county_a.id or 0) == []
 
@@ -106,7 +107,9 @@ def test_wrong_password_is_counted_like_the_api(
 def test_throttled_sign_in_says_when_to_retry(client: TestClient, session: Session, bureaus: Bureaus) -> None:
     session.add(
         LoginThrottle(
-            key=bureaus.county_a.username.lower(), failures=9, blocked_until=utcnow() + timedelta(minutes=5)
+            key=pair_key(bureaus.county_a.username, "testclient"),
+            failures=9,
+            blocked_until=utcnow() + timedelta(minutes=5),
         )
     )
     session.commit()
