@@ -17,7 +17,7 @@ import re
 import textwrap
 from collections.abc import Callable, Iterator
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -27,6 +27,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel
 
+from backend.app_config import versions
+from backend.common.etag import BodyEtagMiddleware
 from backend.errors import ApiError
 
 TITLE = "Gongping API"
@@ -56,10 +58,12 @@ AUDIENCE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("/api/v1/instrument-types", "public"),
     ("/api/v1/rating-rules", "public"),
     ("/api/v1/self-commitment/texts", "public"),
+    ("/api/v1/app/", "public"),
     ("/api/v1/me", "me"),
     ("/api/v1/auth/", "me"),
     ("/api/v1/devices", "me"),
     ("/api/v1/complaints", "me"),
+    ("/api/v1/uploads", "me"),
     ("/api/v1/supervisor-reports", "me"),
     ("/api/v1/intake/", "intake"),
     ("/api/v1/exchange/", "exchange"),
@@ -117,12 +121,26 @@ _DESCRIPTIONS: dict[int, str] = {
     413: "payload too large",
     415: "unsupported media type",
     422: "the request is invalid (see `error.code` and `error.details`)",
-    426: "upgrade required",
+    426: "this app version is no longer supported (`X-App-Version`): `error.details.update_url` says where to update",
     429: "too many requests (see `Retry-After`)",
     503: "temporarily unavailable (see `Retry-After`)",
 }
 
 _ERROR_REF = {"$ref": f"#/components/schemas/{ApiError.__name__}"}
+
+#: The request header of a conditional GET, a parameter of every operation that can answer 304.
+IF_NONE_MATCH_PARAMETER: dict[str, Any] = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "the `ETag` of the answer you already hold: 304 without a body while it is still current",
+}
+_VALIDATOR_HEADERS: dict[str, Any] = {
+    "ETag": {"description": "send it back as `If-None-Match`", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "how long the answer may be reused", "schema": {"type": "string"}},
+}
+_NOT_MODIFIED = "unchanged since the `ETag` sent in `If-None-Match` (no body)"
 _METHODS = ("get", "put", "post", "delete", "patch")
 
 
@@ -405,6 +423,37 @@ def _type_untyped_answers(operation: dict[str, Any]) -> None:
                 content["schema"] = {"type": "string"}
 
 
+def _body_etag_paths(app: FastAPI) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The prefixes and exact paths whose GETs :class:`BodyEtagMiddleware` tags (and may answer with 304)."""
+    for middleware in app.user_middleware:
+        if cast(object, middleware.cls) is BodyEtagMiddleware:
+            options: dict[str, Any] = dict(middleware.kwargs)
+            return tuple(options.get("prefixes", ())), frozenset(options.get("private_paths", ()))
+    return (), frozenset()
+
+
+def _document_polling(operation: dict[str, Any]) -> None:
+    """An operation that can answer 304 takes ``If-None-Match`` and says so, and its 200 and 304 carry the
+    validator: a generated client then sends the header as an argument and reads 304 as an expected answer."""
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    not_modified = responses.setdefault("304", {})
+    not_modified["description"] = _NOT_MODIFIED
+    not_modified.pop("content", None)
+    for status in ("200", "304"):
+        if status in responses:
+            responses[status].setdefault("headers", {}).update(_VALIDATOR_HEADERS)
+    parameters: list[dict[str, Any]] = operation.setdefault("parameters", [])
+    if not any(p.get("name", "").lower() == "if-none-match" for p in parameters):
+        parameters.append(dict(IF_NONE_MATCH_PARAMETER))
+
+
+def _document_app_version(operation: dict[str, Any], path: str) -> None:
+    """The API answers 426 to an app older than its platform's minimum (``X-App-Version``), except the config."""
+    if path.startswith(versions.CHECKED_PREFIX) and path not in versions.EXEMPT_PATHS:
+        entry = operation.setdefault("responses", {}).setdefault("426", {})
+        entry["x-error-codes"] = [*entry.get("x-error-codes", []), "app_version_unsupported"]
+
+
 def build_document(app: FastAPI, extra_models: tuple[type[BaseModel], ...] = ()) -> dict[str, Any]:
     """The whole OpenAPI document of ``app``, contract rules applied."""
     document = get_openapi(
@@ -423,6 +472,7 @@ def build_document(app: FastAPI, extra_models: tuple[type[BaseModel], ...] = ())
     }
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     _add_models(schemas, extra_models)
+    etag_prefixes, etag_paths = _body_etag_paths(app)
     for path, item in document.get("paths", {}).items():
         for method in _METHODS:
             operation = item.get(method)
@@ -432,6 +482,11 @@ def build_document(app: FastAPI, extra_models: tuple[type[BaseModel], ...] = ())
             for parameter in operation.get("parameters", ()):
                 parameter["schema"] = _parameter_schema(parameter.get("schema", {}))
             _type_untyped_answers(operation)
+            if "304" in operation.get("responses", {}) or (
+                method == "get" and (path in etag_paths or path.startswith(etag_prefixes))
+            ):
+                _document_polling(operation)
+            _document_app_version(operation, path)
             _document_errors(operation, routes.get((method, path)))
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

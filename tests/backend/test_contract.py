@@ -146,3 +146,39 @@ def test_photo_downloads_are_binary(document: dict[str, Any]) -> None:
     content = original["responses"]["200"]["content"]
     assert {"image/jpeg", "image/png", "image/webp"} <= set(content)
     assert all(media["schema"] == binary for media in content.values())
+
+
+def test_polled_reads_take_if_none_match_and_document_304(document: dict[str, Any]) -> None:
+    polled = {
+        ("get", "/api/v1/me/notifications"),
+        ("get", "/api/v1/me/complaints"),
+        ("get", "/api/v1/complaints/{complaint_id}"),
+        ("get", "/api/v1/public/qr/{token}"),  # tagged by the body-hash middleware, not the route
+        ("get", "/api/v1/public/operators/{operator_id}"),
+        ("get", "/api/v1/app/config"),
+        ("get", "/api/v1/me"),
+    }
+    found = {
+        (method, path)
+        for path, method, op in _operations(document)
+        if any(p["name"] == "If-None-Match" and p["in"] == "header" for p in op.get("parameters", []))
+    }
+    assert found == polled
+    for method, path in polled:
+        responses = document["paths"][path][method]["responses"]
+        assert "content" not in responses["304"] and "ETag" in responses["304"]["headers"]
+        assert "ETag" in responses["200"]["headers"]
+
+
+def test_every_api_call_but_the_app_config_documents_426(document: dict[str, Any]) -> None:
+    for path, _method, op in _operations(document):
+        expected = path.startswith("/api/") and path != "/api/v1/app/config"
+        assert ("426" in op["responses"]) == expected, path
+        if expected:
+            assert op["responses"]["426"]["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}
+            assert "app_version_unsupported" in op["x-error-codes"]["426"]
+
+
+def test_the_app_calls_are_tagged_for_their_audience(document: dict[str, Any]) -> None:
+    assert document["paths"]["/api/v1/uploads"]["post"]["tags"] == ["me"]
+    assert document["paths"]["/api/v1/app/config"]["get"]["tags"] == ["public"]

@@ -172,7 +172,7 @@ def fcm(stack: Stack) -> Iterator[tuple[StandinServer, Path]]:
 def test_killed_mid_push_batch_each_device_gets_one_push(
     stack: Stack, fcm: tuple[StandinServer, Path]
 ) -> None:
-    from tests.workers.notifications.conftest import zone_at_local_hour
+    from tests.backend.notices.conftest import zone_at_local_hour
 
     server, account = fcm
     push_env = {"GONGPING_FIREBASE_CREDENTIALS": str(account), "GONGPING_FCM_ENDPOINT": server.base_url}

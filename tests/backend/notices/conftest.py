@@ -1,4 +1,4 @@
-"""Notification worker tests: the FCM stand-in, the real firebase-admin channel, and a real Celery worker.
+"""The notices' tests: the FCM stand-in, the real firebase-admin channel, and a real Celery worker.
 
 The worker is its own subprocess (not the complaint tests' one) because push is configured by environment
 at start-up: it gets a service account whose ``token_uri`` and the FCM endpoint both point at the stand-in.

@@ -14,8 +14,8 @@ from backend.notices import delivery
 from backend.outbox.models import OutboxEvent
 from backend.outbox.service import emit
 from backend.records.service import bureau_today
+from tests.backend.notices.conftest import zone_at_local_hour
 from tests.factories import COUNTY_A, make_account, make_device, make_instrument, make_operator
-from tests.workers.notifications.conftest import zone_at_local_hour
 
 
 def _pending_rows(session: Session) -> list[int]:
