@@ -15,6 +15,7 @@ import zlib
 from typing import Any
 
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import CheckFunction
@@ -101,6 +102,7 @@ def identity_for(case: schemathesis.Case) -> str:
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
 
+@pytest.mark.fuzz
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
@@ -119,6 +121,7 @@ def test_operation_conforms(case: schemathesis.Case, contract_world: ContractWor
     case.call_and_validate(excluded_checks=_EXCLUDED)
 
 
+@pytest.mark.fuzz
 def test_stateful_sequences_conform(contract_world: ContractWorld) -> None:
     """Chains of calls along the inferred links, as an admin, with every check after every step."""
     headers = dict(contract_world.headers["admin"])
