@@ -28,11 +28,14 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "workers.cases_tasks",
             "workers.records_tasks",
             "workers.notifications_tasks",
+            "workers.sms_tasks",
             "workers.reminders_tasks",
             "workers.push_signals",
             "workers.intake_tasks",
             "workers.delivery_tracking",
             "workers.public_tasks",
+            "workers.role_health",
+            "workers.pool_signals",
         ],
     )
     app.conf.update(client_conf(settings))
@@ -73,6 +76,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "task": "gongping.notifications.sweep_due_instruments",
                 "schedule": 3600.0,
             },
+            # Unread required notices fall back to SMS (working hours counted when they were written).
+            "sms-sweep": {"task": "gongping.sms.sweep", "schedule": 60.0},
+            "sms-settle": {"task": "gongping.sms.settle", "schedule": 60.0},
             "interview-reminders": {
                 "task": "gongping.notifications.sweep_interview_reminders",
                 "schedule": 300.0,

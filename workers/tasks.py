@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 
+from backend import faults
 from backend.config import get_settings
 from backend.dates import bureau_date
 from backend.db import session_scope
@@ -45,6 +46,7 @@ def instrument_sweep_task(today: str | None = None) -> int:
 @celery_app.task(name="gongping.events.log")
 def log_event_task(event_id: int) -> None:
     """Record that an event reached the workers (consumers for each topic come with their issues)."""
+    faults.pause("events.log")  # tests: a task in flight when a worker is stopped
     with session_scope() as session:
         event = session.get(OutboxEvent, event_id)
         if event is not None:

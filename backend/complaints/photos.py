@@ -15,9 +15,10 @@ from sqlmodel import Session, col, or_, select
 
 from backend import faults
 from backend.complaints.models import ComplaintPhoto, PhotoStatus
-from backend.complaints.service import DISPLAY, THUMBNAILS, media_storage
+from backend.complaints.service import DISPLAY, THUMBNAILS
 from backend.config import get_settings
 from backend.db import UnitOfWork, session_scope, utcnow
+from backend.media.factory import media_storage
 from backend.media.processing import MediaError, ProcessedPhoto, hamming, process
 from backend.media.storage import MediaNotFound, MediaStorage, put_content_addressed
 
@@ -89,9 +90,14 @@ def find_reuse(
     return found
 
 
-def _store_renditions(storage: MediaStorage, result: ProcessedPhoto) -> tuple[str, str]:
-    display = put_content_addressed(storage, result.display.data, namespace=DISPLAY, extension="jpg")
-    thumbnail = put_content_addressed(storage, result.thumbnail.data, namespace=THUMBNAILS, extension="jpg")
+def store_renditions(storage: MediaStorage, result: ProcessedPhoto) -> tuple[str, str]:
+    """Store the display copy and the thumbnail under their content keys; returns (display key, thumbnail key)."""
+    display = put_content_addressed(
+        storage, result.display.data, namespace=DISPLAY, extension="jpg", look_first=False
+    )
+    thumbnail = put_content_addressed(
+        storage, result.thumbnail.data, namespace=THUMBNAILS, extension="jpg", look_first=False
+    )
     return display, thumbnail
 
 
@@ -142,7 +148,7 @@ def process_photo(
                 "the stored original failed its integrity check; staff will review it",
             )
             result = None
-    keys = _store_renditions(storage, result) if result is not None else None
+    keys = store_renditions(storage, result) if result is not None else None
     faults.pause("photo.before_write")
     with unit_of_work() as session:
         photo = session.get(ComplaintPhoto, photo_id, with_for_update=True)

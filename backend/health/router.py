@@ -31,7 +31,7 @@ class Health(BaseModel):
     broker: ComponentHealth
 
 
-def _check_database() -> ComponentHealth:
+def check_database() -> ComponentHealth:
     start = time.perf_counter()
     try:
         # A raw DBAPI round trip: no transaction, so it never queues behind a writer's lock.
@@ -48,7 +48,7 @@ def _check_database() -> ComponentHealth:
     return ComponentHealth(status="ok", latency_ms=round((time.perf_counter() - start) * 1000, 2))
 
 
-def _check_broker() -> ComponentHealth:
+def check_broker() -> ComponentHealth:
     from kombu.connection import Connection
 
     settings = get_settings()
@@ -68,7 +68,7 @@ def _check_broker() -> ComponentHealth:
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 def healthz() -> JSONResponse:
     """The state of the database and the broker; 503 when the database is down."""
-    database, broker = _check_database(), _check_broker()
+    database, broker = check_database(), check_broker()
     if database.status == "down":
         overall: Literal["ok", "degraded", "down"] = "down"
     elif broker.status == "down":

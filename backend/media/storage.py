@@ -1,4 +1,5 @@
-"""Blob storage for complaint media behind a small protocol (local disk now, S3-compatible later)."""
+"""Blob storage for complaint media behind a small protocol: a local directory here, an S3-compatible object
+store in ``backend/media/s3.py``; ``backend/media/factory.py`` picks one from the settings."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol, runtime_checkable
+
+from backend.errors import AppError
 
 MAX_KEY_LENGTH: Final = 512
 # Segments of ASCII letters, digits, '.', '_' and '-' that do not start with '.', joined by single '/'.
@@ -18,8 +22,31 @@ _KEY: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0
 _EXTENSION: Final = re.compile(r"[A-Za-z0-9]{1,10}")
 
 
+#: Seconds a client is told to wait when the store is unavailable (``Retry-After``).
+RETRY_AFTER_SECONDS: Final = 30
+
+
 class MediaNotFound(LookupError):
     """No object is stored under the key."""
+
+
+class MediaUnavailable(OSError):
+    """The store cannot be reached or refused to work right now (outage, timeout, 5xx, throttling, full disk).
+
+    An ``OSError`` on purpose: callers that already treat an I/O error as transient (the photo worker's retry,
+    the 503 when an original cannot be stored) treat an object store outage the same way.
+    """
+
+
+def storage_unavailable() -> AppError:
+    """The API's answer while the store is unavailable: 503 with ``Retry-After``, in our error shape."""
+    return AppError(
+        503,
+        "storage_unavailable",
+        "照片存储暂时不可用，请稍后重试",
+        "photo storage temporarily unavailable; retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def validate_key(key: str) -> str:
@@ -75,13 +102,27 @@ class MediaStorage(Protocol):
         """Open the object under ``key`` for streaming reads (caller closes) or raise ``MediaNotFound``."""
         ...
 
+    def keys(self) -> Iterator[str]:
+        """Every stored key (for migrations and audits of the store; may be long)."""
+        ...
+
 
 def put_content_addressed(
-    storage: MediaStorage, data: bytes, *, namespace: str = "sha256", extension: str = ""
+    storage: MediaStorage,
+    data: bytes,
+    *,
+    namespace: str = "sha256",
+    extension: str = "",
+    look_first: bool = True,
 ) -> str:
-    """Store ``data`` under its content key unless already there, and return the key."""
+    """Store ``data`` under its content key unless already there, and return the key.
+
+    ``look_first=False`` writes without asking: a content key names exactly these bytes, so writing them again
+    changes nothing. Asking first saves uploading a large original a second time; for small renditions the question
+    costs more than the answer saves (on an object store, a HEAD round trip per rendition).
+    """
     key = content_key(data, namespace=namespace, extension=extension)
-    if not storage.exists(key):
+    if not look_first or not storage.exists(key):
         storage.put(key, data)
     return key
 
@@ -95,6 +136,9 @@ class LocalMediaStorage:
         self.root = Path(root).resolve()
         self.file_mode = file_mode
         self.dir_mode = dir_mode
+
+    def __repr__(self) -> str:
+        return f"LocalMediaStorage({str(self.root)!r})"
 
     def _make_dirs(self, directory: Path) -> None:
         """Create ``directory`` and any missing parent up to and including the root, each with ``dir_mode``."""
@@ -124,6 +168,10 @@ class LocalMediaStorage:
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` atomically, replacing any previous object."""
         path = self._path(key)
+        with _local_errors():
+            self._put(path, data)
+
+    def _put(self, path: Path, data: bytes) -> None:
         self._make_dirs(path.parent)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
         tmp = Path(tmp_name)
@@ -142,17 +190,20 @@ class LocalMediaStorage:
 
     def get(self, key: str) -> bytes:
         """Return the object stored under ``key`` or raise ``MediaNotFound``."""
-        try:
-            return self._path(key).read_bytes()
-        except (FileNotFoundError, IsADirectoryError) as exc:
-            raise MediaNotFound(key) from exc
+        path = self._path(key)
+        with _local_errors():
+            try:
+                return path.read_bytes()
+            except (FileNotFoundError, IsADirectoryError) as exc:
+                raise MediaNotFound(key) from exc
 
     def delete(self, key: str) -> None:
         """Remove the object under ``key``; removing a missing object is not an error."""
         path = self._path(key)
         if path.is_dir():
             return
-        path.unlink(missing_ok=True)
+        with _local_errors():
+            path.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         """Return True if an object is stored under ``key``."""
@@ -161,12 +212,37 @@ class LocalMediaStorage:
     def open_stream(self, key: str) -> BinaryIO:
         """Open the object under ``key`` for streaming reads (caller closes) or raise ``MediaNotFound``."""
         path = self._path(key)
-        if not path.is_file():
-            raise MediaNotFound(key)
-        try:
-            return path.open("rb")
-        except FileNotFoundError as exc:
-            raise MediaNotFound(key) from exc
+        with _local_errors():
+            try:
+                return path.open("rb")
+            except (FileNotFoundError, IsADirectoryError) as exc:
+                raise MediaNotFound(key) from exc
+
+    def keys(self) -> Iterator[str]:
+        """Every stored key, in sorted order (our own temporary files and anything not a valid key are skipped)."""
+        if not self.root.is_dir():
+            return
+        with _local_errors():
+            for directory, folders, files in os.walk(self.root):
+                folders[:] = sorted(f for f in folders if not f.startswith("."))
+                base = Path(directory).relative_to(self.root)
+                for name in sorted(files):
+                    key = (base / name).as_posix()
+                    if _KEY.fullmatch(key) and len(key) <= MAX_KEY_LENGTH:
+                        yield key
+
+
+@contextlib.contextmanager
+def _local_errors() -> Iterator[None]:
+    """Turn the disk's I/O errors (full, read-only, permissions, EIO) into ``MediaUnavailable``."""
+    try:
+        yield
+    except MediaUnavailable:
+        raise
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except OSError as exc:
+        raise MediaUnavailable(f"local media store: {exc}") from exc
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -195,9 +195,16 @@ def redrive_once(
 
 
 def run_forever(
-    poll_seconds: float = 0.5, batch: int = 200, stop: Callable[[], bool] = lambda: False
+    poll_seconds: float = 0.5,
+    batch: int = 200,
+    stop: Callable[[], bool] = lambda: False,
+    turned: Callable[[], None] = lambda: None,
 ) -> None:
-    """Poll and publish until ``stop()``; a standalone process next to the workers."""
+    """Poll and publish until ``stop()``; a standalone process next to the workers.
+
+    ``stop()`` is asked between passes only: a pass under way (its batch sent and marked) always commits, so a
+    SIGTERM never leaves a batch sent but unmarked. ``turned()`` is called after every pass (liveness).
+    """
     while not stop():
         try:
             with session_scope() as session:
@@ -205,5 +212,9 @@ def run_forever(
         except Exception:
             log.exception("outbox relay pass failed")
             published = 0
+        turned()
         if published < batch:
-            time.sleep(poll_seconds)
+            # Sleep in short steps so a stop request is seen within a tenth of a second.
+            deadline = time.monotonic() + poll_seconds
+            while not stop() and (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(0.1, left))

@@ -11,17 +11,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -33,37 +30,13 @@ from sqlmodel import Session
 from backend.config import ROOT, Settings
 from backend.outbox import relay
 from tests.factories import PASSWORD
+from tests.support.processes import Proc, spawn_logged, wait_for
+from tests.support.processes import pick_port as _port
 from workers.celery_app import make_celery
-
-T = TypeVar("T")
 
 ENABLED = os.environ.get("GONGPING_FAULTS") == "1"
 #: Seconds after which Redis hands an unacknowledged message (its worker was killed) to another worker.
 VISIBILITY_TIMEOUT_S = 4
-
-
-def _port(preferred: int) -> int:
-    """``preferred`` if nothing listens there, else any free port."""
-    for candidate in (preferred, 0):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise RuntimeError("no free port")
-
-
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 60.0, every: float = 0.2) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 # ---- PostgreSQL ---------------------------------------------------------------------------------------------
@@ -241,17 +214,9 @@ class Stack:
 
     def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Proc:
         """Start one of our processes with its output in ``<folder>/<name>.log``."""
-        log = self.folder / f"{name}-{uuid.uuid4().hex[:6]}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                args,
-                cwd=ROOT,
-                env={**self.env, **(extra_env or {})},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes.append(process)
-        return Proc(process, log)
+        proc = spawn_logged(self.folder, name, args, {**self.env, **(extra_env or {})})
+        self.processes.append(proc.process)
+        return proc
 
     def worker(self, extra_env: dict[str, str] | None = None) -> Proc:
         """``celery worker -P solo`` on the default queue of our Redis."""
@@ -278,38 +243,6 @@ class Stack:
         """One value from the fault database (a short transaction of its own)."""
         with self.engine.connect() as conn:
             return conn.execute(text(sql), params).scalar()
-
-
-@dataclass
-class Proc:
-    """A started process and its log."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        """Everything it logged so far."""
-        return self.log.read_text(errors="replace")
-
-    def exited(self) -> bool:
-        """Whether it has exited."""
-        return self.process.poll() is not None
-
-    def kill9(self) -> None:
-        """SIGKILL: no cleanup, no acknowledgement, no rollback by the process itself."""
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit."""
-        if self.exited():
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

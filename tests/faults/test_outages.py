@@ -37,7 +37,7 @@ def _devices(stack: Stack, count: int) -> list[str]:
 
 def _post(client: httpx.Client, headers: dict[str, str]) -> httpx.Response:
     return client.post(
-        "/api/v1/complaints",
+        "/api/v1/complaint-form",
         data={"complaint": json.dumps(complaint_json(), ensure_ascii=False)},
         headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
     )

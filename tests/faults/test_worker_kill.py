@@ -64,7 +64,7 @@ def _submit(server: ApiServer, stack: Stack, photos: list[bytes]) -> int:
         headers = {**api_login(client, username), "Idempotency-Key": uuid.uuid4().hex}
         files = [("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
         resp = client.post(
-            "/api/v1/complaints",
+            "/api/v1/complaint-form",
             data={"complaint": json.dumps(complaint_json(), ensure_ascii=False)},
             files=files or None,
             headers=headers,

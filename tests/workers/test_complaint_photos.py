@@ -18,9 +18,9 @@ from sqlmodel import Session, col, select
 from backend.auth.models import Role
 from backend.complaints.models import ComplaintPhoto, IdempotencyKey, PhotoStatus
 from backend.complaints.photos import process_photo, stale_pending_photos
-from backend.complaints.service import media_storage
 from backend.db import new_session, session_scope, utcnow
 from backend.main import create_app
+from backend.media.factory import media_storage
 from backend.media.processing import is_metadata_free_jpeg
 from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
