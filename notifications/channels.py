@@ -9,6 +9,8 @@ from typing import Literal, Protocol, get_args
 
 Priority = Literal["high", "normal"]
 Platform = Literal["android", "ios", "web"]
+#: Who carries a device's pushes: FCM, or JPush for Android phones without Google services.
+Provider = Literal["fcm", "jpush"]
 
 # Key of the deep link (``gongping://...``) in every message's data payload; the app routes on it.
 DEEP_LINK_KEY = "link"
@@ -45,6 +47,8 @@ class OutgoingMessage:
     platform: Platform | None = None
     # How many times this message was already tried; drives the backoff suggestion on RETRY.
     attempt: int = 0
+    # The push provider the token belongs to; channels route on it (the inbox ignores it).
+    provider: Provider = "fcm"
 
     def __post_init__(self) -> None:
         """Reject messages no channel could send, so mistakes surface where the message is built."""
@@ -62,6 +66,8 @@ class OutgoingMessage:
             raise ValueError(f"ttl_seconds must be within 0..{MAX_TTL_SECONDS}")
         if self.attempt < 0:
             raise ValueError("attempt must be >= 0")
+        if self.provider not in get_args(Provider):
+            raise ValueError(f"unknown provider {self.provider!r}")
         for key, value in self.data.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise ValueError("data keys and values must be strings")

@@ -11,7 +11,7 @@ from typing import Any
 from celery import Task
 
 from backend.db import session_scope, utcnow
-from backend.notices.channel import push_channel
+from backend.notices.channel import providers_of, push_channel
 from backend.notices.delivery import (
     InboxUnavailable,
     SendReport,
@@ -66,8 +66,9 @@ def _send(ids: list[int], queue: str | None) -> SendReport:
 @_task(name="gongping.notifications.dispatch", bind=True, max_retries=MAX_RETRIES)
 def dispatch_task(self: Task[Any, Any], event_id: int) -> dict[str, int]:
     """Handle one outbox event: inbox entries always, pushes when on and allowed; idempotent."""
+    channel = push_channel()
     try:
-        report, due = dispatch(event_id, push_enabled=push_channel() is not None)
+        report, due = dispatch(event_id, push_enabled=channel is not None, providers=providers_of(channel))
     except Exception as exc:
         if not _transient(exc):
             raise
@@ -90,9 +91,13 @@ def dispatch_batch_task(self: Task[Any, Any], event_ids: list[int]) -> dict[str,
     pushes of the sweep topics are left to the retry sweep, the others are sent at once. An event whose
     handler raises is logged and skipped; a database error retries the batch (nothing of it was kept).
     """
+    channel = push_channel()
     try:
         reports = dispatch_many(
-            [int(i) for i in event_ids], push_enabled=push_channel() is not None, skip_broken=True
+            [int(i) for i in event_ids],
+            push_enabled=channel is not None,
+            skip_broken=True,
+            providers=providers_of(channel),
         )
     except Exception as exc:
         if not _transient(exc):

@@ -7,14 +7,14 @@
    recipients and devices and one insert for all their inbox entries and push rows.
 2. :func:`send_pushes` claims rows with one conditional ``UPDATE … WHERE status = 'pending' RETURNING``
    (on PostgreSQL over rows locked ``FOR UPDATE SKIP LOCKED``, so concurrent senders split the rows instead
-   of waiting on each other) and commits the claim before calling FCM, so two senders (a redelivered task,
-   the retry sweep) never both send a row; it then records what FCM answered: sent, token dead (device
-   deactivated), retry later (FCM's Retry-After or backoff), refused.
+   of waiting on each other) and commits the claim before calling the provider (FCM or JPush, by device), so
+   two senders (a redelivered task, the retry sweep) never both send a row; it then records what the provider
+   answered: sent, token dead (device deactivated), retry later (Retry-After or backoff), refused.
 3. :func:`queue_due` hands out rows whose time has come (quiet hours over, retry delay passed); rows a
    sender claimed and never answered for (the process died) go back to pending after :data:`STALE_AFTER`.
 
-A crash after FCM accepted a message but before the answer was recorded is the one case that sends twice;
-the collapse key (Android tag, APNs collapse id) makes the second replace the first on the phone.
+A crash after the provider accepted a message but before the answer was recorded is the one case that sends
+twice; the collapse key (FCM's Android tag, the APNs collapse id) makes the second replace the first on the phone.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -33,10 +33,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from backend import faults
-from backend.auth.models import Account
+from backend.auth.models import Account, Role
 from backend.db import UnitOfWork, aware, is_postgres, session_scope, table_of, utcnow
 from backend.notices.handlers import BATCH_HANDLERS, ContextValue, Localized, Notice, notices_for
 from backend.notices.models import Device, InboxNotification, NotificationPreference, PushDelivery, PushStatus
+from backend.notices.sms.schedule import Recipient
+from backend.notices.sms.schedule import due_times as sms_due_times
 from backend.outbox.models import OutboxEvent
 from notifications.channels import DEEP_LINK_KEY, Channel, DeliveryResult, DeliveryStatus, OutgoingMessage
 from notifications.compose import Device as PushTarget
@@ -205,15 +207,19 @@ def _recipients(session: Session, ids: Iterable[int]) -> dict[int, tuple[Account
     return found
 
 
-def _devices(session: Session, account_ids: Iterable[int]) -> dict[int, list[Device]]:
+def _devices(
+    session: Session, account_ids: Iterable[int], providers: Collection[str] | None
+) -> dict[int, list[Device]]:
+    """Active devices of the accounts, only those of a provider that is on (``None``: any provider)."""
     wanted = sorted(set(account_ids))
     found: dict[int, list[Device]] = defaultdict(list)
     for start in range(0, len(wanted), _IN_CHUNK):
-        rows = session.execute(
-            select(Device)
-            .where(col(Device.account_id).in_(wanted[start : start + _IN_CHUNK]), col(Device.active))
-            .order_by(col(Device.id))
-        ).scalars()
+        query = select(Device).where(
+            col(Device.account_id).in_(wanted[start : start + _IN_CHUNK]), col(Device.active)
+        )
+        if providers is not None:
+            query = query.where(col(Device.provider).in_(sorted(providers)))
+        rows = session.execute(query.order_by(col(Device.id))).scalars()
         for device in rows:
             found[device.account_id].append(device)
     return found
@@ -242,10 +248,15 @@ class _Planned:
 
 
 def dispatch_event(
-    session: Session, event: OutboxEvent, *, push_enabled: bool, now: datetime | None = None
+    session: Session,
+    event: OutboxEvent,
+    *,
+    push_enabled: bool,
+    now: datetime | None = None,
+    providers: Collection[str] | None = None,
 ) -> DispatchReport:
     """Write the inbox entries and push rows an event calls for; safe to run any number of times."""
-    return dispatch_events(session, [event], push_enabled=push_enabled, now=now)[0]
+    return dispatch_events(session, [event], push_enabled=push_enabled, now=now, providers=providers)[0]
 
 
 def dispatch_events(
@@ -255,6 +266,7 @@ def dispatch_events(
     push_enabled: bool,
     now: datetime | None = None,
     skip_broken: bool = False,
+    providers: Collection[str] | None = None,
 ) -> list[DispatchReport]:
     """:func:`dispatch_event` for many events at once: one report per event, in order.
 
@@ -262,7 +274,8 @@ def dispatch_events(
     and push rows of all of them are written with one insert each, so a batch costs a few round trips
     instead of a handful per event. Dedupe keys are the same as one at a time, so handling an event again,
     alone or in another batch, writes nothing new. With ``skip_broken`` a handler that raises (a malformed
-    payload) costs only its own event, which is logged; database errors always propagate.
+    payload) costs only its own event, which is logged; database errors always propagate. Push rows are
+    written only for devices of the ``providers`` that are on (``None``: every provider).
     """
     now = now or utcnow()
     reports = [DispatchReport(topic=event.topic) for event in events]
@@ -279,7 +292,7 @@ def dispatch_events(
         ]
         allowed.append((index, notice, people))
         device_owners.update(account.id or 0 for account, ok in people if ok)
-    devices = _devices(session, device_owners) if push_enabled and device_owners else {}
+    devices = _devices(session, device_owners, providers) if push_enabled and device_owners else {}
     plans: list[tuple[int, _Planned]] = []
     for index, notice, people in allowed:
         event = events[index]
@@ -353,6 +366,7 @@ def _write(
     """Insert the inbox entries, then the push rows (which point at their inbox entry), of all plans."""
     inbox_rows: dict[str, dict[str, Any]] = {}
     inbox_owner: dict[str, int] = {}
+    sms_due = _sms_due_times(plans, now)
     for index, plan in plans:
         event_id = plan.event.id or 0
         ref = event_ref(event_id, plan.notice.kind)
@@ -376,6 +390,7 @@ def _write(
                     "data": data,
                     "dedupe_key": message.dedupe_key,
                     "created_at": now,
+                    "sms_due_at": sms_due.get(message.dedupe_key),
                 },
             )
     try:
@@ -437,6 +452,26 @@ def _write(
         report.push_ids.append(push_id)
         if row["next_attempt_at"] <= now:
             report.due_ids.append(push_id)
+
+
+def _sms_due_times(plans: Sequence[tuple[int, _Planned]], now: datetime) -> dict[str, datetime]:
+    """When each plan's required notices fall back to SMS, by inbox dedupe key (``backend.notices.sms``)."""
+    due: dict[str, datetime] = {}
+    for _index, plan in plans:
+        ref = event_ref(plan.event.id or 0, plan.notice.kind)
+        people = [
+            Recipient(
+                inbox_key=inbox_message(
+                    rendered, event_id=ref, recipient_ref=recipient_ref(account.id or 0)
+                ).dedupe_key,
+                account_id=account.id or 0,
+                operator_id=account.operator_id if account.role is Role.operator else None,
+                pushed=bool(targets),
+            )
+            for account, rendered, targets in plan.recipients
+        ]
+        due |= sms_due_times(plan.notice.kind, people, now)
+    return due
 
 
 def due_for_event(session: Session, event_id: int, now: datetime) -> list[int]:
@@ -537,6 +572,7 @@ def _message(claimed: _Claimed) -> OutgoingMessage:
         priority="high" if row.priority == "high" else "normal",
         platform=device.platform.value,
         attempt=max(row.attempts - 1, 0),
+        provider=device.provider.value,
     )
 
 
@@ -547,7 +583,7 @@ def _detail(result: DeliveryResult) -> str:
 def record_results(
     session: Session, claimed: Sequence[_Claimed], results: Sequence[DeliveryResult], now: datetime
 ) -> SendReport:
-    """Store what FCM answered for each claimed row; dead tokens deactivate their device."""
+    """Store what the provider answered for each claimed row; dead tokens deactivate their device."""
     report = SendReport()
     table = table_of(PushDelivery)
     updates: list[dict[str, Any]] = []
@@ -571,7 +607,7 @@ def record_results(
                 {
                     "b_id": item.device.id,
                     "b_hash": item.device.token_hash,
-                    "b_reason": f"fcm:{result.error_code or 'invalid'}"[:32],
+                    "b_reason": f"{item.device.provider.value}:{result.error_code or 'invalid'}"[:32],
                 }
             )
             report.invalid_token += 1
@@ -586,7 +622,7 @@ def record_results(
                 report.retry[row.id or 0] = delay
         else:
             values |= {"b_status": PushStatus.failed.value, "b_error": _detail(result)}
-            log.error("push %s refused by FCM: %s", row.id, _detail(result))
+            log.error("push %s refused by %s: %s", row.id, item.device.provider.value, _detail(result))
             report.failed += 1
         updates.append(values)
     # One lock order for every writer (rows by id, devices by id), so concurrent batches cannot deadlock.
@@ -743,9 +779,12 @@ def dispatch(
     push_enabled: bool,
     now: datetime | None = None,
     unit_of_work: UnitOfWork = session_scope,
+    providers: Collection[str] | None = None,
 ) -> tuple[DispatchReport, list[int]]:
     """Handle one outbox event in its own transaction; returns the report and the push rows due now."""
-    reports = dispatch_many([event_id], push_enabled=push_enabled, now=now, unit_of_work=unit_of_work)
+    reports = dispatch_many(
+        [event_id], push_enabled=push_enabled, now=now, unit_of_work=unit_of_work, providers=providers
+    )
     if not reports:
         return DispatchReport(), []
     return reports[0], reports[0].due_ids
@@ -758,6 +797,7 @@ def dispatch_many(
     now: datetime | None = None,
     unit_of_work: UnitOfWork = session_scope,
     skip_broken: bool = False,
+    providers: Collection[str] | None = None,
 ) -> list[DispatchReport]:
     """Handle outbox events in one transaction; one report per event found, in id order.
 
@@ -775,7 +815,7 @@ def dispatch_many(
             ).scalars()
         )
         reports = dispatch_events(
-            session, events, push_enabled=push_enabled, now=now, skip_broken=skip_broken
+            session, events, push_enabled=push_enabled, now=now, skip_broken=skip_broken, providers=providers
         )
         rerun = [event.id or 0 for event, report in zip(events, reports, strict=True) if report.rerun]
         if push_enabled and rerun:

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 from backend.db import enum_type, utcnow
@@ -18,6 +18,14 @@ class DevicePlatform(StrEnum):
     android = "android"
     ios = "ios"
     web = "web"
+
+
+class PushProvider(StrEnum):
+    """Who carries a device's pushes: FCM (iOS through APNs, Android with Google services) or JPush (Android
+    phones sold in mainland China, which have no Google services and reach the makers' own push channels)."""
+
+    fcm = "fcm"
+    jpush = "jpush"
 
 
 class PushStatus(StrEnum):
@@ -48,6 +56,12 @@ class Device(SQLModel, table=True):
     token: str = Field(sa_column=Column(Text, nullable=False))
     token_hash: str = Field(max_length=64, unique=True)
     platform: DevicePlatform = Field(sa_type=enum_type(DevicePlatform))
+    # The token is an FCM registration token or a JPush registration id, as this says.
+    provider: PushProvider = Field(
+        default=PushProvider.fcm,
+        sa_type=enum_type(PushProvider),
+        sa_column_kwargs={"server_default": PushProvider.fcm.value},
+    )
     locale: str = Field(default="zh-CN", max_length=8)
     timezone: str | None = Field(default=None, max_length=64)
     app_version: str | None = Field(default=None, max_length=32)
@@ -69,6 +83,14 @@ class InboxNotification(SQLModel, table=True):
     __table_args__ = (
         Index("ix_inbox_notification_recipient", "recipient_id", "id"),
         Index("ix_inbox_notification_unread", "recipient_id", "read_at"),
+        # The SMS fallback sweep reads only unread required notices whose SMS time is set (sms/sweep.py).
+        Index(
+            "ix_inbox_notification_sms_due",
+            "sms_due_at",
+            "id",
+            postgresql_where=text("read_at IS NULL AND sms_due_at IS NOT NULL"),
+            sqlite_where=text("read_at IS NULL AND sms_due_at IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(
@@ -93,6 +115,9 @@ class InboxNotification(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
     read_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # When an unread required notice to an operator falls back to SMS (sms/schedule.py); cleared once the
+    # sweep has handled it. Set on one inbox entry per notice and operator.
+    sms_due_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class PushDelivery(SQLModel, table=True):

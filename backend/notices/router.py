@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
-from backend.auth.dependencies import CurrentUser
+from backend.auth.dependencies import BearerClaims, CurrentUser
+from backend.auth.security import AccessClaims
 from backend.common.etag import not_modified, tag
 from backend.common.schemas import PageLimit, PageOffset
 from backend.db import SessionDep, read_only
@@ -38,7 +41,14 @@ router = APIRouter(prefix="/api/v1", tags=["notifications"])
 def register_device(
     session: SessionDep, user: CurrentUser, body: DeviceCreate, response: Response
 ) -> DeviceRead:
-    """Register this app installation's FCM token for pushes (any signed-in account, anonymous devices too)."""
+    """Register this app installation's push token (any signed-in account, anonymous devices too).
+
+    `provider` says who carries the pushes: `fcm` (the default: iOS, Android with Google services) with the
+    FCM registration token, or `jpush` (Android phones without Google services) with the JPush registration
+    id (11 or 19 lower-case hex characters, as the JPush SDK reports it). An unknown provider is 422
+    `invalid_push_provider`; a token not shaped as its provider issues them is 422 `invalid_push_token`.
+    Nothing is stored in either case.
+    """
     registration = service.register_device(session, account=user, data=body)
     if not registration.created:
         response.status_code = status.HTTP_200_OK
@@ -66,11 +76,11 @@ def delete_device(session: SessionDep, user: CurrentUser, device_id: int) -> Non
     responses={304: {"description": "unchanged since the ETag sent"}, **error_responses(401, 422)},
 )
 @read_only
-def list_notifications(
+async def list_notifications(
     request: Request,
     response: Response,
     session: SessionDep,
-    user: CurrentUser,
+    claims: BearerClaims,
     unread_only: Annotated[bool, Query()] = False,
     limit: PageLimit = 20,
     offset: PageOffset = 0,
@@ -80,19 +90,32 @@ def list_notifications(
     Titles and bodies follow `?lang=` or `Accept-Language`, else the locale your device registered with.
     Send the `ETag` back as `If-None-Match` to get 304 when nothing changed.
     """
-    locale = reading.reader_locale(session, request, user)
-    etag = reading.inbox_etag(
-        session, user, locale=locale, unread_only=unread_only, limit=limit, offset=offset
+    # A poll the app repeats: the account, the validator and the page in one worker-thread hop; the account
+    # and the validator in one statement, so an unchanged poll is one round trip.
+    return await run_in_threadpool(_inbox, request, response, session, claims, unread_only, limit, offset)
+
+
+def _inbox(
+    request: Request,
+    response: Response,
+    session: Session,
+    claims: AccessClaims,
+    unread_only: bool,
+    limit: int,
+    offset: int,
+) -> NotificationPage | Response:
+    user, state = reading.polled_inbox(
+        session, request, claims, unread_only=unread_only, limit=limit, offset=offset
     )
-    unchanged = not_modified(request, etag)
+    unchanged = not_modified(request, state.etag)
     if unchanged is not None:
         return unchanged
-    tag(response, etag)
-    rows, total = service.inbox_page(session, user, unread_only=unread_only, limit=limit, offset=offset)
+    tag(response, state.etag)
+    rows = service.inbox_page(session, user, unread_only=unread_only, limit=limit, offset=offset)
     return NotificationPage(
-        items=[reading.to_read(r, locale) for r in rows],
-        total=total,
-        unread=service.unread_count(session, user),
+        items=[reading.to_read(r, state.locale) for r in rows],
+        total=state.total,
+        unread=state.unread,
         limit=limit,
         offset=offset,
     )

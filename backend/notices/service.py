@@ -36,7 +36,7 @@ CATEGORY_LABELS: dict[str, tuple[str, str]] = {
 
 
 def token_digest(token: str) -> str:
-    """The SHA-256 of an FCM token: the unique key of a device row."""
+    """The SHA-256 of a push token (FCM token or JPush registration id): the unique key of a device row."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -84,12 +84,15 @@ def register_device(
             token=data.token,
             token_hash=token_digest(data.token),
             platform=data.platform,
+            provider=data.provider,
         )
     # A token re-registered by another account moved with the phone (sign-out, sign-in): it now belongs here.
     device.account_id = account.id
     device.token = data.token
     device.token_hash = token_digest(data.token)
     device.platform = data.platform
+    # An installation may move between providers (the same phone, now registered through JPush).
+    device.provider = data.provider
     device.locale = data.locale
     device.timezone = data.timezone
     device.app_version = data.app_version
@@ -155,13 +158,12 @@ def unread_count(session: Session, account: Account) -> int:
 
 def inbox_page(
     session: Session, account: Account, *, unread_only: bool, limit: int, offset: int
-) -> tuple[Sequence[InboxNotification], int]:
-    """A page of the account's inbox, newest first, and the total matching."""
+) -> Sequence[InboxNotification]:
+    """A page of the account's inbox, newest first (its counts come with the validator, ``reading.inbox_state``)."""
     where = [col(InboxNotification.recipient_id) == account.id]
     if unread_only:
         where.append(col(InboxNotification.read_at).is_(None))
-    total = session.execute(select(func.count()).where(*where)).scalar_one()
-    rows = (
+    return (
         session.execute(
             select(InboxNotification)
             .where(*where)
@@ -172,7 +174,6 @@ def inbox_page(
         .scalars()
         .all()
     )
-    return rows, int(total)
 
 
 def mark_read(session: Session, account: Account, notification_id: int) -> InboxNotification:

@@ -439,3 +439,57 @@ def test_an_answer_slower_than_the_timeout_is_retried_later(tmp_path: Path) -> N
 
     assert (late.status, late.error_code) == (DeliveryStatus.RETRY, "DEADLINE_EXCEEDED")
     assert elapsed < 1.5
+
+
+def test_the_short_send_path_sends_what_httpx_would(
+    service_account: Path, fcm: FcmStandin, fcm_server: StandinServer
+) -> None:
+    # The SDK's call goes the short way; the same call with an extra argument goes through httpx itself.
+    channel = build_push_channel(str(service_account), fcm_server.base_url)
+    assert channel is not None
+    try:
+        assert channel.send([outgoing("short-path")])[0].status is DeliveryStatus.DELIVERED
+        service = messaging._get_messaging_service(channel._app)
+        client = service._async_client
+        message = service._message_data(messaging.Message(token="httpx-path", data={"kind": "x"}), False)
+        loop = channel._event_loop()
+        response = loop.run_until_complete(
+            client.request(
+                "post",
+                channel.send_url,
+                headers=dict(service._fcm_headers),
+                json=message,
+                follow_redirects=False,
+            )
+        )
+        assert response.status_code == 200
+    finally:
+        channel.close()
+    short, full = fcm.request_headers
+    # Same names and values but the body's length; httpx's own path differs only in what it adds itself.
+    assert short.keys() == full.keys()
+    assert {k: v for k, v in short.items() if k != "content-length"} == {
+        k: v for k, v in full.items() if k != "content-length"
+    }
+    assert short["authorization"].startswith("Bearer standin-")
+    assert short["content-type"] == "application/json" and "gl-python" in short["x-goog-api-client"]
+    assert fcm.message_for("short-path")["data"]["kind"] == "verification_due"
+
+
+def test_the_short_send_path_reads_a_streamed_answer(
+    service_account: Path, fcm: FcmStandin, fcm_server: StandinServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Behind a proxy the channel keeps httpx's own transport, whose answers arrive as a stream.
+    import httpx
+
+    import notifications.push as push_module
+
+    monkeypatch.setattr(push_module, "_transport_for", lambda url, concurrency: httpx.AsyncHTTPTransport())
+    channel = build_push_channel(str(service_account), fcm_server.base_url)
+    assert channel is not None
+    try:
+        results = channel.send([outgoing("streamed-ok"), outgoing("unregistered-streamed")])
+    finally:
+        channel.close()
+    assert [r.status for r in results] == [DeliveryStatus.DELIVERED, DeliveryStatus.INVALID_TOKEN]
+    assert results[0].provider_message_id and results[1].error_code == "UNREGISTERED"

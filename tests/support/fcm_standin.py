@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httptools
 from cryptography.hazmat.primitives import serialization
@@ -115,6 +115,16 @@ def _b64url_json(segment: str) -> dict[str, Any]:
     padded = segment + "=" * (-len(segment) % 4)
     decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
     return decoded
+
+
+class StandinApp(Protocol):
+    """What the HTTP server needs of a stand-in: its answer to each request, and how long to wait before it."""
+
+    latency_s: float
+
+    def dispatch(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        """Answer one request: (status, JSON payload, extra headers)."""
+        ...
 
 
 class FcmStandin:
@@ -305,7 +315,7 @@ def _encode_response(status: int, payload: dict[str, Any], extra: dict[str, str]
 class _HttpConnection(asyncio.Protocol):
     """One client connection: parse requests with httptools, answer them in order."""
 
-    def __init__(self, app: FcmStandin, connections: set[_HttpConnection]) -> None:
+    def __init__(self, app: StandinApp, connections: set[_HttpConnection]) -> None:
         self._app = app
         self._connections = connections
         self._parser = httptools.HttpRequestParser(self)
@@ -358,8 +368,10 @@ class _HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         """httptools callback: the request is complete; answer it (after the simulated latency)."""
         method = self._parser.get_method().decode("latin-1")
-        path = self._url.split(b"?", 1)[0].decode("latin-1")
-        status, payload, extra = self._app.dispatch(method, path, self._headers, b"".join(self._body))
+        path, _, query = self._url.decode("latin-1").partition("?")
+        # The query string rides along as a pseudo-header: only the JPush stand-in reads one (?count=).
+        headers = {**self._headers, ":query": query} if query else self._headers
+        status, payload, extra = self._app.dispatch(method, path, headers, b"".join(self._body))
         keep_alive = self._parser.should_keep_alive()
         response = _encode_response(status, payload, extra, keep_alive)
         if self._app.latency_s:
@@ -379,7 +391,7 @@ class _HttpConnection(asyncio.Protocol):
 class _Listener:
     """The listening socket and live connections of one serving period, driven by one event loop."""
 
-    def __init__(self, app: FcmStandin, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, app: StandinApp, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.connections: set[_HttpConnection] = set()
         self._loop = loop
         factory: Callable[[], _HttpConnection] = lambda: _HttpConnection(app, self.connections)  # noqa: E731

@@ -17,11 +17,16 @@ from sqlalchemy.engine import Engine
 from tests.notifications.conftest import (  # noqa: F401 - fixtures shared with the channel tests
     fcm,
     fcm_server,
+    jpush,
+    jpush_channel,
+    jpush_server,
     push_channel,
     service_account,
+    shared_jpush_channel,
     shared_push_channel,
 )
 from tests.support.fcm_standin import StandinServer
+from tests.support.jpush_standin import APP_KEY, MASTER_SECRET, JPushServer
 from tests.workers.conftest import WorkerProcess, running_worker
 
 
@@ -46,13 +51,18 @@ def daytime_zone() -> str:
 def notifications_worker(
     db_engine: Engine,
     fcm_server: StandinServer,  # noqa: F811
+    jpush_server: JPushServer,  # noqa: F811
     service_account: Path,  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WorkerProcess]:
-    """``celery worker -P solo`` with push configured against the stand-in, on the test database."""
+    """``celery worker -P solo`` with both push providers configured against their stand-ins, on the test database."""
     push = {
         "GONGPING_FIREBASE_CREDENTIALS": str(service_account),
         "GONGPING_FCM_ENDPOINT": fcm_server.base_url,
+        "GONGPING_JPUSH_ENABLED": "true",
+        "GONGPING_JPUSH_APP_KEY": APP_KEY,
+        "GONGPING_JPUSH_MASTER_SECRET": MASTER_SECRET,
+        "GONGPING_JPUSH_BASE_URL": jpush_server.base_url,
     }
     with running_worker(tmp_path_factory.mktemp("notify-worker"), "gongping-notify", push) as worker:
         yield worker

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
@@ -502,3 +503,40 @@ def test_the_inbox_entry_is_written_in_every_language(setup: Setup) -> None:
     assert entry.texts is not None and set(entry.texts) == {"zh-CN", "en"}
     assert entry.texts["zh-CN"] == {"title": entry.title, "body": entry.body}
     assert entry.texts["en"]["title"] == "Instrument verification overdue"
+
+
+def test_devices_of_a_provider_that_is_off_get_no_push_rows(setup: Setup) -> None:
+    phone = make_device(setup.session, setup.user, token="1a0018970a2bf2d4c66", provider="jpush")
+    event = _overdue_event(setup)
+    _report, due = delivery.dispatch(
+        event.id or 0, push_enabled=True, now=SHANGHAI_NOON, unit_of_work=setup.uow(), providers={"fcm"}
+    )
+    rows = _pushes(setup, event)
+    assert {r.device_id for r in rows} == {setup.android.id, setup.ios.id} and phone.id not in due
+    # Once JPush is on too, handling the event again adds the JPush device's row and nothing else.
+    delivery.dispatch(
+        event.id or 0,
+        push_enabled=True,
+        now=SHANGHAI_NOON,
+        unit_of_work=setup.uow(),
+        providers={"fcm", "jpush"},
+    )
+    assert {r.device_id for r in _pushes(setup, event)} == {setup.android.id, setup.ios.id, phone.id}
+
+
+def test_jpush_rows_go_through_the_router_to_jpush_and_dead_ids_deactivate(
+    setup: Setup, push_channel: PushChannel, fcm: FcmStandin, jpush_channel: Any, jpush: Any
+) -> None:
+    from backend.notices.channel import PushRouter
+
+    live = make_device(setup.session, setup.user, token="1a0018970a2bf2d4c66", provider="jpush")
+    dead = make_device(setup.session, setup.user, token="1a0018970a2bf2d4c67", provider="jpush")
+    jpush.unregister(dead.token)
+    event = _overdue_event(setup)
+    due = _dispatch(setup, event, SHANGHAI_NOON)
+    router = PushRouter({"fcm": push_channel, "jpush": jpush_channel})
+    report = _send(setup, router, due, SHANGHAI_NOON)  # type: ignore[arg-type]
+    assert report.sent == 3 and report.invalid_token == 1
+    assert len(jpush.delivered_to(live.token)) == 1 and len(fcm.messages) == 2
+    setup.session.refresh(dead)
+    assert dead.active is False and dead.deactivated_reason == "jpush:NOT_THIS_APP"

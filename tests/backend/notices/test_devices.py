@@ -111,9 +111,6 @@ def test_registration_needs_sign_in(client: TestClient) -> None:
     "overrides",
     [
         {"token": ""},
-        {"token": "has space"},
-        {"token": "bad/slash"},
-        {"token": "汉字令牌"},
         {"token": "a" * 4097},
         {"platform": "blackberry"},
         {"platform": None},
@@ -132,6 +129,87 @@ def test_bad_input_is_422(client: TestClient, session: Session, overrides: dict[
     resp = client.post("/api/v1/devices", json=_body(**overrides), headers=headers)
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("token", ["has space", "bad/slash", "汉字令牌"])
+def test_malformed_fcm_token_is_422_invalid_push_token(
+    client: TestClient, session: Session, token: str
+) -> None:
+    headers = login(client, make_account(session, Role.consumer_device))
+    resp = client.post("/api/v1/devices", json=_body(token=token), headers=headers)
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_push_token"
+    assert _devices(session, token) == []
+
+
+JPUSH_ID = "1a0018970a2bf2d4c66"
+
+
+@pytest.mark.parametrize("rid", [JPUSH_ID, "13165ffa4e0", "101d855909b"])
+def test_jpush_device_registers_its_registration_id(client: TestClient, session: Session, rid: str) -> None:
+    user = make_account(session, Role.operator)
+    resp = client.post(
+        "/api/v1/devices", json=_body(token=rid, provider="jpush"), headers=login(client, user)
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["provider"] == "jpush" and "token" not in resp.json()
+    [row] = _devices(session, rid)
+    assert row.provider == "jpush" and row.token == rid and row.account_id == user.id
+
+
+def test_fcm_stays_the_default_provider(client: TestClient, session: Session) -> None:
+    headers = login(client, make_account(session, Role.consumer))
+    resp = client.post("/api/v1/devices", json=_body(), headers=headers)
+    assert resp.status_code == 201 and resp.json()["provider"] == "fcm"
+
+
+def test_an_installation_moves_from_fcm_to_jpush(client: TestClient, session: Session) -> None:
+    headers = login(client, make_account(session, Role.operator))
+    first = client.post("/api/v1/devices", json=_body(installation_id="inst-1"), headers=headers)
+    moved = client.post(
+        "/api/v1/devices",
+        json=_body(token=JPUSH_ID, provider="jpush", installation_id="inst-1"),
+        headers=headers,
+    )
+    assert moved.status_code == 200 and moved.json()["id"] == first.json()["id"]
+    assert moved.json()["provider"] == "jpush"
+    assert _devices(session, TOKEN) == [] and _devices(session, JPUSH_ID)[0].provider == "jpush"
+
+
+@pytest.mark.parametrize("provider", ["apns", "huawei", "JPUSH", "", 1, None])
+def test_unknown_provider_is_422_and_nothing_is_stored(
+    client: TestClient, session: Session, provider: object
+) -> None:
+    headers = login(client, make_account(session, Role.operator))
+    resp = client.post("/api/v1/devices", json=_body(token=JPUSH_ID, provider=provider), headers=headers)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "invalid_push_provider"
+    assert _devices(session, JPUSH_ID) == []
+
+
+@pytest.mark.parametrize(
+    "rid",
+    [
+        TOKEN,  # an FCM token sent as a JPush id
+        "1a0018970a2bf2d4c6",  # 18 characters
+        "1a0018970a2bf2d4c667",  # 20
+        "1a0018970a",  # 10
+        "1A0018970A2BF2D4C66",  # upper case
+        "2a0018970a2bf2d4c66",  # first character beyond [01]
+        "1b0018970a2bf2d4c66",  # second beyond [0-9a]
+        "1a3018970a2bf2d4c66",  # platform digit beyond [0-2]
+        "1a0018970a2bf2d4c6g",  # not hex
+        "1a0018970a2bf2d4c66\n",
+    ],
+)
+def test_malformed_jpush_registration_id_is_422_and_nothing_is_stored(
+    client: TestClient, session: Session, rid: str
+) -> None:
+    headers = login(client, make_account(session, Role.operator))
+    resp = client.post("/api/v1/devices", json=_body(token=rid, provider="jpush"), headers=headers)
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "invalid_push_token" and "JPush" in error["message"] + str(error["details"])
+    assert _devices(session, rid) == []
 
 
 def test_missing_fields_are_422(client: TestClient, session: Session) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -98,3 +100,35 @@ def test_inbox_poll_answers_304_until_something_changes(client: TestClient, sess
     _entry(session, me, 2)
     arrived = client.get("/api/v1/me/notifications", headers={**headers, "If-None-Match": etag})
     assert arrived.status_code == 200 and arrived.json()["total"] == 2
+
+
+def test_inbox_poll_changes_when_a_device_registers_another_language(
+    client: TestClient, session: Session
+) -> None:
+    me = make_account(session, Role.consumer_device)
+    _entry(session, me, 1)
+    headers = login(client, me)
+    first = client.get("/api/v1/me/notifications", headers=headers)
+    assert first.json()["items"][0]["title"] == "投诉已受理"
+    conditional = {**headers, "If-None-Match": first.headers["etag"]}
+    assert client.get("/api/v1/me/notifications", headers=conditional).status_code == 304
+    make_device(session, me, locale="en")
+    after = client.get("/api/v1/me/notifications", headers=conditional)
+    assert after.status_code == 200 and after.json()["items"][0]["title"] == "Complaint received"
+
+
+def test_a_supervisor_past_the_term_polls_401_not_304(client: TestClient, session: Session) -> None:
+    today = date.today()
+    supervisor = make_account(
+        session, Role.supervisor, term=(today - timedelta(days=30), today + timedelta(days=30))
+    )
+    _entry(session, supervisor, 1)
+    headers = login(client, supervisor)
+    etag = client.get("/api/v1/me/notifications", headers=headers).headers["etag"]
+    conditional = {**headers, "If-None-Match": etag}
+    assert client.get("/api/v1/me/notifications", headers=conditional).status_code == 304
+    supervisor.term_ends_on = today - timedelta(days=1)
+    session.add(supervisor)
+    session.flush()
+    refused = client.get("/api/v1/me/notifications", headers=conditional)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_token"

@@ -11,7 +11,10 @@ import pytest
 from backend.config import Settings
 from backend.notices import channel
 from backend.notices.delivery import SendReport
+from notifications.channels import DeliveryStatus, OutgoingMessage
+from notifications.jpush import JPushChannel
 from notifications.push import PushChannel
+from tests.support.jpush_standin import APP_KEY, MASTER_SECRET
 from workers import notifications_tasks as tasks
 from workers.celery_app import celery_app
 
@@ -63,14 +66,77 @@ def test_one_channel_per_process_rebuilt_after_a_fork(
             channel.announce()
         assert "push notifications ON" in caplog.text and "gongping-test" in caplog.text
         first = channel.push_channel()
-        assert isinstance(first, PushChannel) and channel.push_channel() is first
-        assert first.send_url == f"{fcm_server.base_url}/v1/projects/gongping-test/messages:send"
+        assert first is not None and channel.push_channel() is first
+        assert first.providers == {"fcm"}
+        fcm = first.channel("fcm")
+        assert isinstance(fcm, PushChannel)
+        assert fcm.send_url == f"{fcm_server.base_url}/v1/projects/gongping-test/messages:send"
         monkeypatch.setattr(channel.os, "getpid", lambda: -1)  # as a forked child sees it
         second = channel.push_channel()
-        assert isinstance(second, PushChannel) and second is not first
+        assert second is not None and second is not first
+        assert isinstance(second.channel("fcm"), PushChannel)
         first.close()
     finally:
         channel.close_push_channel()
+
+
+def test_jpush_alone_turns_push_on_and_is_routed_by_provider(
+    monkeypatch: pytest.MonkeyPatch, jpush_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    _settings(
+        monkeypatch,
+        fcm_credentials=None,
+        jpush_enabled=True,
+        jpush_app_key=APP_KEY,
+        jpush_master_secret=MASTER_SECRET,
+        jpush_base_url=jpush_server.base_url,
+    )
+    try:
+        with caplog.at_level(logging.INFO):
+            channel.announce()
+        assert "JPush ON" in caplog.text and "极光推送已开启" in caplog.text
+        router = channel.push_channel()
+        assert router is not None and router.providers == {"jpush"}
+        jp = router.channel("jpush")
+        assert isinstance(jp, JPushChannel) and jp.push_url == f"{jpush_server.base_url}/v3/push"
+        # A message for a provider that is off is refused, not sent anywhere.
+        fcm_message = OutgoingMessage(
+            dedupe_key="k",
+            recipient_ref="r",
+            token="tok",
+            title="t",
+            body="b",
+            data={},
+            collapse_key="c",
+            ttl_seconds=60,
+            platform="android",
+            provider="fcm",
+        )
+        [result] = router.send([fcm_message])
+        assert result.status is DeliveryStatus.FAILED and result.error_code == "PROVIDER_OFF"
+    finally:
+        channel.close_push_channel()
+
+
+def test_jpush_switched_on_without_its_secret_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    _settings(monkeypatch, fcm_credentials=None, jpush_enabled=True, jpush_app_key=APP_KEY)
+    with pytest.raises(SystemExit, match="GONGPING_JPUSH_MASTER_SECRET"):
+        channel.announce()
+    _settings(
+        monkeypatch,
+        fcm_credentials=None,
+        jpush_enabled=True,
+        jpush_app_key=APP_KEY,
+        jpush_master_secret=MASTER_SECRET,
+        jpush_base_url="not a url",
+    )
+    with pytest.raises(SystemExit, match="JPush base URL"):
+        channel.announce()
+
+
+def test_jpush_is_off_by_default() -> None:
+    settings = Settings()
+    assert settings.jpush_enabled is False and settings.jpush_master_secret is None
 
 
 def test_soon_retries_go_by_countdown_on_the_same_queue(monkeypatch: pytest.MonkeyPatch) -> None:
