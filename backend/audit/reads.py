@@ -12,7 +12,7 @@ from backend.auth.models import Role
 
 #: Whose reads are logged: the bureau's people. An operator reading its own data or a filer their own filing
 #: is reading about themselves.
-AUDITED_ROLES = frozenset({Role.staff.value, Role.admin.value})
+AUDITED_ROLES = frozenset({Role.staff.value, Role.auditor.value, Role.admin.value})
 
 
 def staff_read(

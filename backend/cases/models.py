@@ -118,8 +118,20 @@ class Case(SQLModel, table=True):
             Index(f"ix_case_file_{level}_state", f"{level}_code", "state", "id")
             for level in ("province", "prefecture", "county")
         ),
+        # The workbench's queue, soonest deadline first: dated cases walked in (due_on, id) order from the scope's
+        # entry (alone or within a state), so the first page, a keyset page and "due within N days" read a few
+        # dozen index entries instead of sorting the scope (repository.due_ordered_ids).
+        *(
+            Index(f"ix_case_file_{level}_due", f"{level}_code", "due_on", "id")
+            for level in ("province", "prefecture", "county")
+        ),
+        *(
+            Index(f"ix_case_file_{level}_state_due", f"{level}_code", "state", "due_on", "id")
+            for level in ("province", "prefecture", "county")
+        ),
         # Overdue cases are few: one partial index serves both orders (newest first straight from it, soonest
-        # due by sorting the scope's overdue entries, which carry their due date on PostgreSQL).
+        # due by sorting the scope's overdue entries, which carry their due date on PostgreSQL). The entries
+        # carry the state too, so the queue's per-state counts of these filters are index-only scans.
         *(
             Index(
                 f"ix_case_file_{level}_overdue",
@@ -127,7 +139,7 @@ class Case(SQLModel, table=True):
                 "id",
                 postgresql_where=text("overdue"),
                 sqlite_where=text("overdue"),
-                postgresql_include=["due_on"],
+                postgresql_include=["due_on", "state"],
             )
             for level in ("province", "prefecture", "county")
         ),
@@ -138,6 +150,7 @@ class Case(SQLModel, table=True):
                 "id",
                 postgresql_where=text("escalated"),
                 sqlite_where=text("escalated"),
+                postgresql_include=["due_on", "state"],
             )
             for level in ("province", "prefecture", "county")
         ),

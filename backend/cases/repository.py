@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import false, func, not_, or_
+from sqlalchemy import false, func, literal, not_, or_, tuple_, union_all
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -127,20 +129,79 @@ def list_in_scope(
     return [lines[i] for i in ids if i in lines], int(total)
 
 
+def due_ordered_ids(
+    session: Session, where: Sequence[Any], *, after: tuple[date | None, int] | None, limit: int
+) -> list[tuple[int, date | None]]:
+    """(id, due_on) of up to ``limit`` cases matching ``where``, soonest deadline first, undated ones last (by id),
+    after the keyset ``after`` (the last row seen; its date None when it was undated).
+
+    Two index range scans on (scope level[, state], due_on, id) instead of one ORDER BY over a COALESCE: each
+    reads only the page's entries, at any scope size, and on both dialects (which sort NULLs differently).
+    """
+    rows: list[tuple[int, date | None]] = []
+    if after is None or after[0] is not None:
+        dated = select(col(Case.id), col(Case.due_on)).where(*where, col(Case.due_on).is_not(None))
+        if after is not None:
+            dated = dated.where(
+                tuple_(col(Case.due_on), col(Case.id)) > tuple_(literal(after[0]), literal(after[1]))
+            )
+        rows = [
+            (int(i), d)
+            for i, d in session.execute(dated.order_by(col(Case.due_on), col(Case.id)).limit(limit))
+        ]
+    if len(rows) < limit:
+        undated = select(col(Case.id)).where(*where, col(Case.due_on).is_(None))
+        if after is not None and after[0] is None:
+            undated = undated.where(col(Case.id) > after[1])
+        found = session.execute(undated.order_by(col(Case.id)).limit(limit - len(rows))).scalars()
+        rows += [(int(i), None) for i in found]
+    return rows
+
+
+def count_by_state(
+    session: Session, where: Sequence[Any], *, cap: int, exact_below: int
+) -> dict[CaseState, int]:
+    """Cases matching ``where`` per state, each count stopping at ``cap + 1`` (read as "more than ``cap``").
+
+    An exact count reads every case of a 100,000-case scope on each page view, while past a thousand the figure
+    only says "many" to the person reading it. First one grouped scan of at most ``exact_below`` rows: a filter
+    like "overdue" or a county is answered there, from one index; when it does not exhaust the matches, one
+    statement of a bounded index range per state.
+    """
+    sample = select(col(Case.state)).where(*where).limit(exact_below).subquery()
+    grouped = [
+        (CaseState(s), int(n))
+        for s, n in session.execute(select(sample.c.state, func.count()).group_by(sample.c.state))
+    ]
+    if sum(n for _, n in grouped) < exact_below:
+        return {state: min(n, cap + 1) for state, n in grouped if n}
+    parts = [
+        select(literal(state.value), func.count()).select_from(
+            select(col(Case.id)).where(*where, col(Case.state) == state).limit(cap + 1).subquery()
+        )
+        for state in CaseState
+    ]
+    return {CaseState(state): int(n) for state, n in session.execute(union_all(*parts)) if n}
+
+
 def summaries(session: Session, case_ids: Sequence[int]) -> list[CaseSummary]:
     """Work-list lines for the given cases, with their complaint's flags and operator's name, in one query."""
     if not case_ids:
         return []
     rows = session.execute(
-        select(Case, Complaint, col(Operator.name))
+        # The complaint's three flags, not the whole row (its text, evidence and routing stay in the database).
+        sa_select(
+            Case,
+            col(Complaint.category),
+            col(Complaint.routing_low_confidence),
+            col(Complaint.location_mismatch),
+            col(Operator.name),
+        )
         .join(Complaint, col(Complaint.id) == col(Case.complaint_id))
         .outerjoin(Operator, col(Operator.id) == col(Case.operator_id))
         .where(col(Case.id).in_(case_ids))
     ).all()
-    return [
-        _summary(c, (complaint.category, complaint.routing_low_confidence, complaint.location_mismatch), name)
-        for c, complaint, name in rows
-    ]
+    return [_summary(c, (category, low, mismatch), name) for c, category, low, mismatch, name in rows]
 
 
 def _summary(

@@ -191,8 +191,9 @@ local_date = bureau_date
 
 def case_no(kind: CaseKind, received_at: datetime, complaint_id: int) -> str:
     """The case number: 投诉 TS / 举报 JB, the year of receipt, the complaint's number (unique, 1:1)."""
-    prefix = "TS" if kind is CaseKind.complaint else "JB"
-    return f"{prefix}{local_date(received_at).year}{complaint_id:08d}"
+    return complaints.case_number(
+        tip_off=kind is CaseKind.tip_off, received_at=received_at, complaint_id=complaint_id
+    )
 
 
 def bureau_label(session: Session, code: str | None) -> tuple[str, str]:

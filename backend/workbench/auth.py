@@ -14,9 +14,9 @@ from typing import Final
 
 from fastapi import Request, Response
 from sqlalchemy import delete
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
-from backend.auth.models import Account, Role
+from backend.auth.models import BUREAU_READERS, Account, Role
 from backend.auth.scope import Scope
 from backend.auth.security import token_digest
 from backend.auth.service import term_is_current
@@ -27,8 +27,13 @@ from backend.workbench.models import WorkbenchSession
 
 #: A session unused for this long is signed out (a shared office computer left open).
 IDLE_TIMEOUT: Final = timedelta(minutes=30)
+#: A session's last use is written at most this often: a page view is then a read-only transaction (no row
+#: update, no WAL flush at commit), and a session ends at most this much before thirty idle minutes.
+TOUCH_EVERY: Final = timedelta(minutes=1)
 #: Roles the workbench serves; everyone else is told so on a 403 page.
-WORKBENCH_ROLES: Final = frozenset({Role.staff, Role.admin})
+WORKBENCH_ROLES: Final = frozenset({Role.staff, Role.auditor, Role.admin})
+#: Roles that may take actions (the others read only, and are shown no action's form).
+ACTING_ROLES: Final = frozenset({Role.staff, Role.admin})
 #: The pre-sign-in cookie that pairs with the sign-in form's hidden field (login CSRF).
 LOGIN_COOKIE: Final = "gp_wb_login"
 PATH: Final = "/workbench"
@@ -56,12 +61,17 @@ class SignedIn:
     csrf_token: str
     session: WorkbenchSession
 
+    @property
+    def can_act(self) -> bool:
+        """Whether this account may take actions (a read-only auditor may not)."""
+        return self.account.role in ACTING_ROLES
+
 
 def scope_of(session: Session, account: Account) -> Scope | None:
     """The staff scope of a workbench account (as ``StaffScope`` builds it), or None if it has none."""
     if account.role == Role.admin:
         return Scope(account, "/")
-    if account.role != Role.staff or not account.jurisdiction_code:
+    if account.role not in BUREAU_READERS or not account.jurisdiction_code:
         return None
     jurisdiction = session.get(Jurisdiction, account.jurisdiction_code)
     return Scope(account, jurisdiction.path) if jurisdiction is not None else None
@@ -95,22 +105,30 @@ def current(session: Session, request: Request) -> SignedIn | None:
     token = request.cookies.get(cookie_name())
     if not token:
         return None
-    row = session.get(WorkbenchSession, token_digest(token))
-    if row is None:
+    # The session, its account and the account's division in one round trip (every page starts here); the
+    # division stays in the session's identity map, where scope_of and the scope's queries find it.
+    found = session.execute(
+        select(WorkbenchSession, Account, Jurisdiction)
+        .join(Account, col(Account.id) == col(WorkbenchSession.account_id))
+        .outerjoin(Jurisdiction, col(Jurisdiction.code) == col(Account.jurisdiction_code))
+        .where(col(WorkbenchSession.id_hash) == token_digest(token))
+    ).first()
+    if found is None:
         return None
+    row, account, _division = found
     now = utcnow()
     if now - _aware(row.last_seen_at) > IDLE_TIMEOUT:
         session.delete(row)
         session.flush()
         return None
-    account = session.get(Account, row.account_id)
-    if account is None or not account.is_active or not term_is_current(account, date.today()):
+    if not account.is_active or not term_is_current(account, date.today()):
         return None
     scope = scope_of(session, account) if account.role in WORKBENCH_ROLES else None
     if scope is None:
         return None
-    row.last_seen_at = now
-    session.add(row)
+    if now - _aware(row.last_seen_at) >= TOUCH_EVERY:
+        row.last_seen_at = now
+        session.add(row)
     return SignedIn(account, scope, row.csrf_token, row)
 
 

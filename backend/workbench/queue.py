@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import func, literal, tuple_
 from sqlmodel import Session, col, select
 
 from backend.auth.scope import Scope
@@ -18,6 +17,10 @@ from backend.cases.schemas import CaseSummary
 from backend.complaints.models import Complaint, ComplaintCategory, ComplaintPhoto, PhotoStatus
 
 PAGE_SIZE: Final = 50
+#: Each state's count stops here: the page shows "1000+" rather than reading a 100,000-case scope per view.
+COUNT_CAP: Final = 1000
+#: Fewer matches than this are counted by one grouped scan; more, by a bounded index range per state.
+EXACT_BELOW: Final = 5000
 #: Cases without an open deadline sort after every dated one.
 NO_DEADLINE: Final = date(9999, 12, 31)
 
@@ -45,12 +48,26 @@ class QueueLine:
 
 @dataclass(frozen=True)
 class QueuePage:
-    """One page of the queue, its status counts and the cursor of the next page."""
+    """One page of the queue, its status counts and the cursor of the next page.
+
+    A count above ``COUNT_CAP`` means "more than the cap"; ``total`` then adds the cap for it (a lower bound,
+    see ``capped``).
+    """
 
     lines: list[QueueLine]
     counts: dict[CaseState, int]
     total: int
     next_after: str | None
+
+    @property
+    def overall(self) -> int:
+        """Every state's count together (the filters but the state's), each taken up to the cap."""
+        return sum(min(n, COUNT_CAP) for n in self.counts.values())
+
+    @property
+    def capped(self) -> bool:
+        """Whether a count stopped at the cap (the total is then a lower bound)."""
+        return any(n > COUNT_CAP for n in self.counts.values())
 
 
 def where_clauses(
@@ -78,33 +95,28 @@ def where_clauses(
     return where
 
 
-def _sort_key() -> Any:
-    return func.coalesce(col(Case.due_on), literal(NO_DEADLINE))
-
-
-def parse_cursor(raw: str | None) -> tuple[date, int] | None:
-    """``YYYY-MM-DD.id`` of the last row of the previous page; None when absent or malformed."""
+def parse_cursor(raw: str | None) -> tuple[date | None, int] | None:
+    """``YYYY-MM-DD.id`` of the last row of the previous page (``NO_DEADLINE`` when it was undated); None when
+    absent or malformed."""
     if not raw:
         return None
     day, _, ident = raw.partition(".")
     try:
-        return date.fromisoformat(day), int(ident)
+        when = date.fromisoformat(day)
+        return (None if when == NO_DEADLINE else when), int(ident)
     except ValueError:
         return None
 
 
 def load(
-    session: Session, scope: Scope, flt: QueueFilter, *, after: tuple[date, int] | None, today: date
+    session: Session, scope: Scope, flt: QueueFilter, *, after: tuple[date | None, int] | None, today: date
 ) -> QueuePage:
-    """A page of the queue, soonest deadline first."""
+    """A page of the queue, soonest deadline first, with each state's count up to ``COUNT_CAP``."""
     where = where_clauses(session, scope, flt, today)
-    stmt = select(col(Case.id), _sort_key()).where(*where)
-    if after is not None:
-        stmt = stmt.where(tuple_(_sort_key(), col(Case.id)) > tuple_(literal(after[0]), literal(after[1])))
-    rows = session.execute(stmt.order_by(_sort_key(), col(Case.id)).limit(PAGE_SIZE + 1)).all()
+    rows = repository.due_ordered_ids(session, where, after=after, limit=PAGE_SIZE + 1)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    ids = [int(r[0]) for r in rows]
+    ids = [r[0] for r in rows]
     by_id = {line.id: line for line in repository.summaries(session, ids)}
     pending = set(
         session.execute(
@@ -122,18 +134,14 @@ def load(
         )
         for line in (by_id[i] for i in ids if i in by_id)
     ]
-    counted = session.execute(
-        select(col(Case.state), func.count())
-        .where(*where_clauses(session, scope, flt, today, with_state=False))
-        .group_by(col(Case.state))
-    ).all()
-    counts = {CaseState(state): int(n) for state, n in counted}
-    total = counts.get(flt.state, 0) if flt.state is not None else sum(counts.values())
+    counts = repository.count_by_state(
+        session,
+        where_clauses(session, scope, flt, today, with_state=False),
+        cap=COUNT_CAP,
+        exact_below=EXACT_BELOW,
+    )
+    shown = [counts.get(flt.state, 0)] if flt.state is not None else list(counts.values())
+    total = sum(min(n, COUNT_CAP) for n in shown)
     last = rows[-1] if rows and more else None
-    next_after = f"{_as_date(last[1]).isoformat()}.{int(last[0])}" if last is not None else None
+    next_after = f"{(last[1] or NO_DEADLINE).isoformat()}.{last[0]}" if last is not None else None
     return QueuePage(lines, counts, total, next_after)
-
-
-def _as_date(value: Any) -> date:
-    # SQLite hands the COALESCE back as text; PostgreSQL as a date.
-    return value if isinstance(value, date) else date.fromisoformat(str(value))

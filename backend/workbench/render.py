@@ -10,10 +10,10 @@ from typing import Any, Final
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from backend.cases.models import CaseState, HandledBy, NoticeMethod, RejectionReason
 from backend.cases.service import COMPLAINT_STATUS, HANDLED_BY_LABELS, REJECTION_LABELS
+from backend.common.templates import environment
 from backend.complaints.models import ComplaintCategory
 from backend.i18n import Locale, normalise_locale, request_locale
 from backend.public.labels import Bilingual, category_name, pick, status_name
@@ -23,15 +23,8 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 LANG_COOKIE: Final = "gp_wb_lang"
 
-_ENV = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    # Complaint texts, names and findings are the public's and staff's words: always escaped.
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    auto_reload=False,
-)
+# Complaint texts, names and findings are the public's and staff's words: always escaped.
+_ENV = environment(HERE / "templates")
 
 
 @dataclass(frozen=True)
@@ -81,6 +74,7 @@ TEXT: Final[dict[str, Bilingual]] = {
     "switch": ("English", "中文"),
     "nav_queue": ("案件", "Cases"),
     "nav_dashboard": ("统计", "Dashboard"),
+    "nav_operators": ("经营者", "Operators"),
     "sign_out": ("退出登录", "Sign out"),
     "signed_in_as": ("当前用户", "Signed in as"),
     "login_title": ("工作人员登录", "Staff sign-in"),
@@ -88,8 +82,9 @@ TEXT: Final[dict[str, Bilingual]] = {
     "password": ("密码", "Password"),
     "sign_in": ("登录", "Sign in"),
     "login_hint": (
-        "仅限市场监管部门工作人员和系统管理员使用；30 分钟无操作将自动退出。",
-        "For market regulation bureau staff and administrators; you are signed out after 30 minutes idle.",
+        "仅限市场监管部门工作人员、审计员和系统管理员使用；30 分钟无操作将自动退出。",
+        "For market regulation bureau staff, auditors and administrators; you are signed out after 30 minutes "
+        "idle.",
     ),
     "login_expired": ("登录已失效，请重新登录。", "Your session has ended; please sign in again."),
     "csrf_failed": (
@@ -98,8 +93,8 @@ TEXT: Final[dict[str, Bilingual]] = {
     ),
     "forbidden_title": ("无权使用工作台", "No access to the workbench"),
     "forbidden_body": (
-        "工作台仅供市场监管部门工作人员和系统管理员使用。经营者、消费者、监督员及合作单位请使用各自的 App 或接口。",
-        "The workbench is for market regulation bureau staff and administrators only. Operators, consumers, "
+        "工作台仅供市场监管部门工作人员、审计员和系统管理员使用。经营者、消费者、监督员及合作单位请使用各自的 App 或接口。",
+        "The workbench is for market regulation bureau staff, auditors and administrators only. Operators, consumers, "
         "supervisors and partner bodies use their own app or interface.",
     ),
     "not_found_title": ("未找到", "Not found"),
@@ -254,6 +249,10 @@ TEXT: Final[dict[str, Bilingual]] = {
     "nav_map": ("地图", "Map"),
     "map_title": ("案件地图", "Case map"),
     "map_noscript": ("地图需要启用 JavaScript。", "The map needs JavaScript."),
+    "case_map_label": (
+        "投诉地点在所属区县地图上的位置",
+        "Where the report was made, on its county's outline",
+    ),
     "map_as_list": ("以列表查看同样的案件", "See the same cases as a list"),
     "map_points": ("地图上共 {n} 件案件（点击进入案件）。", "{n} cases on the map (click one to open it)."),
     "map_hint": (
@@ -261,6 +260,104 @@ TEXT: Final[dict[str, Bilingual]] = {
         "Positions are rounded to about 100 m; the case page has the exact spot. County outlines are simplified.",
     ),
     "invalid_input": ("填写有误，请检查以下各项", "Please correct the fields below"),
+    # ---- review queues (backend/workbench/reviews.py)
+    "nav_review_queues": ("审核", "Reviews"),
+    "reviews_home_title": ("待审核事项", "Review queues"),
+    "waiting": ("{n} 项待办", "{n} waiting"),
+    "late": ("其中 {n} 项已超期", "{n} of them overdue"),
+    "rq_records": ("待核实的报送记录", "Reported records to verify"),
+    "rq_records_hint": (
+        "技术机构、行业组织和监督员报送的记录，经调查核实后才计入诚信等级。",
+        "Records reported by institutions, associations and supervisors count toward a class only once verified.",
+    ),
+    "rq_corrections": ("更正申请", "Correction requests"),
+    "rq_corrections_hint": (
+        "经营者对诚信信息提出的变更、撤销申请，须在期限内作出决定。",
+        "Operators' requests to correct or revoke integrity information, to be decided before the deadline.",
+    ),
+    "rq_publication": ("公示审核", "Publication review"),
+    "rq_publication_hint": (
+        "记录公示前须由录入人以外的另一名工作人员审核。",
+        "A record is published only after a second staff member, not its author, has reviewed it.",
+    ),
+    "rq_intake": ("导入任务", "Intake jobs"),
+    "rq_intake_hint": (
+        "辖区内技术机构、行业组织上传的 CSV 文件的导入进度和错误报告。",
+        "Progress and error reports of the CSV files uploaded by institutions and associations in scope.",
+    ),
+    "source": ("报送方", "Reported by"),
+    "src_institution": ("计量技术机构", "Technical institution"),
+    "src_association": ("行业组织", "Industry association"),
+    "src_supervisor": ("计量诚信监督员", "Integrity supervisor"),
+    "fact_date_short": ("事实日期", "Date of facts"),
+    "reported_at": ("报送时间", "Reported"),
+    "no_reported": ("没有待核实的记录。", "No record waits for verification."),
+    "a_verify": ("核实属实", "Verify"),
+    "a_dismiss": ("核实不属实（驳回）", "Dismiss as unfounded"),
+    "verify_reason": ("核实说明（可选）", "Findings (optional)"),
+    "finding_unset": ("不作认定", "No finding"),
+    "social_impact": ("造成社会影响", "Caused social impact"),
+    "done_verify": ("已核实，记录计入诚信等级", "Verified: the record now counts"),
+    "done_dismiss": ("已驳回", "Dismissed"),
+    "no_corrections": ("没有待决定的更正申请。", "No correction request waits for a decision."),
+    "subject_record": ("诚信记录", "Integrity record"),
+    "subject_operator": ("经营者基本信息", "Operator's basic information"),
+    "subject_instrument": ("计量器具信息", "Instrument data"),
+    "asks_correct": ("申请变更", "Asks for a correction"),
+    "asks_revoke": ("申请撤销", "Asks for revocation"),
+    "requested_change": ("申请变更的内容", "Change asked for"),
+    "operator_reasons": ("申请理由", "The operator's reasons"),
+    "documents": ("证明材料", "Documents"),
+    "version_changed": (
+        "记录在申请后已变更（申请时为第 {v} 版）",
+        "The record changed since (the request saw version {v})",
+    ),
+    "decision": ("决定", "Decision"),
+    "d_correct": ("予以变更（按申请内容）", "Correct as requested"),
+    "d_revoke": ("予以撤销", "Revoke"),
+    "d_reject": ("不予更正", "Refuse"),
+    "decision_reasons": ("决定理由（将告知经营者）", "Reasons (the operator is told)"),
+    "a_decide": ("作出决定", "Decide"),
+    "done_decide": ("已作出决定，经营者将收到通知", "Decided: the operator is told"),
+    "no_jobs": ("辖区内没有导入任务。", "No intake job in scope."),
+    "job_title": ("导入任务 {id}", "Intake job {id}"),
+    "job_verifications": ("检定结果", "Verification results"),
+    "job_association_reports": ("行业组织报送", "Association reports"),
+    "job_violation_reports": ("违法行为报送", "Violation reports"),
+    "job_kind": ("类型", "Kind"),
+    "job_file": ("文件", "File"),
+    "job_by": ("上传单位", "Uploaded by"),
+    "job_state": ("状态", "State"),
+    "job_progress": ("进度", "Progress"),
+    "rows_of": ("{done} / {total} 行", "{done} of {total} rows"),
+    "st_queued": ("排队中", "Queued"),
+    "st_running": ("导入中", "Running"),
+    "st_succeeded": ("已完成", "Finished"),
+    "st_failed": ("失败", "Failed"),
+    "c_imported": ("已导入", "Imported"),
+    "c_duplicates": ("重复", "Duplicates"),
+    "c_rejected": ("有错误的行", "Rows with errors"),
+    "c_records": ("生成的记录", "Records made"),
+    "failure": ("失败原因", "Why it failed"),
+    "refresh": ("刷新进度", "Refresh progress"),
+    "live_hint": ("页面会自动更新进度。", "This page updates the progress by itself."),
+    "row_errors": ("行错误（前 {n} 条）", "Row errors (first {n})"),
+    "no_row_errors": ("没有行错误。", "No row errors."),
+    "download_errors": (
+        "下载完整错误报告（CSV，共 {n} 条）",
+        "Download the whole error report (CSV, {n} rows)",
+    ),
+    "col_row": ("行号", "Row"),
+    "col_column": ("列", "Column"),
+    "col_code": ("错误代码", "Code"),
+    "col_message": ("说明", "Message"),
+    "open_job": ("查看任务 {id}", "Open job {id}"),
+    "read_only_title": ("只读账号", "Read-only account"),
+    "read_only_body": (
+        "审计员账号只能查看，不能办理任何操作。",
+        "An auditor's account reads only; it cannot take any action.",
+    ),
+    "read_only_badge": ("只读", "Read-only"),
 }
 
 _NOTICE_METHODS: Final[dict[NoticeMethod, Bilingual]] = {

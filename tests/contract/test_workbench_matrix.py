@@ -11,7 +11,7 @@ import pytest
 
 from backend import ratelimit
 from backend.main import create_app
-from tests.contract.authz_matrix import ADMIN, ANONYMOUS, EVERYONE, STAFF_A, STAFF_B, STAFF_CITY, Row
+from tests.contract.authz_matrix import ADMIN, ANONYMOUS, AUDITOR, EVERYONE, STAFF_A, STAFF_B, STAFF_CITY, Row
 from tests.contract.conftest import ROLES, ContractWorld
 from tests.contract.test_authz_matrix import app_routes
 from tests.contract.workbench_matrix import WORKBENCH_MATRIX
@@ -19,7 +19,7 @@ from tests.factories import PASSWORD
 
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 _TOKEN = re.compile(r'name="(?:login_token|csrf)" value="([^"]+)"')
-WORKBENCH_ROLES = (STAFF_A, STAFF_B, STAFF_CITY, ADMIN)
+WORKBENCH_ROLES = (STAFF_A, STAFF_B, STAFF_CITY, AUDITOR, ADMIN)
 
 
 def _token(html: str) -> str:
@@ -101,6 +101,10 @@ def test_workbench_authorization(
         return
     if role in row.allow:
         assert not to_login and resp.status_code not in (401, 403, 404), f"allowed but refused: {where}"
+        return
+    if role == AUDITOR and row.method == "POST" and STAFF_A in row.allow:
+        # County A's read-only auditor has a session, but every action is refused on the read-only page.
+        assert resp.status_code == 403 and "只读" in resp.text, f"an auditor's action must be a 403: {where}"
         return
     if role == STAFF_B and STAFF_A in row.allow and not row.public_ids and "{" in row.path:
         assert resp.status_code == 404, f"county B's staff must get 404 on county A's objects: {where}"

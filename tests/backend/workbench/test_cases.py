@@ -104,6 +104,56 @@ def test_queue_counts_per_status_and_pages_by_keyset(
     assert queue.parse_cursor("garbage") is None and queue.parse_cursor(None) is None
 
 
+def test_queue_puts_undated_cases_last_and_caps_its_counts(
+    client: TestClient,
+    session: Session,
+    bureaus: Bureaus,
+    headers: dict[str, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cases = [file_and_route(client, session, headers["filer"]) for _ in range(4)]
+    # Two cases without an open deadline: after every dated one, by id, and the keyset pages across the seam.
+    for undated in (cases[0], cases[2]):
+        row = session.get(Case, undated.id)
+        assert row is not None
+        row.due_on = None
+        session.add(row)
+    session.commit()
+    monkeypatch.setattr(queue, "PAGE_SIZE", 1)
+    monkeypatch.setattr(queue, "COUNT_CAP", 2)
+    monkeypatch.setattr(queue, "EXACT_BELOW", 3)
+    from backend.cases.service import local_date
+    from backend.db import utcnow
+    from backend.workbench.auth import scope_of
+
+    scope = scope_of(session, bureaus.county_a)
+    assert scope is not None
+    today = local_date(utcnow())
+    seen: list[int] = []
+    after = None
+    for _ in range(6):
+        page = queue.load(session, scope, queue.QueueFilter(), after=after, today=today)
+        seen += [line.case.id for line in page.lines]
+        # Four routed cases over a cap of two: "2+", and the total is a lower bound.
+        assert page.counts == {CaseState.routed: 3} and page.capped and page.overall == 2
+        if page.next_after is None:
+            break
+        after = queue.parse_cursor(page.next_after)
+    assert seen == [cases[1].id, cases[3].id, cases[0].id, cases[2].id]
+    assert queue.parse_cursor(f"{queue.NO_DEADLINE.isoformat()}.7") == (None, 7)
+    wb_login(client, bureaus.county_a)
+    assert "<strong>2+</strong>" in client.get("/workbench/").text
+    # Fewer matches than EXACT_BELOW: one grouped scan answers, with the same cap.
+    monkeypatch.setattr(queue, "EXACT_BELOW", 5)
+    page = queue.load(session, scope, queue.QueueFilter(), after=None, today=today)
+    assert page.counts == {CaseState.routed: 3} and page.capped and page.overall == 2
+    # Under the cap the counts are exact either way.
+    monkeypatch.setattr(queue, "COUNT_CAP", 10)
+    monkeypatch.setattr(queue, "EXACT_BELOW", 3)
+    page = queue.load(session, scope, queue.QueueFilter(), after=None, today=today)
+    assert page.counts == {CaseState.routed: 4} and not page.capped and page.overall == 4
+
+
 def test_case_page_is_scoped_and_audited(
     client: TestClient, session: Session, bureaus: Bureaus, headers: dict[str, dict[str, str]]
 ) -> None:

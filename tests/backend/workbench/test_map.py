@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -62,3 +63,38 @@ def test_boundaries_are_the_scopes_counties_simplified(
     assert {"330106", "330102"} <= codes and all(c.startswith("3301") for c in codes)
     # Simplified: the city's outlines are small enough for a browser.
     assert len(mapdata.boundaries_geojson(tuple(sorted(codes)))) < 400_000
+
+
+def test_the_case_page_has_a_small_map_of_its_county(
+    client: TestClient, session: Session, bureaus: Bureaus, headers: dict[str, dict[str, str]]
+) -> None:
+    case = file_and_route(client, session, headers["filer"])
+    wb_login(client, bureaus.city)
+    page = client.get(f"/workbench/cases/{case.id}").text
+    # The map is drawn by a script file (no inline script); without it the coordinates stay as text.
+    assert 'id="case-map"' in page and "/workbench/static/case_map.js?v=" in page
+    assert 'data-boundaries="/workbench/map/boundaries.json?county=330106"' in page and "<script>" not in page
+    one = client.get("/workbench/map/boundaries.json?county=330106", headers={"Accept-Encoding": "identity"})
+    assert [f["properties"]["code"] for f in one.json()["features"]] == ["330106"]
+    # Only a county the scope covers, and only a division code.
+    wb_login(client, bureaus.county_b)
+    refused = client.get("/workbench/map/boundaries.json?county=330106")
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
+    assert client.get("/workbench/map/boundaries.json?county=x").status_code == 422
+
+
+def test_map_points_beyond_the_limit_keep_the_newest(
+    client: TestClient,
+    session: Session,
+    bureaus: Bureaus,
+    headers: dict[str, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    older = file_and_route(client, session, headers["filer"])
+    newer = file_and_route(client, session, headers["filer"])
+    wb_login(client, bureaus.county_a)
+    whole = client.get("/workbench/map/points.json").json()
+    assert {older.id, newer.id} <= {p["i"] for p in whole["points"]} and whole["cut"] is False
+    monkeypatch.setattr(mapdata, "MAX_POINTS", 1)
+    cut = client.get("/workbench/map/points.json").json()
+    assert [p["i"] for p in cut["points"]] == [newer.id] and cut["cut"] is True

@@ -183,6 +183,29 @@ def test_activity_keeps_the_session(client: TestClient, session: Session, bureau
     )
 
 
+def test_a_session_is_touched_at_most_once_a_minute(
+    client: TestClient, session: Session, bureaus: Bureaus
+) -> None:
+    wb_login(client, bureaus.county_a)
+    row = _sessions(session, bureaus.county_a.id or 0)[0]
+    recent = utcnow() - auth.TOUCH_EVERY / 2
+    row.last_seen_at = recent
+    session.add(row)
+    session.commit()
+    # Within the minute a page view writes nothing; past it, the view is the session's new last use.
+    assert client.get("/workbench/").status_code == 200
+    assert auth._aware(_sessions(session, bureaus.county_a.id or 0)[0].last_seen_at) == recent
+    row = _sessions(session, bureaus.county_a.id or 0)[0]
+    row.last_seen_at = utcnow() - auth.TOUCH_EVERY * 2
+    session.add(row)
+    session.commit()
+    assert client.get("/workbench/").status_code == 200
+    assert (
+        utcnow() - auth._aware(_sessions(session, bureaus.county_a.id or 0)[0].last_seen_at)
+        < auth.TOUCH_EVERY
+    )
+
+
 def test_a_deactivated_account_is_signed_out(client: TestClient, session: Session, bureaus: Bureaus) -> None:
     wb_login(client, bureaus.county_a)
     bureaus.county_a.is_active = False

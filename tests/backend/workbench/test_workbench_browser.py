@@ -27,6 +27,7 @@ from backend.complaints.photos import process_photo
 from backend.complaints.schemas import ComplaintSubmission
 from backend.complaints.service import IncomingPhoto
 from backend.main import create_app
+from backend.media.factory import media_storage
 from backend.media.processing import ImageFormat
 from backend.publication.models import PublicationStatus, RecordPublication
 from tests.factories import CITY_A, COUNTY_A, PASSWORD, make_account, make_operator
@@ -119,7 +120,7 @@ def _file_case(session: Session, filer: Account, photo: bytes | None, operator_i
         complaint_service.request_hash(raw, [p.sha256 for p in photos]),
     )
     complaint = complaint_service.create(
-        session, account=filer, submission=submission, storage=complaint_service.media_storage()
+        session, account=filer, submission=submission, storage=media_storage()
     )
     case = case_service.route_complaint(session, complaint.id or 0)
     assert case is not None

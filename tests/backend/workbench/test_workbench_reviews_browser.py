@@ -1,0 +1,165 @@
+"""The review queues in real Chromium (Debian's): the landing page with its counts, a reported record verified,
+a correction request decided, an intake job's progress updated live by the polling script (and readable with
+the script off); axe-core finds no serious or critical violation; screenshots kept under var/screenshots/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from backend.auth.models import Role
+from backend.intake.models import IntakeJob, IntakeRowError, JobKind, JobState
+from backend.records import corrections
+from backend.records.models import CorrectionAction, CorrectionRequest, CorrectionStatus, IntegrityRecord
+from backend.records.rules import RecordState
+from backend.records.schemas import CorrectionCreate
+from tests.backend.workbench.test_workbench_browser import AXE, WIDTHS, _axe, _shoot, browser, live_server
+from tests.factories import COUNTY_A, PASSWORD, make_account, make_operator, make_record
+
+__all__ = ["browser", "live_server"]  # the fixtures, shared with the case workbench's browser test
+
+pytestmark = [pytest.mark.browser]
+
+
+def _sign_in(page: Any, base: str, username: str) -> None:
+    page.goto(f"{base}/workbench/reviews")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("ul.queues")
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed: npm ci --prefix tests/browser")
+def test_staff_work_the_review_queues_in_chromium(
+    live_server: str, committed_session: Session, browser: Any
+) -> None:
+    session = committed_session
+    staff = make_account(session, Role.staff, COUNTY_A)
+    staff.display_name = "西湖区市场监管局 王科员"
+    session.add(staff)
+    market = make_operator(session, staff, name="西溪农贸市场", location=(120.1052, 30.2795))
+    market_user = make_account(session, Role.operator, operator_id=market.id)
+    institution = make_account(session, Role.institution, COUNTY_A)
+    institution.organisation = "杭州市计量检定测试院"
+    session.add(institution)
+    reported = make_record(
+        session, market, "instrument_failed_verification", verified=False, source="institution"
+    )
+    disputed = make_record(session, market, "short_weight")
+    correction = corrections.request(
+        session,
+        record=disputed,
+        data=CorrectionCreate(
+            action=CorrectionAction.revoke, reasons="复称所用电子秤当日已经检定合格，附检定证书"
+        ),
+        actor=market_user,
+    )
+    job = IntakeJob(
+        account_id=institution.id or 0,
+        kind=JobKind.verifications,
+        state=JobState.running,
+        filename="2026年12月检定结果.csv",
+        file_key="intake/browser",
+        file_sha256="0" * 64,
+        encoding="utf-8",
+        total_rows=400,
+        rows_done=100,
+        imported=96,
+        rejected=4,
+    )
+    session.add(job)
+    session.flush()
+    session.add(
+        IntakeRowError(
+            job_id=job.id or 0,
+            row_number=12,
+            column_name="serial",
+            code="instrument_unknown",
+            message_zh="未找到该出厂编号的计量器具",
+            message_en="no instrument with this serial",
+        )
+    )
+    session.commit()
+
+    problems: list[str] = []
+    violations: list[str] = []
+    for width_name, (width, height) in WIDTHS.items():
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, locale="zh-CN", bypass_csp=True
+        )
+        page = context.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        _sign_in(page, live_server, staff.username)
+        violations += _axe(page, f"reviews-home@{width_name}")
+        _shoot(page, f"reviews_home_{width_name}")
+        for path, name in (
+            ("/workbench/reviews/records", "review_records"),
+            ("/workbench/reviews/corrections", "review_corrections"),
+            ("/workbench/reviews/intake", "review_intake"),
+            (f"/workbench/intake/{job.id}", "intake_job"),
+        ):
+            page.goto(f"{live_server}{path}")
+            violations += _axe(page, f"{name}@{width_name}")
+            _shoot(page, f"{name}_{width_name}")
+        context.close()
+
+    # The actions, once, at desktop width.
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN", bypass_csp=True)
+    page = context.new_page()
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    _sign_in(page, live_server, staff.username)
+    page.goto(f"{live_server}/workbench/reviews/records")
+    page.select_option(f"#verify-use-{reported.id}", "1")
+    page.fill(f"#verify-reason-{reported.id}", "现场复核，检定不合格的电子秤仍在使用")
+    with page.expect_navigation():
+        page.click(f"#verify-{reported.id} button[type=submit]")
+    assert "done=verify" in page.url and page.locator("p.ok").count() == 1
+    page.goto(f"{live_server}/workbench/reviews/corrections")
+    page.check(f"#decide-{correction.id} input[value=reject]")
+    page.fill(f"#decide-reasons-{correction.id}", "检定证书所列电子秤与涉案电子秤出厂编号不符")
+    with page.expect_navigation():
+        page.click(f"#decide-{correction.id} button[type=submit]")
+    assert "done=decide" in page.url
+    violations += _axe(page, "correction-decided@desktop")
+    _shoot(page, "review_corrections_decided_desktop")
+
+    # Live progress: the page polls the JSON and moves the bar without a reload.
+    page.goto(f"{live_server}/workbench/intake/{job.id}")
+    assert page.get_attribute("progress", "value") == "25.0"
+    session.expire_all()
+    running = session.get(IntakeJob, job.id)
+    assert running is not None
+    running.rows_done = 300
+    running.imported = 290
+    session.add(running)
+    session.commit()
+    page.wait_for_function("document.querySelector('progress').value === 75", timeout=10_000)
+    assert "300 / 400" in page.inner_text("[data-field=rows]")
+    _shoot(page, "intake_job_progress_desktop")
+    signed_in = context.storage_state()
+    context.close()
+
+    # With JavaScript off (the same signed-in browser) the page still reads and offers the refresh link.
+    context = browser.new_context(
+        viewport={"width": 820, "height": 1180},
+        locale="zh-CN",
+        java_script_enabled=False,
+        storage_state=signed_in,
+    )
+    page = context.new_page()
+    page.goto(f"{live_server}/workbench/intake/{job.id}")
+    assert page.locator("a[data-field=refresh]").count() == 1 and "300 / 400" in page.content()
+    _shoot(page, "intake_job_nojs_tablet")
+    context.close()
+
+    session.expire_all()
+    verified = session.get(IntegrityRecord, reported.id)
+    decided = session.get(CorrectionRequest, correction.id)
+    assert verified is not None and verified.state is RecordState.VERIFIED
+    assert decided is not None and decided.status is CorrectionStatus.rejected
+    assert not violations, "\n".join(violations)
+    assert not problems, problems
