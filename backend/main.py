@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from backend.app_config.router import router as app_config_router
@@ -18,7 +19,7 @@ from backend.complaints.router import router as complaints_router
 from backend.complaints.schemas import ComplaintSubmission
 from backend.config import Settings, get_settings
 from backend.contract import TITLE, install_contract, install_redoc, operation_id
-from backend.errors import install_error_handlers
+from backend.errors import AppError, install_error_handlers
 from backend.exchange.router import router as exchange_router
 from backend.health.router import router as health_router
 from backend.hooks import install as install_hooks
@@ -26,8 +27,10 @@ from backend.instruments.router import router as instruments_router
 from backend.intake.router import operators_router as intake_operators_router
 from backend.intake.router import router as intake_router
 from backend.jurisdictions.router import router as jurisdictions_router
+from backend.media.storage import MediaUnavailable, storage_unavailable
 from backend.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, SecurityHeadersMiddleware
 from backend.notices.router import router as inbox_router
+from backend.notices.sms.router import router as sms_router
 from backend.open311.router import router as open311_router
 from backend.operators.router import router as operators_router
 from backend.public.cache import PublicCacheMiddleware
@@ -39,6 +42,7 @@ from backend.records.router import router as records_router
 from backend.supervision.router import router as supervision_router
 from backend.uploads.router import router as uploads_router
 from backend.uploads.schemas import ComplaintJsonSubmission
+from backend.workbench.reviews import router as workbench_reviews_router
 from backend.workbench.router import router as workbench_router
 
 DESCRIPTION = """
@@ -52,6 +56,14 @@ Gongping: the backend for service-industry integrity metrology supervision. Erro
 logger = logging.getLogger("gongping")
 #: Where the documentation pages' scripts and styles are served from.
 DOCS_ASSETS_URL = "/docs-assets"
+
+
+async def _media_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The media store is down (object store outage, timeout, throttling, full disk): 503 with Retry-After."""
+    logger.warning("media store unavailable: %s", exc)
+    handler = request.app.exception_handlers[AppError]
+    response: JSONResponse = await handler(request, storage_unavailable())
+    return response
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,28 +84,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_redoc(app, "/redoc", DOCS_ASSETS_URL)
     install_error_handlers(app)
-    # Routes match in order: the public pages (QR scans are most of the traffic) come first.
+    app.add_exception_handler(MediaUnavailable, _media_unavailable)
+    # Routes match in order, each request trying every route before its own (a few microseconds each): the
+    # public pages (QR scans are most of the traffic) come first, then what the app calls on every start and
+    # poll (config, me, my complaints, the inbox). No route's path is also another's
+    # (tests/backend/test_route_order.py), so the order decides only how fast a route is found.
     for router in (
         public_router,
         health_router,
         app_config_router,
         auth_router,
+        complaints_router,
+        inbox_router,
         jurisdictions_router,
         operators_router,
         instruments_router,
         intake_router,
         intake_operators_router,
         qr_router,
-        complaints_router,
         uploads_router,
         cases_router,
         records_router,
         publication_router,
         supervision_router,
-        inbox_router,
+        sms_router,
         open311_router,
         exchange_router,
         workbench_router,
+        workbench_reviews_router,
     ):
         app.include_router(router)
     # An account route's body is read only after its account check (backend/auth/body_gate.py).

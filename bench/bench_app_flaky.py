@@ -339,7 +339,7 @@ def multipart_flow(base: str, photos: list[list[bytes]], run: str) -> FlowResult
             answer = _until_answered(
                 result,
                 lambda part=part, files=files, key=key: client.post(
-                    "/api/v1/complaints",
+                    "/api/v1/complaint-form",
                     data={"complaint": part},
                     files=files,
                     headers={"Idempotency-Key": key},

@@ -83,7 +83,7 @@ def child(url: str, media: str, complaints: int) -> None:
                 ]
                 t = time.perf_counter()
                 resp = await client.post(
-                    "/api/v1/complaints",
+                    "/api/v1/complaint-form",
                     data={"complaint": part},
                     files=files,
                     headers={**headers, "Idempotency-Key": f"bench-{i}"},
@@ -138,7 +138,7 @@ def main() -> None:
                 for stat in ("p50_ms", "p99_ms"):
                     figures.append(
                         Figure(
-                            f"POST /api/v1/complaints {stat[:3]} on {label}, {args.complaints} × two 12 MP JPEGs"
+                            f"POST /api/v1/complaint-form {stat[:3]} on {label}, {args.complaints} × two 12 MP JPEGs"
                             f" ({r['photo_mb']:.1f} MB)",
                             r[stat],
                             "ms",

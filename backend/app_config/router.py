@@ -40,7 +40,11 @@ def app_config() -> JSONResponse:
             accepted_types=sorted({fmt.mime_type for fmt in ImageFormat} | {"image/heif"}),
             upload_ttl_seconds=settings.upload_ttl_hours * 3600,
         ),
-        push_enabled=settings.fcm_credentials is not None,
+        push_enabled=settings.fcm_credentials is not None or settings.jpush_enabled,
+        push_providers=[
+            *(["fcm"] if settings.fcm_credentials is not None else []),
+            *(["jpush"] if settings.jpush_enabled else []),
+        ],
         quiet_hours=QuietHours(
             start=QUIET_START.strftime("%H:%M"), end=QUIET_END.strftime("%H:%M"), timezone=settings.timezone
         ),

@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field
 
 from backend.common.audience import Audience
+from notifications.channels import Provider
 
 
 class UploadLimits(BaseModel):
@@ -46,6 +47,10 @@ class AppConfigRead(BaseModel):
     store_urls: dict[str, str]
     uploads: UploadLimits
     push_enabled: bool
+    push_providers: list[Provider] = Field(
+        description="开启的推送服务：无谷歌服务的安卓手机在含 jpush 时以 provider=jpush 注册 / the push providers "
+        "that are on; a phone without Google services registers with provider=jpush when it is listed"
+    )
     quiet_hours: QuietHours
     terms_version: str
     privacy_version: str

@@ -114,7 +114,7 @@ async def _check(app: FastAPI, request: Request, token: str | None) -> None:
         # Only reads: a read-only session neither takes nor waits for SQLite's write lock.
         session: Session = new_read_only_session()
         try:
-            await run_in_threadpool(_current_account, session, token)
+            await run_in_threadpool(_current_account, request, session, token)
         finally:
             session.close()
         return
@@ -123,7 +123,7 @@ async def _check(app: FastAPI, request: Request, token: str | None) -> None:
         agen = provider(*args)
         session = await agen.__anext__()
         try:
-            await run_in_threadpool(_current_account, session, token)
+            await run_in_threadpool(_current_account, request, session, token)
         finally:
             with suppress(StopAsyncIteration):
                 await agen.__anext__()
@@ -131,6 +131,6 @@ async def _check(app: FastAPI, request: Request, token: str | None) -> None:
     gen = provider(*args)
     session = next(gen)
     try:
-        await run_in_threadpool(_current_account, session, token)
+        await run_in_threadpool(_current_account, request, session, token)
     finally:
         next(gen, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Final
 
 from sqlalchemy import Column, DateTime
 from sqlmodel import Field, SQLModel
@@ -16,6 +17,7 @@ class Role(StrEnum):
 
     admin = "admin"
     staff = "staff"  # 市场监管部门工作人员, bound to a jurisdiction
+    auditor = "auditor"  # 审计员: reads what staff of its jurisdiction read, never writes
     supervisor = "supervisor"  # 计量诚信监督员 (Art. 17), appointed for a jurisdiction with a term
     operator = "operator"  # 经营者 user, bound to one operator
     institution = "institution"  # 法定计量技术机构 (Art. 15)
@@ -23,6 +25,14 @@ class Role(StrEnum):
     department = "department"  # partner department, read-only (Art. 21)
     consumer = "consumer"  # registered consumer
     consumer_device = "consumer_device"  # the app's anonymous device credential
+
+
+#: Roles bound to a jurisdiction that read what its bureau reads: staff act on it, auditors only read.
+BUREAU_READERS: Final = frozenset({Role.staff, Role.auditor})
+#: Roles whose token only reads: any other method is refused with 403 before the route runs.
+READ_ONLY_ROLES: Final = frozenset({Role.auditor})
+#: What a read-only account may still do: the requests that read, and ending its own sign-in.
+READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Account(SQLModel, table=True):

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from backend import audit
 from backend.audit.service import SYSTEM, snapshot
 from backend.auth import service
-from backend.auth.dependencies import CurrentUser, StaffScope
+from backend.auth.dependencies import BearerClaims, StaffScope, account_for
 from backend.auth.models import Role
 from backend.auth.schemas import (
     AccountCreate,
@@ -22,6 +24,7 @@ from backend.auth.schemas import (
     RefreshRequest,
     TokenResponse,
 )
+from backend.auth.security import AccessClaims
 from backend.db import SessionDep, read_only
 from backend.errors import AppError, error_responses, forbidden, not_found
 from backend.jurisdictions.models import Jurisdiction
@@ -113,14 +116,19 @@ def activate(request: Request, session: SessionDep, body: ActivationRequest) -> 
 
 @router.get("/me", response_model=AccountRead, tags=["me"], responses=error_responses(401))
 @read_only
-def me(user: CurrentUser) -> AccountRead:
+async def me(session: SessionDep, claims: BearerClaims) -> AccountRead:
     """The signed-in account."""
-    return AccountRead.model_validate(user)
+    # The app's first call on every start: one worker-thread hop for the account (the dependency needs none).
+    return await run_in_threadpool(_me, session, claims)
+
+
+def _me(session: Session, claims: AccessClaims) -> AccountRead:
+    return AccountRead.model_validate(account_for(session, claims))
 
 
 # Who may create which roles: admins create anything; staff appoint colleagues and supervisors in their scope.
 _STAFF_CREATABLE = {Role.staff, Role.supervisor}
-_NEEDS_JURISDICTION = {Role.staff, Role.supervisor}
+_NEEDS_JURISDICTION = {Role.staff, Role.auditor, Role.supervisor}
 
 
 @router.post(
@@ -131,7 +139,7 @@ _NEEDS_JURISDICTION = {Role.staff, Role.supervisor}
     responses=error_responses(401, 403, 409, 422),
 )
 def create_account(session: SessionDep, scope: StaffScope, body: AccountCreate) -> AccountRead:
-    """Create a staff, supervisor, institution, association or department account."""
+    """Create a staff, auditor (admins only), supervisor, institution, association or department account."""
     actor = scope.user
     if body.role in (Role.operator, Role.consumer, Role.consumer_device):
         raise AppError(

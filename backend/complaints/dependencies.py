@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 
 from backend import ratelimit
 from backend.auth.dependencies import oauth2_scheme
-from backend.auth.models import Account, Role
+from backend.auth.models import BUREAU_READERS, Account, Role
 from backend.auth.scope import Scope
 from backend.auth.security import AccessClaims, decode_access_token, unauthorized
 from backend.auth.service import term_is_current
@@ -173,8 +173,9 @@ async def _read_form(request: Request) -> tuple[bytes, list[bytes]]:
         raise AppError(
             415,
             "unsupported_media_type",
-            "投诉须以 multipart/form-data 或 application/json 提交",
-            "submit complaints as multipart/form-data or application/json",
+            f"此地址只接受 multipart/form-data；应用请以 application/json 提交到 {JSON_PATH}",
+            f"this path takes multipart/form-data only; the app posts application/json to {JSON_PATH}",
+            {"accepted": ["multipart/form-data"], "json_path": JSON_PATH},
         )
     try:
         # A few files over the limit are still parsed so the answer can be the precise too_many_photos.
@@ -313,16 +314,41 @@ def validate_photo(index: int, data: bytes) -> IncomingPhoto:
     )
 
 
-async def _submission(
-    request: Request, claims: FilerClaims, key: IdempotencyKeyHeader, session: SessionDep
-) -> Submission:
+#: Where the web page posts its multipart form; ``POST /api/v1/complaints`` takes the app's JSON only.
+FORM_PATH: Final = "/api/v1/complaint-form"
+#: The app's JSON submission (photos uploaded ahead).
+JSON_PATH: Final = "/api/v1/complaints"
+
+
+async def _admit(request: Request, claims: AccessClaims, session: Session) -> None:
     # Counted per attempt and address before reading a byte: the cheap guard against upload floods.
     ratelimit.limit(request, "complaint-address", get_settings().complaint_rate_per_address)
     # The account is checked before the body is read: a deactivated (or out-of-term) filer's valid token
     # must not get its photos received, buffered and decoded first (the route's own check comes too late).
     await run_in_threadpool(load_filer, session, claims)
-    if request.headers.get("content-type", "").lower().startswith("application/json"):
-        return await _json_submission(request)
+
+
+async def _json_body_submission(
+    request: Request, claims: FilerClaims, key: IdempotencyKeyHeader, session: SessionDep
+) -> Submission:
+    await _admit(request, claims, session)
+    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"application/json":
+        # One media type per operation (a generated client cannot type two): the form has its own path.
+        raise AppError(
+            415,
+            "unsupported_media_type",
+            f"此地址只接受 application/json；网页表单（multipart/form-data）请提交到 {FORM_PATH}",
+            f"this path takes application/json only; post the multipart/form-data form to {FORM_PATH}",
+            {"accepted": ["application/json"], "form_path": FORM_PATH},
+        )
+    return await _json_submission(request)
+
+
+async def _form_submission(
+    request: Request, claims: FilerClaims, key: IdempotencyKeyHeader, session: SessionDep
+) -> Submission:
+    await _admit(request, claims, session)
     raw_json, photo_bytes = await _read_form(request)
     raw, data = _parse_json(raw_json)
     kinds = data.photo_kinds or [PhotoKind.other] * len(photo_bytes)
@@ -388,7 +414,10 @@ def _without_uploads(raw: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in raw.items() if key != "photo_uploads"}
 
 
-ParsedSubmission = Annotated[Submission, Depends(_submission)]
+#: ``POST /api/v1/complaints``: the app's JSON body.
+JsonSubmission = Annotated[Submission, Depends(_json_body_submission)]
+#: ``POST /api/v1/complaint-form``: the web page's multipart form.
+FormSubmission = Annotated[Submission, Depends(_form_submission)]
 
 
 def load_filer(session: Session, claims: AccessClaims) -> Account:
@@ -407,7 +436,7 @@ def staff_scope_of(session: Session, user: Account) -> Scope | None:
     """A staff member's or admin's scope, or None for everyone else."""
     if user.role == Role.admin:
         return Scope(user, "/")
-    if user.role == Role.staff and user.jurisdiction_code:
+    if user.role in BUREAU_READERS and user.jurisdiction_code:
         jurisdiction = session.get(Jurisdiction, user.jurisdiction_code)
         if jurisdiction is not None:
             return Scope(user, jurisdiction.path)

@@ -94,10 +94,13 @@ class Complaint(SQLModel, table=True):
         Index("ix_complaint_operator_recent", "operator_id", "created_at"),
         Index("ix_complaint_area_recent", "lat", "lon", "created_at"),
         Index("ix_complaint_routing", "routing_status", "created_at"),
+        # The filer's own list, newest first, and its validator (count, last id): one index range, however
+        # old the account's complaints (a lone account_id index left PostgreSQL scanning the primary key).
+        Index("ix_complaint_account_recent", "account_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    account_id: int = Field(foreign_key="account.id", index=True)
+    account_id: int = Field(foreign_key="account.id")
     filer_role: Role = Field(sa_type=enum_type(Role))
     source: ComplaintSource = Field(sa_type=enum_type(ComplaintSource))
     category: ComplaintCategory = Field(sa_type=enum_type(ComplaintCategory), index=True)

@@ -12,16 +12,18 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from backend import audit, ratelimit
-from backend.auth.dependencies import CurrentUser, StaffScope
+from backend.auth.dependencies import BearerClaims, CurrentUser, StaffScope
 from backend.auth.security import AccessClaims
 from backend.common.etag import not_modified, tag
 from backend.common.schemas import Latitude, Longitude, Page, PageLimit, PageOffset
 from backend.complaints import polling, service
 from backend.complaints.dependencies import (
+    FORM_PATH,
     IDEMPOTENCY_KEY_PARAMETER,
     FilerClaims,
+    FormSubmission,
     IdempotencyKeyHeader,
-    ParsedSubmission,
+    JsonSubmission,
     load_filer,
     staff_scope_of,
 )
@@ -40,6 +42,7 @@ from backend.config import get_settings
 from backend.db import SessionDep, read_only
 from backend.errors import AppError, Responses, error_responses, not_found
 from backend.i18n import request_locale
+from backend.media.factory import media_storage
 from backend.media.processing import ImageFormat
 from backend.media.storage import MediaNotFound
 from backend.uploads import service as uploads_service
@@ -48,31 +51,48 @@ from geo import CoordSystem, to_wgs84
 router = APIRouter(prefix="/api/v1", tags=["complaints"])
 
 
-_SUBMIT_DESCRIPTION = f"""
-File a complaint (consumer device or account) or a patrol report (supervisor) as `multipart/form-data`:
+_SHARED_DESCRIPTION = """
+The header **`Idempotency-Key`** is required. The same key with the same body (the canonical JSON and the photos'
+SHA-256s) answers with the same complaint — 201 the first time, 200 after; the same key with a different body is
+409 `idempotency_conflict`. Keys are scoped to the account and kept at least 7 days, and shared by both forms of
+submission (`complaints_create` and `complaint_form_create`).
 
-* part **`complaint`**: the JSON object described below (`ComplaintSubmission`), as a text field or a file
-  part of type `application/json`, at most 64 KB by default;
+Supervisors must give `finding` and the operator (QR token or ids); consumers must give a location or the
+operator. The geotag is stored as sent and converted to WGS-84. Photos are processed after the answer; their
+status moves from `pending` to `processed` or `rejected`. Routing to the bureau with jurisdiction follows. The
+answer's `case_no` (`TS…` for a complaint, `JB…` for a supervisor's report) is the number to quote to the bureau.
+"""
+
+_SUBMIT_DESCRIPTION = f"""
+File a complaint (consumer device or account) or a patrol report (supervisor) from the app, as
+`application/json` (`ComplaintJsonSubmission`): the submission with **`photo_uploads`**, the ids
+`POST /api/v1/uploads` answered, in photo order (`photo_kinds` aligned with them, at most {MAX_PHOTOS}). An id
+that is not yours, or has expired, is 404 `upload_not_found` (upload the photo again); an upload already part of
+another complaint is 409 `upload_already_attached`. The body's hash uses the photos' SHA-256s, not the ids, so a
+retry that had to upload a photo again is still the same submission.
+
+This path takes JSON only: a `multipart/form-data` body is 415 `unsupported_media_type` (its `details.form_path`
+names `POST {FORM_PATH}`, where the web page's form goes).
+{_SHARED_DESCRIPTION}
+Errors: 413 for a body over its limit; 415 for a body that is not JSON; 422 `invalid_json`, `invalid_coordinates`,
+`invalid_coord_system`, `forged_qr`, `revoked_qr`, …; 429 with `Retry-After`.
+"""
+
+_FORM_DESCRIPTION = f"""
+File a complaint or a patrol report with its photos in one request, as `multipart/form-data` (what the QR web
+page sends; the app uploads photos ahead and uses `complaints_create` instead):
+
+* part **`complaint`**: the JSON object `ComplaintSubmission`, as a text field or a file part of type
+  `application/json`, at most 64 KB by default;
 * 0–{MAX_PHOTOS} parts **`photos`**: JPEG, PNG, WebP or HEIC/HEIF images, told apart by their bytes (never by name
   or declared type). **The kind of each photo** (`receipt`, `scale_display`, `goods`, `other`) is given in the JSON
   as `photo_kinds`, a list aligned with the order of the `photos` parts; when it is omitted every photo is `other`.
 
-**Or, from the app, as `application/json`** (`ComplaintJsonSubmission`): the same object with **`photo_uploads`**,
-the ids `POST /api/v1/uploads` answered, in photo order (`photo_kinds` aligned with them). An id that is not
-yours, or has expired, is 404 `upload_not_found` (upload the photo again); an upload already part of another
-complaint is 409 `upload_already_attached`. The body's hash uses the photos' SHA-256s, not the ids, so a retry
-that had to upload a photo again is still the same submission.
-
-The header **`Idempotency-Key`** is required. The same key with the same body (the canonical JSON and the photos'
-SHA-256s) answers with the same complaint — 201 the first time, 200 after; the same key with a different body is
-409 `idempotency_conflict`. Keys are scoped to the account and kept at least 7 days.
-
-Supervisors must give `finding` and the operator (QR token or ids); consumers must give a location or the
-operator. The geotag is stored as sent and converted to WGS-84. Photos are processed after the answer; their
-status moves from `pending` to `processed` or `rejected`. Routing to the bureau with jurisdiction follows.
-
+A submission without photos may also come as `application/x-www-form-urlencoded`; any other body is 415
+`unsupported_media_type`.
+{_SHARED_DESCRIPTION}
 Errors: 413 for a photo, the JSON part or the request over its limit; 415 for a photo that is not an accepted
-image (or a body that is not multipart); 422 `too_many_photos`, `invalid_json`, `invalid_coordinates`,
+image (or a body that is not a form); 422 `too_many_photos`, `invalid_json`, `invalid_coordinates`,
 `invalid_coord_system`, `forged_qr`, `revoked_qr`, `media_rejected` (truncated, corrupt, decompression bomb), …;
 429 with `Retry-After`.
 """
@@ -80,10 +100,16 @@ image (or a body that is not multipart); 422 `too_many_photos`, `invalid_json`, 
 _SUBMIT_OPENAPI: dict[str, Any] = {
     "parameters": [IDEMPOTENCY_KEY_PARAMETER],
     "requestBody": {
-        # Not ``required``, though a request without a body is 415: openapi-python-client (0.29, issue #1451)
-        # writes ``body: A | B | Unset`` for a required body of two media types without importing ``Unset``,
-        # so the client's complaints module would not even import. Optional, it is correct and importable.
-        "required": False,
+        "required": True,
+        # The app's form: photos uploaded ahead (POST /api/v1/uploads), named by id.
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ComplaintJsonSubmission"}}},
+    },
+}
+
+_FORM_OPENAPI: dict[str, Any] = {
+    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+    "requestBody": {
+        "required": True,
         "content": {
             "multipart/form-data": {
                 "schema": {
@@ -105,10 +131,13 @@ _SUBMIT_OPENAPI: dict[str, Any] = {
                     "photos": {"contentType": "image/jpeg, image/png, image/webp, image/heic, image/heif"},
                 },
             },
-            # The app's form: photos uploaded ahead (POST /api/v1/uploads), named by id.
-            "application/json": {"schema": {"$ref": "#/components/schemas/ComplaintJsonSubmission"}},
         },
     },
+}
+
+_SUBMIT_RESPONSES: Responses = {
+    200: {"model": ComplaintCreated, "description": "a retry: the complaint made by the first request"},
+    **error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
 }
 
 
@@ -117,20 +146,42 @@ _SUBMIT_OPENAPI: dict[str, Any] = {
     response_model=ComplaintCreated,
     status_code=201,
     description=_SUBMIT_DESCRIPTION,
-    responses={
-        200: {"model": ComplaintCreated, "description": "a retry: the complaint made by the first request"},
-        **error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
-    },
+    responses=_SUBMIT_RESPONSES,
     openapi_extra=_SUBMIT_OPENAPI,
 )
 async def submit_complaint(
     response: Response,
-    submission: ParsedSubmission,
+    submission: JsonSubmission,
     key: IdempotencyKeyHeader,
     claims: FilerClaims,
     session: SessionDep,
 ) -> ComplaintCreated:
-    """File a complaint or a patrol report with photos, safely retried with an Idempotency-Key."""
+    """File a complaint or a patrol report from the app (photos uploaded ahead), safely retried with a key."""
+    return await _answer(response, session, claims, key, submission)
+
+
+@router.post(
+    "/complaint-form",
+    response_model=ComplaintCreated,
+    status_code=201,
+    description=_FORM_DESCRIPTION,
+    responses=_SUBMIT_RESPONSES,
+    openapi_extra=_FORM_OPENAPI,
+)
+async def submit_complaint_form(
+    response: Response,
+    submission: FormSubmission,
+    key: IdempotencyKeyHeader,
+    claims: FilerClaims,
+    session: SessionDep,
+) -> ComplaintCreated:
+    """File a complaint or a patrol report with its photos as a multipart form (the web page)."""
+    return await _answer(response, session, claims, key, submission)
+
+
+async def _answer(
+    response: Response, session: Session, claims: AccessClaims, key: str, submission: Submission
+) -> ComplaintCreated:
     # All database work runs in one worker-thread hop, and the answer is serialised on the event loop: a sync
     # endpoint would hold its connection (and SQLite's write lock) while queueing for a second thread to
     # serialise the response, and a burst of retries then starves the thread pool until timeouts.
@@ -144,7 +195,7 @@ def _submit(
     session: Session, claims: AccessClaims, key: str, submission: Submission
 ) -> tuple[ComplaintCreated, bool]:
     user = load_filer(session, claims)
-    storage = service.media_storage()
+    storage = media_storage()
     if submission.upload_ids:
         submission = uploads_service.resolve(session, account=user, submission=submission, storage=storage)
     complaint = service.find_replay(
@@ -200,21 +251,29 @@ def similar(
     responses={304: {"description": "unchanged since the ETag sent"}, **error_responses(401)},
 )
 @read_only
-def my_complaints(
+async def my_complaints(
     request: Request,
     response: Response,
     session: SessionDep,
-    user: CurrentUser,
+    claims: BearerClaims,
     limit: PageLimit = 20,
     offset: PageOffset = 0,
 ) -> Page[ComplaintSummary] | Response:
     """Your complaints, newest first; send the `ETag` back as `If-None-Match` to get 304 when nothing changed."""
-    etag = polling.own_list_etag(session, user, limit=limit, offset=offset)
+    # A poll the app repeats: the account, the validator and the page in one worker-thread hop; the account
+    # and the validator in one statement, so an unchanged poll is one round trip.
+    return await run_in_threadpool(_my_complaints, request, response, session, claims, limit, offset)
+
+
+def _my_complaints(
+    request: Request, response: Response, session: Session, claims: AccessClaims, limit: int, offset: int
+) -> Page[ComplaintSummary] | Response:
+    user, etag, total = polling.polled_own_list(session, claims, limit=limit, offset=offset)
     unchanged = not_modified(request, etag)
     if unchanged is not None:
         return unchanged
     tag(response, etag)
-    items, total = service.list_own(session, user, limit=limit, offset=offset)
+    items = service.list_own(session, user, limit=limit, offset=offset)
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -251,7 +310,7 @@ def _photo(session: SessionDep, complaint: Complaint, photo_id: int) -> Complain
 @router.get(
     "/complaints/{complaint_id}/photos/{photo_id}/{rendition}",
     response_class=Response,
-    responses={**_IMAGE, **error_responses(401, 404, 409)},
+    responses={**_IMAGE, **error_responses(401, 404, 409, codes={503: ["storage_unavailable"]})},
 )
 def photo_rendition(
     request: Request,
@@ -295,7 +354,7 @@ def photo_rendition(
             409, "photo_not_ready", "照片正在处理，请稍后再试", "the photo is still being processed"
         )
     try:
-        data = service.media_storage().get(key)
+        data = media_storage().get(key)
     except MediaNotFound:
         raise not_found("照片", "photo") from None
     return Response(
@@ -341,7 +400,7 @@ def _chunks(stream: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
             "content": {fmt.mime_type: {} for fmt in ImageFormat},
             "description": "the original bytes as uploaded",
         },
-        **error_responses(401, 403, 404),
+        **error_responses(401, 403, 404, codes={503: ["storage_unavailable"]}),
     },
 )
 def staff_photo_original(
@@ -361,7 +420,7 @@ def staff_photo_original(
         request_id=getattr(request.state, "request_id", None),
     )
     try:
-        stream = service.media_storage().open_stream(photo.original_key)
+        stream = media_storage().open_stream(photo.original_key)
     except MediaNotFound:
         raise not_found("照片原件", "original photo") from None
     fmt = ImageFormat(photo.original_format)

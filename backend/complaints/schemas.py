@@ -161,6 +161,8 @@ class ComplaintCreated(BaseModel):
 
     __audience__: ClassVar[Audience] = Audience.FILER
     id: int
+    #: The number to quote to the bureau (``TS2026…``/``JB2026…``), the one its case and the notices carry.
+    case_no: str
     status: ComplaintStatus
     created_at: UTCDatetime
     photos: list[PhotoStatusRead]

@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -60,7 +59,7 @@ from backend.i18n import Locale
 from backend.instruments.models import Instrument
 from backend.jurisdictions.models import Jurisdiction
 from backend.media.processing import ImageFormat
-from backend.media.storage import LocalMediaStorage, MediaStorage, put_content_addressed
+from backend.media.storage import MediaStorage, put_content_addressed, storage_unavailable
 from backend.operators.models import Operator, Stall
 from backend.outbox import service as outbox_service
 from backend.qr import service as qr_service
@@ -78,16 +77,6 @@ SIMILAR_RADIUS_M = 250
 
 #: Roles that may file; a supervisor's filing is a patrol report.
 FILER_ROLES = frozenset({Role.consumer_device, Role.consumer, Role.supervisor})
-
-
-@lru_cache(maxsize=4)
-def _local_storage(root: Path) -> LocalMediaStorage:
-    return LocalMediaStorage(root)
-
-
-def media_storage() -> MediaStorage:
-    """Where complaint photos live (local disk under ``settings.media_dir``)."""
-    return _local_storage(get_settings().media_dir)
 
 
 @dataclass(frozen=True)
@@ -302,17 +291,15 @@ def add_event(
 
 
 def store_original(storage: MediaStorage, photo: IncomingPhoto) -> str:
-    """Write a photo's original under its content key (503 while storage is unavailable); returns the key."""
+    """Write a photo's original under its content key (503 while storage is unavailable); returns the key.
+
+    Returns only once the store holds the bytes durably (a local file synced, or an object store's PUT
+    answered), so the complaint row that names the key is committed after, never before.
+    """
     try:
         return put_content_addressed(storage, photo.data, namespace=ORIGINALS, extension=photo.format.value)
-    except OSError as exc:
-        raise AppError(
-            503,
-            "storage_unavailable",
-            "照片存储暂时不可用，请稍后重试",
-            "photo storage temporarily unavailable; retry later",
-            headers={"Retry-After": "30"},
-        ) from exc
+    except OSError as exc:  # MediaUnavailable, or any I/O error of a store
+        raise storage_unavailable() from exc
 
 
 def create(session: Session, *, account: Account, submission: Submission, storage: MediaStorage) -> Complaint:
@@ -500,10 +487,27 @@ def routing_staff(complaint: Complaint, locale: Locale) -> RoutingStaffRead:
     )
 
 
+def case_number(*, tip_off: bool, received_at: datetime, complaint_id: int) -> str:
+    """The case number: 投诉 TS / 举报 JB, the year of receipt, the complaint's number (unique, 1:1)."""
+    prefix = "JB" if tip_off else "TS"
+    return f"{prefix}{bureau_date(received_at).year}{complaint_id:08d}"
+
+
+def case_number_of(complaint: Complaint) -> str:
+    """The number a complaint's case carries (known at receipt): what the filer quotes, never the row id."""
+    return case_number(
+        # A supervisor's patrol report becomes a 举报 (tip-off) case, a consumer's complaint a 投诉.
+        tip_off=complaint.source == ComplaintSource.supervisor,
+        received_at=complaint.created_at,
+        complaint_id=complaint.id or 0,
+    )
+
+
 def to_created(session: Session, complaint: Complaint) -> ComplaintCreated:
     """The answer to a submission."""
     return ComplaintCreated(
         id=complaint.id or 0,
+        case_no=case_number_of(complaint),
         status=complaint.status,
         created_at=complaint.created_at,
         photos=[
@@ -713,50 +717,47 @@ def get_own(session: Session, account: Account, complaint_id: int) -> Complaint:
     return complaint
 
 
-def list_own(
-    session: Session, account: Account, *, limit: int, offset: int
-) -> tuple[list[ComplaintSummary], int]:
-    """The caller's complaints, newest first."""
-    where = col(Complaint.account_id) == account.id
-    total = session.execute(select(func.count()).select_from(Complaint).where(where)).scalar_one()
-    rows = list(
-        session.execute(
-            select(Complaint).where(where).order_by(col(Complaint.id).desc()).limit(limit).offset(offset)
-        ).scalars()
+def list_own(session: Session, account: Account, *, limit: int, offset: int) -> list[ComplaintSummary]:
+    """A page of the caller's complaints, newest first (the total comes with the list's validator)."""
+    # One round trip: the photo counts as a correlated count and the operator's name by a join, on the
+    # (account_id, id) index; the columns the line shows, not whole rows.
+    photo_count = (
+        select(func.count())
+        .where(col(ComplaintPhoto.complaint_id) == col(Complaint.id))
+        .correlate(Complaint)
+        .scalar_subquery()
     )
-    ids = [c.id for c in rows]
-    counts: dict[int, int] = {}
-    names: dict[int, str] = {}
-    if ids:
-        counts = {
-            int(cid): int(n)
-            for cid, n in session.execute(
-                select(col(ComplaintPhoto.complaint_id), func.count())
-                .where(col(ComplaintPhoto.complaint_id).in_(ids))
-                .group_by(col(ComplaintPhoto.complaint_id))
-            ).all()
-        }
-        operator_ids = {c.operator_id for c in rows if c.operator_id is not None}
-        names = {
-            int(oid): str(name)
-            for oid, name in session.execute(
-                select(col(Operator.id), col(Operator.name)).where(col(Operator.id).in_(operator_ids))
-            ).all()
-        }
-    items = [
-        ComplaintSummary(
-            id=c.id or 0,
-            source=c.source,
-            category=c.category,
-            status=c.status,
-            created_at=c.created_at,
-            operator_name=names.get(c.operator_id) if c.operator_id is not None else None,
-            photo_count=counts.get(c.id or 0, 0),
-            routing=_routing(c),
+    rows = session.execute(
+        sa_select(
+            col(Complaint.id),
+            col(Complaint.source),
+            col(Complaint.category),
+            col(Complaint.status),
+            col(Complaint.created_at),
+            col(Operator.name),
+            photo_count,
+            col(Complaint.routing_status),
+            col(Complaint.jurisdiction_code),
         )
-        for c in rows
+        .outerjoin(Operator, col(Operator.id) == col(Complaint.operator_id))
+        .where(col(Complaint.account_id) == account.id)
+        .order_by(col(Complaint.id).desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [
+        ComplaintSummary(
+            id=cid,
+            source=source,
+            category=category,
+            status=status,
+            created_at=created_at,
+            operator_name=operator_name,
+            photo_count=int(photos),
+            routing=RoutingRead(status=routing_status, jurisdiction_code=jurisdiction_code),
+        )
+        for cid, source, category, status, created_at, operator_name, photos, routing_status, jurisdiction_code in rows
     ]
-    return items, int(total)
 
 
 def get_for_staff(session: Session, scope: Scope, complaint_id: int) -> Complaint:

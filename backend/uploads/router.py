@@ -14,10 +14,11 @@ from starlette.requests import ClientDisconnect
 from backend import ratelimit
 from backend.auth.security import AccessClaims
 from backend.complaints.dependencies import FilerClaims, load_filer, validate_photo
-from backend.complaints.service import IncomingPhoto, media_storage
+from backend.complaints.service import IncomingPhoto
 from backend.config import get_settings
 from backend.db import SessionDep
 from backend.errors import AppError, error_responses
+from backend.media.factory import media_storage
 from backend.uploads import service
 from backend.uploads.models import PhotoUpload
 from backend.uploads.schemas import UploadRead

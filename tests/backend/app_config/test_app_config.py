@@ -31,7 +31,11 @@ def test_config_reports_settings(client: TestClient, monkeypatch: pytest.MonkeyP
     assert body["uploads"]["max_photo_bytes"] == settings.complaint_photo_max_bytes
     assert body["uploads"]["max_photos"] == 6 and body["uploads"]["upload_ttl_seconds"] == 6 * 3600
     assert "image/heic" in body["uploads"]["accepted_types"]
-    assert body["push_enabled"] is (settings.fcm_credentials is not None)
+    assert body["push_enabled"] is (settings.fcm_credentials is not None or settings.jpush_enabled)
+    assert body["push_providers"] == [
+        *(["fcm"] if settings.fcm_credentials is not None else []),
+        *(["jpush"] if settings.jpush_enabled else []),
+    ]
     assert body["quiet_hours"] == {"start": "22:00", "end": "08:00", "timezone": settings.timezone}
     assert body["terms_version"] == "2026-06-01" and body["privacy_version"] == settings.app_privacy_version
     assert body["support"]["hotline"] == settings.app_support_hotline

@@ -45,7 +45,7 @@ class ObservedBody:
 
 def _post(client: TestClient, headers: dict[str, str], body: ObservedBody):  # type: ignore[no-untyped-def]
     return client.post(
-        "/api/v1/complaints",
+        "/api/v1/complaint-form",
         content=iter(body),
         headers={
             **headers,

@@ -172,7 +172,7 @@ def test_hundred_concurrent_retries_make_exactly_one_complaint(
         with httpx.Client(timeout=120) as http:
             barrier.wait()
             return http.post(
-                f"{live_server}/api/v1/complaints",
+                f"{live_server}/api/v1/complaint-form",
                 data={"complaint": part},
                 files=[("photos", ("p.jpg", photo_bytes, "image/jpeg"))],
                 headers=headers,

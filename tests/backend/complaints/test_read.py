@@ -185,7 +185,7 @@ def test_photos_flow_to_filer_and_staff_originals_to_staff_only(
 def test_rejected_photo_says_why(
     client: TestClient, session: Session, device_headers: dict[str, str], photo_bytes: bytes
 ) -> None:
-    from backend.complaints.service import media_storage
+    from backend.media.factory import media_storage
 
     complaint_id = _file(client, device_headers, [photo_bytes])
     [photo] = session.exec(select(ComplaintPhoto).where(ComplaintPhoto.complaint_id == complaint_id)).all()

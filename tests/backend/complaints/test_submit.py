@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from backend.complaints.models import (
     PhotoStatus,
 )
 from backend.config import get_settings
+from backend.dates import bureau_date
 from backend.media.storage import LocalMediaStorage
 from backend.outbox.models import OutboxEvent
 from backend.qr import service as qr_service
@@ -61,8 +63,12 @@ def test_contract_201_with_photos(
     )
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    assert set(body) == {"id", "status", "created_at", "photos", "routing"}
+    assert set(body) == {"id", "case_no", "status", "created_at", "photos", "routing"}
     assert body["status"] == "received" and body["created_at"].endswith("Z")
+    # The number to quote: the one its case will carry and the receipt notice names (TS, year, padded id).
+    assert (
+        body["case_no"] == f"TS{bureau_date(datetime.fromisoformat(body['created_at'])).year}{body['id']:08d}"
+    )
     assert [(p["kind"], p["status"]) for p in body["photos"]] == [
         ("receipt", "pending"),
         ("scale_display", "pending"),
@@ -103,7 +109,7 @@ def test_no_photos_is_fine(client: TestClient, device_headers: dict[str, str]) -
 def test_json_part_may_be_a_file_part(client: TestClient, device_headers: dict[str, str]) -> None:
     part = json.dumps(complaint_json()).encode()
     resp = client.post(
-        "/api/v1/complaints",
+        "/api/v1/complaint-form",
         files=[("complaint", ("complaint.json", part, "application/json"))],
         headers={**device_headers, "Idempotency-Key": "file-part"},
     )
@@ -224,6 +230,8 @@ def test_supervisor_patrol_report(
     complaint = session.get(Complaint, resp.json()["id"])
     assert complaint is not None and complaint.source == ComplaintSource.supervisor
     assert complaint.finding == "instrument_without_valid_mark" and complaint.filer_role == Role.supervisor
+    # A patrol report becomes a 举报 (tip-off) case: JB, not TS.
+    assert resp.json()["case_no"].startswith("JB") and resp.json()["case_no"].endswith(f"{complaint.id:08d}")
 
 
 def test_supervisor_needs_finding_and_operator(client: TestClient, session: Session, market: Market) -> None:
@@ -534,14 +542,49 @@ def test_body_over_the_upload_limit_is_413_from_the_middleware(
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "payload_too_large"
 
 
-def test_a_body_neither_multipart_nor_json_is_415(client: TestClient, device_headers: dict[str, str]) -> None:
+@pytest.mark.parametrize("path", ["/api/v1/complaints", "/api/v1/complaint-form"])
+def test_a_body_neither_multipart_nor_json_is_415(
+    client: TestClient, device_headers: dict[str, str], path: str
+) -> None:
     # JSON is the app's form (photos uploaded ahead, tests/backend/complaints/test_uploads.py); plain text is not.
     resp = client.post(
-        "/api/v1/complaints",
+        path,
         content=json.dumps(complaint_json()).encode(),
         headers={**device_headers, "Idempotency-Key": "text-body", "Content-Type": "text/plain"},
     )
     assert resp.status_code == 415 and resp.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_each_path_takes_one_media_type_and_names_the_other(
+    client: TestClient, session: Session, device_headers: dict[str, str], photo_bytes: bytes
+) -> None:
+    # One media type per operation (generated clients type one body): the form and the app's JSON each have a path.
+    multipart = client.post(
+        "/api/v1/complaints",
+        data={"complaint": json.dumps(complaint_json())},
+        files=[("photos", ("a.jpg", photo_bytes, "image/jpeg"))],
+        headers={**device_headers, "Idempotency-Key": "form-to-json-path"},
+    )
+    assert multipart.status_code == 415, multipart.text
+    error = multipart.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert (
+        error["details"]["form_path"] == "/api/v1/complaint-form"
+        and "/api/v1/complaint-form" in error["message"]
+    )
+    as_json = client.post(
+        "/api/v1/complaint-form",
+        content=json.dumps(complaint_json()).encode(),
+        headers={
+            **device_headers,
+            "Idempotency-Key": "json-to-form-path",
+            "Content-Type": "application/json",
+        },
+    )
+    assert (
+        as_json.status_code == 415 and as_json.json()["error"]["details"]["json_path"] == "/api/v1/complaints"
+    )
+    assert session.exec(select(Complaint)).first() is None
 
 
 def test_missing_complaint_part_and_stray_parts(
@@ -549,11 +592,11 @@ def test_missing_complaint_part_and_stray_parts(
 ) -> None:
     headers = {**device_headers, "Idempotency-Key": "parts"}
     only_photo = client.post(
-        "/api/v1/complaints", files=[("photos", ("a.jpg", photo_bytes, "image/jpeg"))], headers=headers
+        "/api/v1/complaint-form", files=[("photos", ("a.jpg", photo_bytes, "image/jpeg"))], headers=headers
     )
     assert only_photo.json()["error"]["code"] == "complaint_part_required"
     stray = client.post(
-        "/api/v1/complaints",
+        "/api/v1/complaint-form",
         data={"complaint": json.dumps(complaint_json())},
         files=[("photo", ("a.jpg", photo_bytes, "image/jpeg"))],
         headers=headers,
@@ -577,7 +620,7 @@ def test_idempotency_key_is_required_and_printable(
     if key is not None:
         headers["Idempotency-Key"] = key
     resp = client.post(
-        "/api/v1/complaints", data={"complaint": json.dumps(complaint_json())}, headers=headers
+        "/api/v1/complaint-form", data={"complaint": json.dumps(complaint_json())}, headers=headers
     )
     assert resp.status_code == 422 and resp.json()["error"]["code"] == code
 

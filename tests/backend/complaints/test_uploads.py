@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 
 from backend.auth.models import Account, Role
 from backend.complaints.models import Complaint, ComplaintPhoto
-from backend.complaints.service import media_storage
 from backend.db import utcnow
+from backend.media.factory import media_storage
 from backend.uploads import service as uploads_service
 from backend.uploads.models import PhotoUpload
 from tests.factories import complaint_json, login, make_account, post_complaint
