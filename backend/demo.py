@@ -1,5 +1,5 @@
-"""Seed, once, a demo county with a market and stalls, other sectors, instruments in every state, accounts, and
-the market association's members."""
+"""Seed, once, a demo county with a market and stalls, other sectors, instruments in every state, accounts, the
+market association's members, and the market's records, class and a reminder for its operator file."""
 
 from __future__ import annotations
 
@@ -18,12 +18,21 @@ from backend.complaints import service as complaint_service
 from backend.complaints.schemas import ComplaintSubmission
 from backend.dates import bureau_date
 from backend.instruments import service as instrument_service
+from backend.instruments.models import Instrument
 from backend.instruments.schemas import InstrumentCreate, VerificationCreate
 from backend.intake import memberships
+from backend.media.factory import media_storage
 from backend.operators import service as operator_service
 from backend.operators.models import ManagementAssessment, Operator, Sector, Stall
 from backend.operators.schemas import OperatorCreate, OperatorUpdate, SelfCommitmentCreate, StallCreate
 from backend.operators.uscc import random_usccs
+from backend.records import rating
+from backend.records import service as records_service
+from backend.records.models import RatingTrigger, RecordSource
+from backend.records.rules import RecordKind, RecordState
+from backend.supervision import service as supervision_service
+from backend.supervision.models import InterviewKind
+from backend.supervision.schemas import InterviewCreate
 
 DEMO_COUNTY = "330106"  # 浙江省杭州市西湖区
 DEMO_CITY = "330100"  # 杭州市
@@ -46,6 +55,7 @@ _ACCOUNTS: tuple[tuple[str, Role, str | None, str], ...] = (
     ("staff_xihu", Role.staff, DEMO_COUNTY, "西湖区市场监管局 王科员"),
     ("staff_hangzhou", Role.staff, DEMO_CITY, "杭州市市场监管局 李科长"),
     ("staff_shangcheng", Role.staff, "330102", "上城区市场监管局 赵科员"),
+    ("auditor_xihu", Role.auditor, DEMO_COUNTY, "西湖区市场监管局 审计员 周"),
     ("supervisor_xihu", Role.supervisor, DEMO_COUNTY, "计量诚信监督员 陈阿姨"),
     ("institution_zj", Role.institution, None, "浙江省计量科学研究院"),
     ("association_market", Role.association, DEMO_CITY, "杭州市农贸市场行业协会"),
@@ -164,6 +174,7 @@ def seed(session: Session, today: date | None = None) -> list[DemoAccount]:
         (optician, None, "refractometer", "YG-01", 90, True),
         (optician, None, "focimeter", "JD-01", 500, True),  # overdue
     ]
+    instruments: list[Instrument] = []
     for operator, stall_id, type_code, serial, days_ago, passed in plan:
         instrument = instrument_service.create(
             session,
@@ -173,6 +184,7 @@ def seed(session: Session, today: date | None = None) -> list[DemoAccount]:
             ),
             actor=staff,
         )
+        instruments.append(instrument)
         if days_ago is not None:
             instrument_service.record_verification(
                 session,
@@ -210,6 +222,9 @@ def seed(session: Session, today: date | None = None) -> list[DemoAccount]:
         reason="经营范围调整，主动退会",
     )
     _demo_complaint(session, accounts["consumer_demo"], market, stalls[1])
+    _demo_market_file(
+        session, scope, accounts["supervisor_xihu"], market, overdue=instruments[2], today=today
+    )
     auth_service.create_account(
         session,
         actor=staff,
@@ -236,11 +251,61 @@ def _demo_complaint(session: Session, filer: Account, market: Operator, stall: S
         ComplaintSubmission.model_validate(raw), (), complaint_service.request_hash(raw, [])
     )
     complaint = complaint_service.create(
-        session, account=filer, submission=submission, storage=complaint_service.media_storage()
+        session, account=filer, submission=submission, storage=media_storage()
     )
     # Routed now rather than by the worker, so the case is there as soon as the demo starts (the worker's
     # later routing of the same complaint finds it and changes nothing).
     case_service.route_complaint(session, complaint.id or 0)
+
+
+def _demo_market_file(
+    session: Session, scope: Scope, supervisor: Account, market: Operator, *, overdue: Instrument, today: date
+) -> None:
+    """What the market's operator file shows staff: a verified bad record and the class it brings, a
+    supervisor's report awaiting verification, and a reminder about the overdue scale."""
+    # A sound management system makes the market 守信 until the verified record below: a change in its history.
+    operator_service.update(
+        session,
+        operator=market,
+        data=OperatorUpdate(management_assessment=ManagementAssessment.sound),
+        scope=scope,
+    )
+    records_service.create(
+        session,
+        operator=market,
+        kind=RecordKind.INSTRUMENT_OVERDUE,
+        fact_date=today - timedelta(days=20),
+        source=RecordSource.staff,
+        source_ref=f"demo:overdue:{overdue.id}",
+        state=RecordState.VERIFIED,
+        summary="B01 摊位电子秤超过检定有效期仍在使用，现场责令停用并送检。",
+        instrument_id=overdue.id,
+        instrument_still_in_use=False,
+        actor=scope.user,
+        reason="现场检查 / on-site inspection",
+    )
+    records_service.create(
+        session,
+        operator=market,
+        kind=RecordKind.SHORT_WEIGHT,
+        fact_date=today - timedelta(days=3),
+        source=RecordSource.supervisor,
+        source_ref="demo:patrol:1",
+        summary="巡查时在 A02 摊位复称 1000 克苹果，实重 950 克。",
+        actor=supervisor,
+        reason="监督员巡查报告 / supervisor's patrol report",
+    )
+    # The class the verified record brings, stored (the worker would re-rate after the commit).
+    rating.rerate_operator(session, market.id or 0, trigger=RatingTrigger.manual, actor=scope.user)
+    supervision_service.schedule_interview(
+        session,
+        scope=scope,
+        data=InterviewCreate(
+            operator_id=market.id or 0,
+            kind=InterviewKind.reminder,
+            subject="B01 摊位电子秤已超过检定有效期，请于 7 日内送检并停止使用。",
+        ),
+    )
 
 
 def demo_accounts(session: Session) -> list[DemoAccount]:

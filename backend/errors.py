@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -113,7 +113,14 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 #: Pydantic error types we raise ourselves (``PydanticCustomError``) whose type becomes the top-level code.
 DOMAIN_VALIDATION_CODES = frozenset(
-    {"invalid_uscc", "invalid_coordinates", "invalid_coord_system", "invalid_jurisdiction_code"}
+    {
+        "invalid_uscc",
+        "invalid_coordinates",
+        "invalid_coord_system",
+        "invalid_jurisdiction_code",
+        "invalid_push_provider",
+        "invalid_push_token",
+    }
 )
 
 _STATUS_CODES: dict[int, tuple[str, str, str]] = {
@@ -160,14 +167,21 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
-def _allowed_methods(routes: Sequence[Any], path: str, prefix: str = "") -> set[str]:
-    """The methods of every route whose path template matches ``path`` (descending into included routers)."""
-    methods: set[str] = set()
+def _allowed_methods(routes: Sequence[Any], path: str) -> set[str]:
+    """The methods of the resource ``path`` names: the routes whose template is ``path`` itself if any (so
+    ``/things/new`` is not also ``/things/{thing_id}``), else every template matching it."""
+    matches = list(_matching_routes(routes, path))
+    exact = [route for route, literal in matches if literal]
+    return {method for route in (exact or [route for route, _ in matches]) for method in route.methods or ()}
+
+
+def _matching_routes(routes: Sequence[Any], path: str, prefix: str = "") -> Iterator[tuple[Route, bool]]:
+    """Routes whose path template matches ``path`` (descending into included routers), and whether literally."""
     for route in routes:
         original = getattr(route, "original_router", None)
         if original is not None:  # FastAPI's lazily included router
             context = getattr(route, "include_context", None)
-            methods |= _allowed_methods(
+            yield from _matching_routes(
                 original.routes, path, prefix + (getattr(context, "prefix", "") or "")
             )
         elif (
@@ -176,8 +190,7 @@ def _allowed_methods(routes: Sequence[Any], path: str, prefix: str = "") -> set[
             and path.startswith(prefix)
             and route.path_regex.match(path[len(prefix) :])
         ):
-            methods |= route.methods
-    return methods
+            yield route, "{" not in route.path and prefix + route.path == path
 
 
 #: The largest value of an ``integer`` id column (PostgreSQL refuses to compare a bigger one with it).

@@ -18,6 +18,7 @@ from backend.intake.models import (
 )
 from backend.jurisdictions.models import Jurisdiction
 from backend.notices.models import Device, InboxNotification, NotificationPreference, PushDelivery
+from backend.notices.sms.models import SmsContact, SmsDailyCount, SmsMessage
 from backend.open311.models import Open311Client, Open311Submission
 from backend.operators.models import Operator, SelfCommitment, Stall
 from backend.outbox.models import OutboxEvent, OutboxTaskDone
@@ -29,6 +30,7 @@ from backend.records.models import (
     OperatorRating,
     RatingChange,
 )
+from backend.roles.models import SchedulerLease
 from backend.supervision.models import DepartmentNotice, Inspection, InspectionPlan, Interview, PlanEntry
 from backend.uploads.models import PhotoUpload
 from backend.workbench.models import WorkbenchSession
@@ -79,7 +81,11 @@ __all__ = [
     "RatingChange",
     "RecordPublication",
     "RefreshToken",
+    "SchedulerLease",
     "SelfCommitment",
+    "SmsContact",
+    "SmsDailyCount",
+    "SmsMessage",
     "Stall",
     "VerificationRecord",
     "VerificationSubmission",

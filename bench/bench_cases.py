@@ -50,6 +50,7 @@ def route_bench(complaints: int) -> dict[str, Any]:
     from backend.db import session_scope
     from backend.jurisdictions import locator
     from backend.jurisdictions.models import Jurisdiction
+    from backend.media.factory import media_storage
     from backend.operators import service as operator_service
     from backend.operators.schemas import OperatorCreate
     from backend.operators.uscc import random_usccs
@@ -111,7 +112,7 @@ def route_bench(complaints: int) -> dict[str, Any]:
                 data=ComplaintSubmission.model_validate(body), photos=(), request_hash=f"{i:064d}"
             )
             complaints_service.create(
-                session, account=account, submission=submission, storage=complaints_service.media_storage()
+                session, account=account, submission=submission, storage=media_storage()
             )
         event_ids = list(
             session.execute(

@@ -10,7 +10,7 @@ The mix, chosen per request from a seeded random stream:
 
 * 80 % QR scans: ``GET /q/{token}`` over all 10,000 stall codes (the per-process micro-cache is on, as deployed;
   the shared page store is off unless ``--store-url`` names a Redis database, which is emptied first);
-* 10 % complaint submissions: ``POST /api/v1/complaints``, multipart, one 1024×768 JPEG photo (made unique per
+* 10 % complaint submissions: ``POST /api/v1/complaint-form``, multipart, one 1024×768 JPEG photo (made unique per
   request, as phones' trailers make them), a fresh ``Idempotency-Key`` each;
 * 10 % staff case views: the work list ``GET /api/v1/cases?limit=20`` and one case ``GET /api/v1/cases/{id}``,
   half each.
@@ -40,7 +40,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +101,7 @@ def seed_people(url: str) -> None:
         for i in range(COMPLAINTS):
             part = _complaint_json(rng)
             resp = client.post(
-                "/api/v1/complaints",
+                "/api/v1/complaint-form",
                 data={"complaint": part},
                 headers={**headers, "Idempotency-Key": f"seed-{i}"},
             )
@@ -142,6 +142,8 @@ class Results:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     elapsed: float = 0.0
+    #: The ids of the complaints answered 201, to check afterwards that each exists once.
+    created: list[int] = field(default_factory=list)
 
     def error_count(self) -> int:
         return sum(sum(kinds.values()) for kinds in self.errors.values())
@@ -204,22 +206,29 @@ class Workload:
             ]
         )
         head = (
-            f"POST /api/v1/complaints HTTP/1.1\r\n{base}Authorization: {rng.choice(self.device_auths)}\r\n"
+            f"POST /api/v1/complaint-form HTTP/1.1\r\n{base}Authorization: {rng.choice(self.device_auths)}\r\n"
             f"Idempotency-Key: {uuid.uuid4().hex}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         )
         return head.encode() + body
 
 
-def run_load(base: str, work: Workload, seconds: float, connections: int, seed_value: int = 8) -> Results:
-    """Closed loop: ``connections`` keep-alive connections, each sending its next request as the answer lands."""
-    assert base.startswith("http://127.0.0.1:"), "loopback only"
-    host, port = base.removeprefix("http://").split(":")
+def run_load(
+    base: str | Sequence[str], work: Workload, seconds: float, connections: int, seed_value: int = 8
+) -> Results:
+    """Closed loop: ``connections`` keep-alive connections, each sending its next request as the answer lands.
+
+    With several base URLs, connection ``i`` goes to base ``i mod n``: a load balancer's round robin over
+    keep-alive connections.
+    """
+    bases = [base] if isinstance(base, str) else list(base)
+    assert all(b.startswith("http://127.0.0.1:") for b in bases), "loopback only"
     kinds = [k for k, w in MIX for _ in range(w)]
     results = Results()
 
     async def connection(index: int, stop_at: float) -> None:
         rng = random.Random(seed_value * 1000 + index)
+        host, port = bases[index % len(bases)].removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         n = 0
         while time.perf_counter() < stop_at:
@@ -229,7 +238,7 @@ def run_load(base: str, work: Workload, seconds: float, connections: int, seed_v
             started = time.perf_counter()
             try:
                 writer.write(data)
-                status, _body = await asyncio.wait_for(_read_response(reader), 30)
+                status, body = await asyncio.wait_for(_read_response(reader), 30)
             except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 results.errors[kind][type(exc).__name__] += 1
                 writer.close()
@@ -237,6 +246,8 @@ def run_load(base: str, work: Workload, seconds: float, connections: int, seed_v
                 continue
             if status == EXPECTED[kind]:
                 results.latencies[kind].append(time.perf_counter() - started)
+                if kind == "complaint":
+                    results.created.append(int(json.loads(body)["id"]))
             else:
                 results.errors[kind][f"HTTP {status}"] += 1
         writer.close()

@@ -1,6 +1,7 @@
 """Run every benchmark under bench/ and write bench/REPORT.md from the figures each one saved in this run.
 
 Run: .venv/bin/python -m bench.run_all [--only NAME ...]
+Scripts in OPT_IN run only when named in --only (bench_archive imports a provincial archive: about an hour).
 Each script runs in its own process (settings and engines are per process) with an empty output folder of its
 own: the report lists only the figures a script saved in this run, and a script that failed is reported as
 failed with no figures (never the numbers of an earlier run).
@@ -23,6 +24,8 @@ from bench.common import machine
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+#: Too long for every run: only when asked for by name (``--only bench_archive``).
+OPT_IN = frozenset({"bench_archive"})
 
 
 @dataclass
@@ -33,6 +36,8 @@ class ScriptResult:
     returncode: int
     seconds: float
     figures: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: Markdown a script adds below the table (``report_md`` in its JSON): step times, sizes.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -51,6 +56,7 @@ def run_script(name: str, command: list[str]) -> ScriptResult:
             for path in sorted(Path(folder).glob("*.json")):
                 data = json.loads(path.read_text(encoding="utf-8"))
                 result.figures += [(path.stem, f) for f in data.get("figures", [])]
+                result.notes += data.get("report_md", [])
     return result
 
 
@@ -76,6 +82,9 @@ def render(results: list[ScriptResult], machine_line: str) -> str:
     failures = [r.name for r in results if not r.ok]
     if failures:
         lines += ["", "Scripts that failed this run (no figures reported): " + ", ".join(failures)]
+    for result in results:
+        if result.ok and result.notes:
+            lines += ["", *result.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -83,7 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", help="script names without .py, e.g. bench_geo")
     args = parser.parse_args()
-    scripts = sorted(p for p in BENCH.glob("bench_*.py") if not args.only or p.stem in args.only)
+    scripts = sorted(
+        p for p in BENCH.glob("bench_*.py") if (p.stem in args.only if args.only else p.stem not in OPT_IN)
+    )
     results: list[ScriptResult] = []
     for script in scripts:
         print(f"== {script.stem}", flush=True)

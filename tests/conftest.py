@@ -48,6 +48,7 @@ from backend import ratelimit  # noqa: E402
 from backend.db import get_engine, get_session  # noqa: E402
 from backend.hooks import install as install_hooks  # noqa: E402
 from backend.main import create_app  # noqa: E402
+from tests.support.s3_standin import s3_bucket, s3_server  # noqa: E402, F401 - the S3 stand-in for any test
 
 # Like every entry point, the test session installs the session hooks (services run here without the app).
 install_hooks()
@@ -198,6 +199,71 @@ def _delete_new_rows(
             )
         elif head is not None:
             conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, :seq, :hash)"), dict(head))
+
+
+def _table_rows(engine: Engine) -> dict[str, dict[tuple[object, ...], dict[str, object]]]:
+    """Every row of every table by primary key, to put rows a test changed or deleted back afterwards."""
+    from sqlalchemy import inspect, select
+
+    import backend.models  # noqa: F401 - every table in the metadata
+    from backend.db import metadata
+
+    present = set(inspect(engine).get_table_names())
+    rows: dict[str, dict[tuple[object, ...], dict[str, object]]] = {}
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            if table.name not in present or table.name == "audit_head":
+                continue
+            pk = [c.name for c in table.primary_key.columns]
+            rows[table.name] = {
+                tuple(m[c] for c in pk): dict(m) for m in conn.execute(select(table)).mappings()
+            }
+    return rows
+
+
+def _restore_rows(engine: Engine, before: dict[str, dict[tuple[object, ...], dict[str, object]]]) -> None:
+    """Delete the rows added since ``before`` and put back the ones changed or deleted (values as they were).
+
+    ``_delete_new_rows`` only removes additions; a sequence of calls that changes a row it did not create (a
+    case accepted, a profile edited) needs this to be replayed against the same world.
+    """
+    from sqlalchemy import and_, delete, insert, update
+
+    from backend.db import metadata
+
+    after = _table_rows(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Triggers (the audit log's append-only guard, foreign keys) are off for this transaction only.
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        tables = {t.name: t for t in metadata.sorted_tables}
+        for name in reversed([t.name for t in metadata.sorted_tables]):
+            if name not in before:
+                continue
+            table = tables[name]
+            pk = list(table.primary_key.columns)
+            now = after.get(name, {})
+            for key in now.keys() - before[name].keys():
+                conn.execute(delete(table).where(and_(*(c == v for c, v in zip(pk, key, strict=True)))))
+        for name in [t.name for t in metadata.sorted_tables]:
+            if name not in before:
+                continue
+            table = tables[name]
+            pk = list(table.primary_key.columns)
+            now = after.get(name, {})
+            for key, row in before[name].items():
+                if key not in now:
+                    conn.execute(insert(table).values(**row))
+                elif now[key] != row:
+                    where = and_(*(c == v for c, v in zip(pk, key, strict=True)))
+                    conn.execute(update(table).where(where).values(**row))
+        last = conn.execute(text("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")).first()
+        conn.execute(text("DELETE FROM audit_head"))
+        if last is not None:
+            conn.execute(
+                text("INSERT INTO audit_head (id, seq, hash) VALUES (1, :seq, :hash)"),
+                {"seq": last[0], "hash": last[1]},
+            )
 
 
 @pytest.fixture

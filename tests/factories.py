@@ -178,7 +178,7 @@ def post_complaint(
     filename: str = "photo.jpg",
     content_type: str = "image/jpeg",
 ) -> Response:
-    """POST /api/v1/complaints as the app does: a JSON part, photo parts and an Idempotency-Key."""
+    """POST /api/v1/complaint-form as the web page does: a JSON part, photo parts and an Idempotency-Key."""
     part = (
         complaint
         if isinstance(complaint, str)
@@ -187,7 +187,7 @@ def post_complaint(
     files = [("photos", (filename, data, content_type)) for data in photos]
     all_headers = {**headers, "Idempotency-Key": key or uuid.uuid4().hex}
     return client.post(
-        "/api/v1/complaints", data={"complaint": part}, files=files or None, headers=all_headers
+        "/api/v1/complaint-form", data={"complaint": part}, files=files or None, headers=all_headers
     )
 
 
@@ -226,6 +226,7 @@ def make_device(
     platform: str = "android",
     locale: str = "zh-CN",
     timezone: str | None = None,
+    provider: str = "fcm",
 ) -> Device:
     """An active push device of ``account`` (a fresh FCM-shaped token unless given)."""
     from backend.notices import service as inbox_service
@@ -237,6 +238,7 @@ def make_device(
             "platform": platform,
             "locale": locale,
             "timezone": timezone,
+            "provider": provider,
         }
     )
     return inbox_service.register_device(session, account=account, data=data).device

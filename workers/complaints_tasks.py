@@ -9,8 +9,9 @@ from typing import Any
 from celery import Task
 
 from backend.complaints.photos import process_photo, stale_pending_photos
-from backend.complaints.service import media_storage, purge_idempotency_keys
+from backend.complaints.service import purge_idempotency_keys
 from backend.db import session_scope
+from backend.media.factory import media_storage
 from backend.outbox.models import OutboxEvent
 from backend.uploads.service import SWEEP_BATCH as UPLOAD_SWEEP_BATCH
 from backend.uploads.service import delete_files as delete_upload_files
@@ -81,8 +82,10 @@ def purge_expired_uploads_task() -> int:
     while True:
         with session_scope() as session:
             keys, count = purge_expired_uploads(session)
-        # Files go only after the rows' deletion committed: a rollback never leaves a row without its file.
-        delete_upload_files(media_storage(), keys)
+            # Files go before the rows' deletion commits: with the store unreachable this raises, the rows stay
+            # and the next sweep tries again, so no photo (GPS and all) outlives its row unseen. A row left
+            # without its file by a failed commit is expired, so nothing can attach it, and goes next time.
+            delete_upload_files(media_storage(), keys)
         removed += count
         if count < UPLOAD_SWEEP_BATCH:
             return removed

@@ -8,10 +8,10 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import IntegrityError
 
-from backend.complaints.service import media_storage
 from backend.db import session_scope
 from backend.intake import jobs
-from backend.media.storage import MediaNotFound
+from backend.media.factory import media_storage
+from backend.media.storage import MediaNotFound, MediaUnavailable
 from backend.outbox.models import OutboxEvent
 from workers.celery_app import database_unavailable
 from workers.celery_app import task as _task
@@ -22,9 +22,9 @@ MAX_RETRIES = 6
 
 
 def _transient(exc: BaseException) -> bool:
-    """Errors worth retrying: the database briefly unavailable, or a unique key another upload of the same
-    certificates committed first (the retried chunk then counts those rows as duplicates)."""
-    return isinstance(exc, IntegrityError) or database_unavailable(exc)
+    """Errors worth retrying: the database or the media store briefly unavailable, or a unique key another
+    upload of the same certificates committed first (the retried chunk then counts those rows as duplicates)."""
+    return isinstance(exc, IntegrityError | MediaUnavailable) or database_unavailable(exc)
 
 
 # 100,000 rows take well under a minute; the limits leave room for a loaded machine, and a redelivery resumes

@@ -49,7 +49,7 @@ def to_read(instrument: Instrument, today: date | None = None, locale: Locale = 
 def _scope_for(session: SessionDep, user: Account) -> Scope | None:
     if user.role == Role.admin:
         return Scope(user, "/")
-    if user.role in (Role.staff, Role.institution) and user.jurisdiction_code:
+    if user.role in (Role.staff, Role.auditor, Role.institution) and user.jurisdiction_code:
         jurisdiction = session.get(Jurisdiction, user.jurisdiction_code)
         return Scope(user, jurisdiction.path) if jurisdiction else None
     if user.role == Role.institution:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from sqlmodel import Session, col, select
 from backend import audit
 from backend.audit.service import snapshot
 from backend.auth.models import Account, Role
+from backend.auth.scope import Scope
 from backend.db import bulk_insert, session_scope, table_of, utcnow
 from backend.errors import AppError, not_found
 from backend.intake import csvfile
@@ -28,6 +30,7 @@ from backend.intake.service import (
     area_path,
 )
 from backend.intake.verifications import VerificationInput, apply_verifications, parse_verification_row
+from backend.jurisdictions.models import Jurisdiction
 from backend.media.storage import MediaStorage, put_content_addressed
 from backend.outbox.service import emit
 from backend.records import service as records
@@ -170,6 +173,52 @@ def list_jobs(
         .all()
     )
     return items, total
+
+
+def list_in_scope(
+    session: Session, scope: Scope, *, limit: int, offset: int
+) -> tuple[Sequence[tuple[IntakeJob, Account]], int]:
+    """Jobs uploaded by institutions and associations bound inside a staff scope, newest first."""
+    stmt = (
+        select(IntakeJob, Account)
+        .join(Account, col(Account.id) == col(IntakeJob.account_id))
+        .join(Jurisdiction, col(Jurisdiction.code) == col(Account.jurisdiction_code))
+        .where(col(Jurisdiction.path).startswith(scope.path))
+    )
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    rows = session.execute(stmt.order_by(col(IntakeJob.id).desc()).limit(limit).offset(offset)).all()
+    return [(job, account) for job, account in rows], total
+
+
+def get_in_scope(session: Session, scope: Scope, job_id: int) -> tuple[IntakeJob, Account]:
+    """A job whose uploader is bound inside the scope; 404 otherwise (admins see every job)."""
+    found = session.execute(
+        select(IntakeJob, Account, col(Jurisdiction.path))
+        .join(Account, col(Account.id) == col(IntakeJob.account_id))
+        .outerjoin(Jurisdiction, col(Jurisdiction.code) == col(Account.jurisdiction_code))
+        .where(col(IntakeJob.id) == job_id)
+    ).first()
+    if found is None or (scope.path != "/" and (found[2] is None or not scope.covers(found[2]))):
+        raise not_found("导入任务", "intake job")
+    return found[0], found[1]
+
+
+def progress_percent(job: IntakeJob) -> float:
+    """How far a job is, in percent of its rows (a job with no rows counted yet is at 0 until it ends)."""
+    if job.total_rows:
+        return round(100.0 * job.rows_done / job.total_rows, 1)
+    return 100.0 if job.state in (JobState.succeeded, JobState.failed) else 0.0
+
+
+def errors_csv(session: Session, job: IntakeJob) -> str:
+    """The whole row-error report as CSV text, with a BOM so spreadsheet programs read the Chinese as UTF-8."""
+    errors, _total = row_errors(session, job.id or 0)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["行号 row", "列 column", "错误代码 code", "说明", "message"])
+    for e in errors:
+        writer.writerow([e.row_number, e.column_name or "", e.code, e.message_zh, e.message_en])
+    return "\ufeff" + out.getvalue()
 
 
 def row_errors(

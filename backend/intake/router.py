@@ -3,8 +3,6 @@ membership registers (and staff's read of an operator's memberships)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
@@ -17,7 +15,6 @@ from backend.cases import arbitration
 from backend.cases.models import ArbitrationVerification
 from backend.cases.schemas import ArbitrationResultWrite, InstitutionArbitrationRead
 from backend.common.schemas import Page, PageLimit, PageOffset
-from backend.complaints.service import media_storage
 from backend.config import get_settings
 from backend.db import SessionDep, read_only
 from backend.errors import AppError, error_responses, forbidden, not_found
@@ -51,6 +48,7 @@ from backend.intake.schemas import (
     VerificationSubmissionRead,
     ViolationReportCreate,
 )
+from backend.media.factory import media_storage
 from backend.operators.dependencies import StaffOperator
 from backend.operators.models import Operator
 from backend.records import rating
@@ -65,6 +63,8 @@ operators_router = APIRouter(prefix="/api/v1", tags=["intake"])
 _READ_ERRORS = error_responses(401, 403, 404)
 _WRITE_ERRORS = error_responses(401, 403, 404, 409, 422)
 _UPLOAD_ERRORS = error_responses(401, 403, 413, 415, 422)
+#: A file kept for a worker goes to the media store first, which may be briefly unavailable.
+_JOB_UPLOAD_ERRORS = error_responses(401, 403, 413, 415, 422, codes={503: ["storage_unavailable"]})
 
 
 def _role(*roles: Role) -> Any:
@@ -177,7 +177,7 @@ def submit_verification(
     "/verifications/import",
     response_model=IntakeJobRead,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_UPLOAD_ERRORS,
+    responses=_JOB_UPLOAD_ERRORS,
 )
 def import_verifications(
     session: SessionDep,
@@ -358,7 +358,7 @@ def report_violation(
     "/violations/import",
     response_model=IntakeJobRead,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_UPLOAD_ERRORS,
+    responses=_JOB_UPLOAD_ERRORS,
 )
 def import_violations(
     session: SessionDep,
@@ -410,7 +410,7 @@ def report_association(
     "/association-reports/import",
     response_model=IntakeJobRead,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_UPLOAD_ERRORS,
+    responses=_JOB_UPLOAD_ERRORS,
 )
 def import_association_reports(
     session: SessionDep,
@@ -680,15 +680,8 @@ def get_job_errors(
     locale = request_locale(request)
     as_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if as_csv:
-        errors, _total = jobs.row_errors(session, job.id or 0)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["行号 row", "列 column", "错误代码 code", "说明", "message"])
-        for e in errors:
-            writer.writerow([e.row_number, e.column_name or "", e.code, e.message_zh, e.message_en])
-        # The BOM makes spreadsheet programs read the Chinese as UTF-8.
         return Response(
-            content="\ufeff" + out.getvalue(),
+            content=jobs.errors_csv(session, job),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="intake-job-{job.id}-errors.csv"'},
         )

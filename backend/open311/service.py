@@ -38,6 +38,7 @@ from backend.db import utcnow
 from backend.errors import AppError, conflict, not_found
 from backend.i18n import Locale
 from backend.jurisdictions.models import Jurisdiction
+from backend.media.factory import media_storage
 from backend.open311.models import Open311Client, Open311Submission
 from backend.open311.schemas import (
     Open311Attribute,
@@ -523,7 +524,7 @@ def create_request(
                 account=account,
                 key=key,
                 submission=submission,
-                storage=complaint_service.media_storage(),
+                storage=media_storage(),
             )
     except AppError as exc:
         raise _as_request_error(exc) from None

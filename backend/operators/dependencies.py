@@ -29,7 +29,7 @@ def staff_or_own_operator(session: SessionDep, user: CurrentUser, operator_id: i
         if operator is None:
             raise not_found("经营者", "operator")
         return operator
-    if user.role in (Role.staff, Role.admin):
+    if user.role in (Role.staff, Role.auditor, Role.admin):
         from backend.auth.scope import Scope
 
         if user.role == Role.admin:

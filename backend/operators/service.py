@@ -135,8 +135,10 @@ def list_in_scope(
     jurisdiction_code: str | None,
     limit: int,
     offset: int,
+    stall: str | None = None,
 ) -> tuple[Sequence[Operator], int]:
-    """Operators in the scope, filtered, newest first."""
+    """Operators in the scope, filtered, newest first; ``stall`` finds the markets with a stall of that number
+    or whose holder's name contains it (how a bureau finds a market from a complaint about "stall A02")."""
     stmt = select(Operator).join(Jurisdiction, col(Jurisdiction.code) == col(Operator.jurisdiction_code))
     stmt = stmt.where(col(Jurisdiction.path).startswith(scope.path))
     if jurisdiction_code:
@@ -152,6 +154,19 @@ def list_in_scope(
             or_(
                 col(Operator.name).contains(term, autoescape=True),
                 col(Operator.uscc) == term.upper(),
+            )
+        )
+    if stall:
+        term = stall.strip()
+        stmt = stmt.where(
+            col(Operator.id).in_(
+                select(col(Stall.market_id)).where(
+                    or_(
+                        col(Stall.number) == term.upper(),
+                        col(Stall.number) == term,
+                        col(Stall.holder_name).contains(term, autoescape=True),
+                    )
+                )
             )
         )
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()

@@ -11,9 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from backend.common.templates import environment
 from backend.complaints.models import ComplaintCategory, ComplaintStatus
 from backend.config import get_settings
 from backend.i18n import Locale
@@ -28,15 +28,8 @@ STATIC = HERE / "static"
 #: Instruments listed on the page; a large market shows these and the total (the page stays small).
 PAGE_INSTRUMENT_LIMIT = 20
 
-_ENV = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    # Every value is escaped unless it is our own Markup (the stylesheet): hostile names render as text.
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    auto_reload=False,
-)
+# Every value is escaped unless it is our own Markup (the stylesheet): hostile names render as text.
+_ENV = environment(HERE / "templates")
 
 
 @dataclass(frozen=True)
@@ -147,8 +140,9 @@ _TEXT: Final[dict[str, Bilingual]] = {
 _MESSAGES: Final[dict[str, Bilingual]] = {
     "sending": ("正在提交…", "Submitting…"),
     "success": (
-        "投诉已提交。编号：{id}；状态：{status}。",
-        "Complaint submitted. Number: {id}; status: {status}.",
+        # The case number the notices carry and the bureau knows (TS…), not the row id.
+        "投诉已提交。投诉编号：{case_no}（查询进度时请提供）；状态：{status}。",
+        "Complaint submitted. Case number: {case_no} (quote it when you ask about it); status: {status}.",
     ),
     "network": (
         "网络异常，未能确认是否提交成功。请稍后再点“提交投诉”，不会重复提交。",

@@ -337,7 +337,7 @@ def _rating_read(current: rating.CurrentRating) -> RatingRead:
 
 
 def _audit_staff_read(session: Session, user: Account, request: Request, operator_id: int) -> None:
-    if user.role in (Role.staff, Role.admin):
+    if user.role in (Role.staff, Role.auditor, Role.admin):
         audit.service.record_read(
             session,
             actor=user,
@@ -354,7 +354,7 @@ def _rating_operator(session: SessionDep, user: CurrentUser, operator_id: int) -
     try:
         return staff_or_own_operator(session, user, operator_id)
     except AppError as exc:
-        if exc.status != 404 or user.role in (Role.operator, Role.staff, Role.admin):
+        if exc.status != 404 or user.role in (Role.operator, Role.staff, Role.auditor, Role.admin):
             raise
         operator = session.get(Operator, operator_id)
         if operator is None or not operator.is_active:

@@ -419,6 +419,8 @@ class RecordFilter:
     state: RecordState | None = None
     kind: RecordKind | None = None
     source: RecordSource | None = None
+    #: Any of these sources (the review queue of reports from institutions, associations and supervisors).
+    sources: tuple[RecordSource, ...] = ()
 
 
 def list_in_scope(
@@ -467,6 +469,8 @@ def _filtered(stmt: Any, flt: RecordFilter) -> Any:
         stmt = stmt.where(col(IntegrityRecord.kind) == flt.kind)
     if flt.source is not None:
         stmt = stmt.where(col(IntegrityRecord.source) == flt.source)
+    if flt.sources:
+        stmt = stmt.where(col(IntegrityRecord.source).in_(flt.sources))
     return stmt
 
 

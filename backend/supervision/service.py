@@ -19,6 +19,7 @@ from backend.common.scoped import load_scoped
 from backend.db import table_of, utcnow
 from backend.errors import AppError, conflict, forbidden, not_found
 from backend.jurisdictions.models import Jurisdiction
+from backend.notices.sms import templates as sms_templates
 from backend.operators import service as operator_service
 from backend.operators.models import Operator
 from backend.outbox.service import emit
@@ -34,6 +35,7 @@ from backend.supervision.models import (
     InspectionPlan,
     InspectionResult,
     Interview,
+    InterviewKind,
     InterviewStatus,
     PlanEntry,
 )
@@ -384,6 +386,9 @@ def schedule_interview(session: Session, *, scope: Scope, data: InterviewCreate)
         raise AppError(
             422, "scheduled_in_past", "约谈时间不能早于现在", "the interview cannot be scheduled in the past"
         )
+    if data.kind is InterviewKind.interview:
+        # The place goes into the summons SMS: refuse one the provider's variable limit would refuse later.
+        sms_templates.check_input("interview_scheduled", {"place": data.place})
     cls = rating.current(session, operator).cls
     interview = Interview(
         operator_id=operator.id or 0,

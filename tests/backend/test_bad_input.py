@@ -75,7 +75,7 @@ def test_a_complaint_part_not_in_utf8_is_invalid_json(
     headers = login(client, make_account(session, Role.consumer_device))
     part = json.dumps(complaint_json(description="称了两斤苹果，少了二两 — ¥12"), ensure_ascii=False)
     resp = client.post(
-        "/api/v1/complaints",
+        "/api/v1/complaint-form",
         files={"complaint": (None, part.encode(encoding, "replace"), "application/json")},
         headers={**headers, "Idempotency-Key": f"not-utf8-{encoding}"},
     )
@@ -83,7 +83,7 @@ def test_a_complaint_part_not_in_utf8_is_invalid_json(
     assert resp.json()["error"]["code"] == "invalid_json"
     assert session.exec(select(Complaint).where(col(Complaint.description).contains("苹果"))).first() is None
     utf8 = client.post(
-        "/api/v1/complaints",
+        "/api/v1/complaint-form",
         files={"complaint": (None, part.encode("utf-8"), "application/json")},
         headers={**headers, "Idempotency-Key": f"utf8-{encoding}"},
     )

@@ -58,7 +58,7 @@ def test_every_command_is_in_the_readme() -> None:
 def test_the_readme_links_only_to_the_repository() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "../shared" not in readme
-    for doc in ("docs/MISSION.md", "docs/DESIGN.md", "docs/DEVELOPING.md"):
+    for doc in ("docs/MISSION.md", "docs/DESIGN.md", "docs/DEVELOPING.md", "docs/DEPLOY.md"):
         assert f"]({doc})" in readme and (ROOT / doc).is_file(), doc
     for topic in ("/api/v1/auth/token", "Gongping2026demo", "/api/v1/qr/{kind}/{id}", "gongping qr sheet"):
         assert topic in readme, topic

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,6 +80,33 @@ def test_stop_terms_then_kills_the_whole_group(tmp_path: Path) -> None:
     assert sup.children[1].proc is not None and sup.children[1].proc.returncode == -signal.SIGTERM
     assert sup.children[0].proc is not None and sup.children[0].proc.returncode == -signal.SIGKILL
     _wait(lambda: not any(_alive(p) for p in _group_members(pids[0])), "the grandchild to die", 10)
+
+
+def _complaint_photo_is_processed(base: str) -> None:
+    from backend.demo import DEMO_PASSWORD
+    from tests.factories import complaint_json
+    from tests.fixtures.media_images import jpeg, photo_like
+
+    with httpx.Client(base_url=base, timeout=30) as client:
+        token = client.post(
+            "/api/v1/auth/token", data={"username": "consumer_demo", "password": DEMO_PASSWORD}
+        )
+        assert token.status_code == 200, token.text
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        filed = client.post(
+            "/api/v1/complaint-form",
+            data={"complaint": json.dumps(complaint_json(), ensure_ascii=False)},
+            files=[("photos", ("p.jpg", jpeg(photo_like(640, 480, seed=7)), "image/jpeg"))],
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert filed.status_code == 201, filed.text
+        complaint_id = filed.json()["id"]
+
+        def processed() -> bool:
+            photos = client.get(f"/api/v1/complaints/{complaint_id}", headers=headers).json()["photos"]
+            return bool(photos) and all(p["status"] == "processed" for p in photos)
+
+        _wait(processed, "the restarted worker to process the photo", 90)
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -163,6 +192,8 @@ def test_gongping_run_survives_kill_9_of_its_worker_and_stops_everything_on_sigt
         os.kill(old, signal.SIGKILL)
         _wait(lambda: worker_pid() not in (None, old), "a new worker", 30)
         assert healthy()
+        # The product goes on: a complaint filed now has its photo processed by the restarted worker.
+        _complaint_photo_is_processed(base)
         text = (tmp_path / "run.log").read_text()
         assert "worker 已退出" in text and "/ worker restarted (pid" in text
         everyone = [parent.pid, *_descendants(parent.pid)]

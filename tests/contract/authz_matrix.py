@@ -2,7 +2,7 @@
 
 The callers (``tests.contract.conftest.ROLES``): ``anonymous``, ``consumer_device``, ``supervisor`` (county A),
 ``operator`` (the user of a market in county A), ``staff_a`` (西湖区), ``staff_b`` (上城区, a neighbour county),
-``staff_city`` (杭州市, A's parent), ``institution`` (a verification institution bound to county A),
+``staff_city`` (杭州市, A's parent), ``auditor`` (a read-only 审计员 of county A), ``institution`` (a verification institution bound to county A),
 ``association``, ``department`` (a partner department) and ``admin``.
 
 Routes that take ids are called with ids of objects in county A (an operator, its stall and instrument, a
@@ -27,6 +27,7 @@ OPERATOR = "operator"
 STAFF_A = "staff_a"
 STAFF_B = "staff_b"
 STAFF_CITY = "staff_city"
+AUDITOR = "auditor"
 INSTITUTION = "institution"
 ASSOCIATION = "association"
 DEPARTMENT = "department"
@@ -41,6 +42,7 @@ EVERYONE = frozenset(
         STAFF_A,
         STAFF_B,
         STAFF_CITY,
+        AUDITOR,
         INSTITUTION,
         ASSOCIATION,
         DEPARTMENT,
@@ -74,11 +76,25 @@ class Row:
     public_ids: bool = False
     #: An allowed caller may get 404 here for a documented reason (a missing file or a one-time row).
     allowed_may_404: str = ""
+    #: Why county A's auditor may not read this staff route although it is a GET ("" = the rule applies).
+    auditor_excluded: str = ""
+
+
+#: Methods that only read: the auditor's token is refused (403) on every other one.
+READS = frozenset({"GET", "HEAD"})
 
 
 def r(method: str, path: str, allow: frozenset[str], **kwargs: Any) -> Row:
-    """A row (short to keep the table readable)."""
-    return Row(method, path, allow, **kwargs)
+    """A row (short to keep the table readable). County A's read-only auditor reads what county A's staff
+    read: every GET that admits ``staff_a`` admits ``auditor`` too, unless the row says why not; no write that
+    needs an account admits it (``test_authz_matrix`` checks those are a 403 in our error shape), while the
+    open ones (signing in and out) take no account and so refuse nobody."""
+    row = Row(method, path, allow, **kwargs)
+    if method in READS and STAFF_A in allow and not row.auditor_excluded:
+        return Row(method, path, allow | {AUDITOR}, **kwargs)
+    if method not in READS and ANONYMOUS not in allow:
+        return Row(method, path, allow - {AUDITOR}, **kwargs)
+    return row
 
 
 V1 = "/api/v1"
@@ -151,6 +167,7 @@ MATRIX: tuple[Row, ...] = (
     ),
     # --- complaints -----------------------------------------------------------------------------------------
     r("POST", f"{V1}/complaints", frozenset({DEVICE, SUPERVISOR})),
+    r("POST", f"{V1}/complaint-form", frozenset({DEVICE, SUPERVISOR})),
     r("POST", f"{V1}/uploads", frozenset({DEVICE, SUPERVISOR})),
     r("GET", f"{V1}/complaints/similar", SIGNED_IN),
     r("GET", f"{V1}/me/complaints", SIGNED_IN),
@@ -312,6 +329,26 @@ MATRIX: tuple[Row, ...] = (
     r("POST", f"{V1}/me/notifications/{{notification_id}}/read", frozenset({OPERATOR})),
     r("GET", f"{V1}/me/notification-preferences", SIGNED_IN),
     r("PUT", f"{V1}/me/notification-preferences", SIGNED_IN),
+    # --- SMS: contact numbers (operators' own, staff with consent), reach, the monthly report ---------------
+    r("GET", f"{V1}/me/sms-contact", frozenset({OPERATOR}), allowed_may_404="no contact number given yet"),
+    # An invalid number: the operator gets 422 invalid_phone (nothing stored), everyone else is refused first.
+    r("PUT", f"{V1}/me/sms-contact", frozenset({OPERATOR}), body={"phone": "12345", "consent": True}),
+    r("DELETE", f"{V1}/me/sms-contact", frozenset({OPERATOR})),
+    r(
+        "GET",
+        f"{V1}/operators/{{operator_id}}/sms-contact",
+        STAFF_OVER_A,
+        allowed_may_404="no contact number recorded for the operator",
+    ),
+    r(
+        "PUT",
+        f"{V1}/operators/{{operator_id}}/sms-contact",
+        STAFF_OVER_A,
+        body={"phone": "12345", "consent": True, "consent_note": "契约测试"},
+    ),
+    r("DELETE", f"{V1}/operators/{{operator_id}}/sms-contact", STAFF_OVER_A),
+    r("GET", f"{V1}/notice-reach", ANY_STAFF),
+    r("GET", f"{V1}/sms-report", ANY_STAFF, query={"month": "2026-12"}),
     # --- public pages and search ----------------------------------------------------------------------------
     r("GET", f"{V1}/public/operators", EVERYONE),
     r("GET", f"{V1}/public/operators/{{operator_id}}", EVERYONE, public_ids=True),

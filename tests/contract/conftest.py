@@ -23,6 +23,7 @@ from backend.audit.service import SYSTEM
 from backend.auth.models import Role
 from backend.cases.models import Case
 from backend.complaints.models import ComplaintPhoto
+from backend.config import get_settings
 from backend.main import create_app
 from backend.notices.models import InboxNotification
 from backend.open311 import service as open311_service
@@ -55,6 +56,7 @@ ROLES = (
     "staff_a",
     "staff_b",
     "staff_city",
+    "auditor",
     "institution",
     "association",
     "department",
@@ -72,6 +74,10 @@ class ContractWorld:
     ids: dict[str, int | str] = field(default_factory=dict)
 
 
+#: How long the world's access tokens last (the product's default is 15 minutes).
+WORLD_TOKEN_MINUTES = 6 * 60
+
+
 def _committed_world(engine: Engine) -> Iterator[ContractWorld]:
     before = _table_keys(engine)
     with engine.connect() as conn:
@@ -80,8 +86,17 @@ def _committed_world(engine: Engine) -> Iterator[ContractWorld]:
     session = Session(engine, expire_on_commit=False)
     try:
         app = create_app()
-        with TestClient(app, raise_server_exceptions=False) as client:
-            yield _build(session, app, client)
+        # The world's access tokens must outlive the module: the fuzzing module runs longer than the default
+        # 15 minutes on a loaded machine, and a token expiring part-way turns later answers into 401s, which
+        # makes the stateful phase's replays differ from their first run (Hypothesis' FlakyStrategyDefinition).
+        with (
+            pytest.MonkeyPatch.context() as patch,
+            TestClient(app, raise_server_exceptions=False) as client,
+        ):
+            patch.setattr(get_settings(), "access_token_minutes", WORLD_TOKEN_MINUTES)
+            world = _build(session, app, client)
+            patch.undo()
+            yield world
     finally:
         session.close()
         _delete_new_rows(engine, before, head)
@@ -93,6 +108,7 @@ def _build(session: Session, app: FastAPI, client: TestClient) -> ContractWorld:
     staff_a = make_account(session, Role.staff, COUNTY_A)
     staff_b = make_account(session, Role.staff, COUNTY_B)
     staff_city = make_account(session, Role.staff, CITY_A)
+    auditor = make_account(session, Role.auditor, COUNTY_A)
     admin = make_account(session, Role.admin)
     supervisor = make_account(
         session, Role.supervisor, COUNTY_A, term=(today - timedelta(days=30), today + timedelta(days=365))
@@ -133,6 +149,7 @@ def _build(session: Session, app: FastAPI, client: TestClient) -> ContractWorld:
         ("staff_a", staff_a),
         ("staff_b", staff_b),
         ("staff_city", staff_city),
+        ("auditor", auditor),
         ("institution", institution),
         ("association", association),
         ("department", department),

@@ -13,14 +13,25 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from fastapi import FastAPI
 from starlette.routing import BaseRoute, Route
 
 from backend import ratelimit
+from backend.config import get_settings
 from backend.main import create_app
-from tests.contract.authz_matrix import ANONYMOUS, DEFAULT_PARAMS, MATRIX, STAFF_A, STAFF_B, Row
-from tests.contract.conftest import ROLES, ContractWorld
+from tests.contract.authz_matrix import (
+    ANONYMOUS,
+    AUDITOR,
+    DEFAULT_PARAMS,
+    MATRIX,
+    READS,
+    STAFF_A,
+    STAFF_B,
+    Row,
+)
+from tests.contract.conftest import ROLES, WORLD_TOKEN_MINUTES, ContractWorld
 
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 _REFUSED = (401, 403)
@@ -128,6 +139,10 @@ def test_authorization(contract_world: ContractWorld, row: Row, role: str) -> No
         if status == 404 and _takes_ids(row):
             assert row.allowed_may_404, f"allowed but not found (a scope too narrow?): {where}"
         return
+    if role == AUDITOR and row.method not in READS:
+        # Every write that takes an account is refused to a read-only auditor: 403 in our error shape.
+        assert status == 403 and '"error"' in text, f"an auditor's write must be a 403: {where}"
+        return
     if role == ANONYMOUS:
         assert status == 401, f"anonymous must get 401: {where}"
     elif role == STAFF_B and _takes_ids(row) and STAFF_A in row.allow:
@@ -141,3 +156,15 @@ def test_feed_refuses_bearer_tokens(contract_world: ContractWorld, role: str) ->
     """The partner feed is read with a department's key only: no account's token reads it."""
     resp = contract_world.client.get("/api/v1/feed/changes", headers=contract_world.headers[role])
     assert resp.status_code == 401, resp.text
+
+
+def test_world_tokens_outlive_the_module(contract_world: ContractWorld) -> None:
+    """The world signs in once per module; its tokens last hours (the fuzzing module outlasts 15 minutes) while
+    the product's own default is untouched for the rest of the suite."""
+    for role in ROLES:
+        if role == "anonymous":
+            continue
+        token = contract_world.headers[role]["Authorization"].removeprefix("Bearer ")
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["exp"] - claims["iat"] == WORLD_TOKEN_MINUTES * 60, role
+    assert get_settings().access_token_minutes == 15

@@ -92,7 +92,7 @@ def test_an_uploaded_file_is_imported_by_the_worker(
 
 
 def test_a_job_whose_file_is_gone_fails_with_a_reason(committed_session: Session) -> None:
-    from backend.complaints.service import media_storage
+    from backend.media.factory import media_storage
 
     institution = make_account(committed_session, Role.institution)
     data, _ids = _file(committed_session, 2)

@@ -112,7 +112,8 @@
     var data = new FormData();
     data.append("complaint", JSON.stringify(body));
     for (var i = 0; i < files.length; i++) { data.append("photos", files[i], files[i].name || "photo.jpg"); }
-    return fetch("/api/v1/complaints", {
+    // The multipart form has its own operation; POST /api/v1/complaints takes the app's JSON only.
+    return fetch("/api/v1/complaint-form", {
       method: "POST",
       credentials: "omit",
       headers: { "Authorization": "Bearer " + token, "Idempotency-Key": key, "Accept-Language": locale },
@@ -169,7 +170,8 @@
         located = null;
         locStatus.textContent = "";
         result.dataset.complaintId = String(created.id);
-        show(fill(msgs.success, { id: created.id, status: statuses[created.status] || created.status }), "ok");
+        result.dataset.caseNo = created.case_no;
+        show(fill(msgs.success, { case_no: created.case_no, status: statuses[created.status] || created.status }), "ok");
       } else {
         throw await errorOf(resp);
       }

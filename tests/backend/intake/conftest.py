@@ -14,9 +14,9 @@ from httpx import Response
 from sqlmodel import Session
 
 from backend.auth.models import Account, Role
-from backend.complaints.service import media_storage
 from backend.intake import jobs, memberships, service
 from backend.intake.models import AssociationMembership, JobState
+from backend.media.factory import media_storage
 from backend.operators.models import Operator
 from backend.records.service import bureau_today
 from tests.factories import COUNTY_A, OTHER_PROVINCE_COUNTY, login, make_account, make_operator

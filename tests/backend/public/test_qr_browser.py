@@ -3,6 +3,7 @@ user files a complaint with a camera photo and the browser's geolocation, which 
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -128,7 +129,11 @@ def test_a_phone_user_files_a_complaint_with_photo_and_location(
     page.wait_for_selector("#result.ok", timeout=30_000)
     message = page.locator("#result").inner_text()
     complaint_id = int(page.locator("#result").get_attribute("data-complaint-id") or 0)
-    assert f"编号：{complaint_id}" in message and "已登记" in message
+    # The receipt quotes the case number the notices carry (TS, the year, the zero-padded id), not the row id.
+    case_no = page.locator("#result").get_attribute("data-case-no") or ""
+    assert re.fullmatch(rf"TS20\d\d{complaint_id:08d}", case_no), case_no
+    assert f"投诉编号：{case_no}" in message and "已登记" in message
+    assert f"编号：{complaint_id}；" not in message
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "qr_page_complaint_submitted.png"), full_page=True)
