@@ -14,7 +14,11 @@ from tests.factories import make_record, make_stall
 
 
 def _reads(session: Session, action: str) -> list[AuditEntry]:
-    return list(session.exec(select(AuditEntry).where(col(AuditEntry.action) == action)).all())
+    return list(
+        session.exec(
+            select(AuditEntry).where(col(AuditEntry.action) == action).order_by(col(AuditEntry.seq))
+        ).all()
+    )
 
 
 def _read_once(

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from backend.audit.models import AuditEntry
 from backend.auth.models import Account, Role
@@ -128,9 +128,9 @@ def test_staff_read_is_scoped_and_audited(
     assert body["filer"]["account_id"] == device.id and body["filer"]["role"] == "consumer_device"
     assert body["contact"]["phone"] == "13900001111" and body["location"]["original_lon"] == 120.1052
     reads = session.exec(
-        select(AuditEntry).where(
-            AuditEntry.action == "complaint.read", AuditEntry.entity_id == str(complaint_id)
-        )
+        select(AuditEntry)
+        .where(AuditEntry.action == "complaint.read", AuditEntry.entity_id == str(complaint_id))
+        .order_by(col(AuditEntry.seq))
     ).all()
     assert [r.actor_id for r in reads] == [admin.id, market.staff.id]
     neighbour = make_account(session, Role.staff, COUNTY_B)
@@ -175,7 +175,9 @@ def test_photos_flow_to_filer_and_staff_originals_to_staff_only(
     assert staff_view["photos"][0]["original_sha256"] == photo.original_sha256
     # Every staff view of the photo is audited (Art. 20), the thumbnail as much as the original; the filer's
     # own views are not.
-    audited = session.exec(select(AuditEntry).where(AuditEntry.action == "complaint_photo.read")).all()
+    audited = session.exec(
+        select(AuditEntry).where(AuditEntry.action == "complaint_photo.read").order_by(col(AuditEntry.seq))
+    ).all()
     assert [(a.entity_id, a.actor_id, (a.after or {})["rendition"]) for a in audited] == [
         (str(photo.id), market.staff.id, "thumbnail"),
         (str(photo.id), market.staff.id, "original"),

@@ -356,7 +356,9 @@ def test_staff_read_an_operators_memberships_in_their_scope(world: World) -> Non
     one = world.client.get(path, params={"limit": 1}, headers=world.headers(world.staff)).json()
     assert one["total"] == 2 and len(one["items"]) == 1
     reads = world.session.exec(
-        select(AuditEntry).where(AuditEntry.action == "association_membership.read")
+        select(AuditEntry)
+        .where(AuditEntry.action == "association_membership.read")
+        .order_by(col(AuditEntry.seq))
     ).all()
     assert len(reads) == 2 and reads[0].actor_id == world.staff.id
     assert reads[0].entity_id == str(world.operator.id)

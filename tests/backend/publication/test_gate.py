@@ -26,9 +26,9 @@ def _url(record_id: int, action: str = "") -> str:
 def _audit(session: Session, action: str, entity_id: int | str) -> list[AuditEntry]:
     return list(
         session.execute(
-            select(AuditEntry).where(
-                col(AuditEntry.action) == action, col(AuditEntry.entity_id) == str(entity_id)
-            )
+            select(AuditEntry)
+            .where(col(AuditEntry.action) == action, col(AuditEntry.entity_id) == str(entity_id))
+            .order_by(col(AuditEntry.seq))
         ).scalars()
     )
 

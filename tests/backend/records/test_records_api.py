@@ -140,7 +140,9 @@ def test_list_is_scoped_filtered_and_audited(
     assert [r["id"] for r in resp["items"]] == [b.id]
     resp = client.get("/api/v1/records", params={"kind": "short_weight"}, headers=staff_headers).json()
     assert resp["total"] == 2
-    entries = session.exec(select(AuditEntry).where(AuditEntry.action == "record.list")).all()
+    entries = session.exec(
+        select(AuditEntry).where(AuditEntry.action == "record.list").order_by(col(AuditEntry.seq))
+    ).all()
     assert len(entries) == 3 and entries[0].actor_id == world.staff.id
 
 

@@ -34,6 +34,7 @@ def _audits(session: Session, action: str, entity_id: int) -> list[AuditEntry]:
             select(AuditEntry)
             .where(col(AuditEntry.action) == action)
             .where(col(AuditEntry.entity_id) == str(entity_id))
+            .order_by(col(AuditEntry.seq))
         ).all()
     )
 

@@ -72,7 +72,9 @@ def test_a_record_is_published_by_two_different_staff(
     )
     assert forced.status_code in (403, 409) and "未能办理" in forced.text
     assert _publication(session, record_id).status is PublicationStatus.pending  # type: ignore[union-attr]
-    listed = session.exec(select(AuditEntry).where(col(AuditEntry.action) == "publication.list")).all()
+    listed = session.exec(
+        select(AuditEntry).where(col(AuditEntry.action) == "publication.list").order_by(col(AuditEntry.seq))
+    ).all()
     assert listed and listed[-1].actor_id == bureaus.county_a.id
     # A second staff member over the county reviews: the checks are required, then it is published.
     csrf_city = wb_login(client, bureaus.city)
