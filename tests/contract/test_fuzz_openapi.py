@@ -11,6 +11,7 @@ types, headers and schema; all of schemathesis' checks run except those listed i
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from typing import Any
 
@@ -27,8 +28,13 @@ from backend.db import get_engine
 from backend.main import create_app
 from tests.conftest import _restore_rows, _table_rows
 from tests.contract.conftest import ContractWorld
+from tests.support.stalls import STALL_LOG, SlowCall, watch
 
 SEED = 20261202
+#: Seconds a request may take before schemathesis gives up (its default is 10). A conformance run is not a
+#: latency test: one CI run on a busy machine saw a single request stall past 10 s once and pass on replay.
+#: ``watch`` dumps every thread's stack after 3 s, so a stall still leaves its cause in the warnings.
+REQUEST_TIMEOUT_S = 60
 #: Generated examples per operation in the fuzzing phase (the schema's examples and the coverage phase add more).
 MAX_EXAMPLES = 100
 #: The coverage phase: boundary values and one-invalid-part-at-a-time cases of every parameter and body.
@@ -57,6 +63,30 @@ def test_undocumented_statuses_and_content_fail_the_fuzzing() -> None:
         assert check not in _EXCLUDED
 
 
+def test_a_stalled_call_leaves_every_thread_s_stack_and_a_warning() -> None:
+    """``watch`` (around every fuzzed request) explains a stall: the stacks past its limit, a warning naming them."""
+    import time
+
+    before = STALL_LOG.stat().st_size if STALL_LOG.exists() else 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with watch("quick block", after_s=5):
+            pass
+    assert (STALL_LOG.stat().st_size if STALL_LOG.exists() else 0) == before
+    with pytest.warns(SlowCall, match=r"slow block took 0\.\d s"), watch("slow block", after_s=0.2):
+        time.sleep(0.4)
+    written = STALL_LOG.read_bytes()[before:].decode("utf-8")
+    assert (
+        "most recent call first" in written and "test_a_stalled_call_leaves_every_thread_s_stack" in written
+    )
+    assert written.rstrip().splitlines()[-1].startswith("=== slow block took 0.")
+
+
+def test_fuzzed_requests_may_take_a_minute() -> None:
+    """Schemathesis' 10 s default is replaced, for the single examples and the stateful phase alike."""
+    assert schema.config.request_timeout_for(operation=schema["/healthz"]["GET"]) == REQUEST_TIMEOUT_S
+
+
 _OPERATIONS = [
     {
         # An upload path is also the item path of its collection with the id "import"
@@ -72,6 +102,7 @@ def _config() -> schemathesis.Config:
     return schemathesis.Config.from_dict(
         {
             "seed": SEED,
+            "request-timeout": REQUEST_TIMEOUT_S,
             "generation": {"max-examples": MAX_EXAMPLES},
             "phases": {"coverage": {"enabled": COVERAGE}, "stateful": {"max-steps": 6}},
             # Schemathesis' own check of the schema: multipart and form bodies are slow to generate.
@@ -117,7 +148,8 @@ def test_operation_conforms(case: schemathesis.Case, contract_world: ContractWor
     identity = identity_for(case)
     if identity != "anonymous":
         case.headers = {**(case.headers or {}), **contract_world.headers[identity]}
-    case.call_and_validate(excluded_checks=_EXCLUDED)
+    with watch(f"{case.method} {case.path}"):
+        case.call_and_validate(excluded_checks=_EXCLUDED, timeout=REQUEST_TIMEOUT_S)
 
 
 @pytest.mark.fuzz
@@ -139,7 +171,7 @@ def test_stateful_sequences_conform(contract_world: ContractWorld) -> None:
             super().teardown()
 
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"headers": headers}
+            return {"headers": headers, "timeout": REQUEST_TIMEOUT_S}
 
         def validate_response(
             self, response: Response, case: schemathesis.Case, additional_checks: Any = None, **kwargs: Any
