@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Request
-from sqlalchemy import ARRAY, JSON, ColumnElement, MetaData, Table, any_, bindparam, event
+from sqlalchemy import ARRAY, JSON, ColumnElement, MetaData, Select, Table, any_, bindparam, event
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import types as sqltypes
@@ -345,6 +345,15 @@ def table_of(model: type[SQLModel]) -> Table:
 def is_postgres(session: Session) -> bool:
     """Whether the session talks to PostgreSQL (for dialect-specific locking and upserts)."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+def skip_locked(session: Session, stmt: Select[Any]) -> Select[Any]:
+    """``stmt`` taking row locks that concurrent claimers skip rather than wait for (PostgreSQL).
+
+    Waiting would let two claimers lock overlapping rows in different orders and deadlock; skipping hands
+    each row to exactly one of them. SQLite serialises writers with BEGIN IMMEDIATE and has no row locks.
+    """
+    return stmt.with_for_update(skip_locked=True) if is_postgres(session) else stmt
 
 
 def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -73,6 +74,14 @@ class OutgoingMessage:
                 raise ValueError("data keys and values must be strings")
             if key in _RESERVED_DATA_KEYS or key.startswith(_RESERVED_DATA_PREFIXES):
                 raise ValueError(f"data key {key!r} is reserved by FCM")
+
+
+def apns_collapse_id(collapse_key: str) -> str:
+    """The APNs collapse id for a message's collapse key (FCM and JPush both pass it on to APNs)."""
+    # APNs rejects collapse ids over 64 bytes; a digest keeps long keys distinct instead of truncating.
+    if len(collapse_key.encode()) <= 64:
+        return collapse_key
+    return hashlib.sha256(collapse_key.encode()).hexdigest()[:64]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,6 @@ Beijing zone ``https://bjapi.push.jiguang.cn``), which is how tests point the SD
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import logging
@@ -52,9 +51,15 @@ import requests
 from jpush import common as jpush_common
 from requests.adapters import HTTPAdapter
 
-from notifications.channels import MAX_TTL_SECONDS, DeliveryResult, DeliveryStatus, OutgoingMessage
+from notifications.channels import (
+    MAX_TTL_SECONDS,
+    DeliveryResult,
+    DeliveryStatus,
+    OutgoingMessage,
+    apns_collapse_id,
+)
 from notifications.keepalive import KeepAliveSession
-from notifications.policy import retry_delay
+from notifications.policy import MAX_RETRY_AFTER_S, retry_after_seconds, retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,6 @@ RATE_LIMITED = 2002  # call frequency exceeds the app's limit (HTTP 429)
 _TRANSIENT_CODES = frozenset({1000, 1030})  # internal error (500), internal service timeout (503)
 #: Delivery-status answer for "this registration id does not belong to the application".
 STATUS_NOT_THIS_APP = 2
-_MAX_RETRY_AFTER_S = 24 * 3600.0
 _zone_lock = threading.Lock()
 
 
@@ -207,22 +211,8 @@ class JPushChannel:
         try:
             build_push(push, messages[0], ids, apns_production=self._apns_production)
             response = push.send()
-        except ValueError as exc:
-            # The SDK validates the payload before sending: our bug, not the devices'.
-            return [_failed(m, "INVALID_MESSAGE", str(exc)) for m in messages]
-        except jpush_common.Unauthorized as exc:
-            log.error("JPush refused our app key and master secret: %s", exc)
-            return [_failed(m, "UNAUTHORIZED", str(exc)) for m in messages]
-        except jpush_common.JPushFailure as exc:
-            return [classify_failure(m, exc) for m in messages]
-        except (jpush_common.APIConnectionException, jpush_common.APIRequestException) as exc:
-            # The SDK folds every transport error into these two: nothing is known to be sent.
-            return [_retry(m, None, quota=False, code="UNAVAILABLE", detail=str(exc)) for m in messages]
         except Exception as exc:
-            # The SDK fails to parse some error bodies (JSON without "error"); the push was not accepted
-            # (not 2xx). Reported, not raised: another chunk's delivered pushes must still be recorded.
-            log.exception("JPush push failed unexpectedly")
-            return [_retry(m, None, quota=False, code="UNEXPECTED", detail=repr(exc)) for m in messages]
+            return _not_sent(messages, exc, "push")
         payload = response.payload if isinstance(response.payload, dict) else {}
         msg_id = str(payload.get("msg_id") or "") or None
         dead = self._dead_ids(msg_id, ids) if len(ids) > 1 and msg_id else set()
@@ -254,18 +244,8 @@ class JPushChannel:
         try:
             payloads = [single_payload(m, apns_production=self._apns_production) for m in messages]
             response = push.batch_push_by_regid(payloads)
-        except ValueError as exc:
-            return [_failed(m, "INVALID_MESSAGE", str(exc)) for m in messages]
-        except jpush_common.Unauthorized as exc:
-            log.error("JPush refused our app key and master secret: %s", exc)
-            return [_failed(m, "UNAUTHORIZED", str(exc)) for m in messages]
-        except jpush_common.JPushFailure as exc:
-            return [classify_failure(m, exc) for m in messages]
-        except (jpush_common.APIConnectionException, jpush_common.APIRequestException) as exc:
-            return [_retry(m, None, quota=False, code="UNAVAILABLE", detail=str(exc)) for m in messages]
         except Exception as exc:
-            log.exception("JPush batch push failed unexpectedly")
-            return [_retry(m, None, quota=False, code="UNEXPECTED", detail=repr(exc)) for m in messages]
+            return _not_sent(messages, exc, "batch push")
         answers = response.payload if isinstance(response.payload, dict) else {}
         return [
             _single_result(message, answers.get(cids[index]) if index < len(cids) else None)
@@ -369,7 +349,7 @@ def options_of(message: OutgoingMessage, *, apns_production: bool) -> dict[str, 
     return {
         "time_to_live": min(message.ttl_seconds, JPUSH_MAX_TTL_SECONDS, MAX_TTL_SECONDS),
         "apns_production": apns_production,
-        "apns_collapse_id": _apns_collapse_id(message.collapse_key),
+        "apns_collapse_id": apns_collapse_id(message.collapse_key),
         # Echoed back by JPush; lets a log line be matched to the request.
         "sendno": int.from_bytes(hashlib.sha256(message.dedupe_key.encode()).digest()[:3], "big") or 1,
     }
@@ -413,6 +393,25 @@ def classify_failure(message: OutgoingMessage, exc: Any) -> DeliveryResult:
     return _failed(message, label, detail)
 
 
+def _not_sent(messages: Sequence[OutgoingMessage], exc: Exception, what: str) -> list[DeliveryResult]:
+    """Each message's result when the SDK raised ``exc`` for the ``what`` (a push, a batch push) carrying them."""
+    if isinstance(exc, ValueError):
+        # The SDK validates the payload before sending: our bug, not the devices'.
+        return [_failed(m, "INVALID_MESSAGE", str(exc)) for m in messages]
+    if isinstance(exc, jpush_common.Unauthorized):
+        log.error("JPush refused our app key and master secret: %s", exc)
+        return [_failed(m, "UNAUTHORIZED", str(exc)) for m in messages]
+    if isinstance(exc, jpush_common.JPushFailure):
+        return [classify_failure(m, exc) for m in messages]
+    if isinstance(exc, jpush_common.APIConnectionException | jpush_common.APIRequestException):
+        # The SDK folds every transport error into these two: nothing is known to be sent.
+        return [_retry(m, None, quota=False, code="UNAVAILABLE", detail=str(exc)) for m in messages]
+    # The SDK fails to parse some error bodies (JSON without "error"); the push was not accepted (not 2xx).
+    # Reported, not raised: another chunk's delivered pushes must still be recorded.
+    log.error("JPush %s failed unexpectedly", what, exc_info=exc)
+    return [_retry(m, None, quota=False, code="UNEXPECTED", detail=repr(exc)) for m in messages]
+
+
 def _failed(message: OutgoingMessage, code: str, detail: str) -> DeliveryResult:
     return DeliveryResult(message.dedupe_key, DeliveryStatus.FAILED, error_code=code, detail=detail)
 
@@ -439,26 +438,8 @@ def _retry_after_seconds(response: Any, *, quota: bool) -> float | None:
     # JPush sends the rate-limit headers on every answer; the window's reset only matters when it is the limit.
     reset = str(headers.get("X-Rate-Limit-Reset") or "").strip() if quota else ""
     if reset.isdigit():
-        return min(float(reset), _MAX_RETRY_AFTER_S)
-    value = str(headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return min(float(value), _MAX_RETRY_AFTER_S)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), _MAX_RETRY_AFTER_S)
-
-
-def _apns_collapse_id(collapse_key: str) -> str:
-    # APNs rejects collapse ids over 64 bytes; a digest keeps long keys distinct instead of truncating.
-    if len(collapse_key.encode()) <= 64:
-        return collapse_key
-    return hashlib.sha256(collapse_key.encode()).hexdigest()[:64]
+        return min(float(reset), MAX_RETRY_AFTER_S)
+    return retry_after_seconds(str(headers.get("Retry-After") or ""), datetime.now(UTC))
 
 
 def _session_for(

@@ -6,6 +6,7 @@ call it with the time they were given and tests can pin every edge.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 from collections.abc import Collection
@@ -23,6 +24,8 @@ QUIET_END = time(8, 0)
 QUOTA_BACKOFF_BASE_S = 60.0
 TRANSIENT_BACKOFF_BASE_S = 10.0
 MAX_BACKOFF_S = 3600.0
+# A provider's Retry-After is believed up to a day; anything longer is a broken header, not a plan.
+MAX_RETRY_AFTER_S = 24 * 3600.0
 
 
 def resolve_zone(tz: str | ZoneInfo | None) -> ZoneInfo:
@@ -151,3 +154,19 @@ def retry_delay(attempt: int, *, retry_after_s: float | None, quota: bool, jitte
     base = QUOTA_BACKOFF_BASE_S if quota else TRANSIENT_BACKOFF_BASE_S
     spread = int.from_bytes(hashlib.sha256(jitter_key.encode()).digest()[:2], "big") / 65536
     return min(base * 2.0 ** min(attempt, 16) * (1 + spread / 2), MAX_BACKOFF_S)
+
+
+def retry_after_seconds(value: str, now: datetime) -> float | None:
+    """Seconds a ``Retry-After`` value asks for (delta-seconds or HTTP-date, capped at a day), or None."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER_S)

@@ -25,8 +25,6 @@ token service in the JSON.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import hashlib
 import json as json_module
 import logging
 import os
@@ -47,9 +45,9 @@ import google.auth.transport.requests
 import httpx
 from firebase_admin import _http_client, credentials, exceptions, messaging
 
-from notifications.channels import DeliveryResult, DeliveryStatus, OutgoingMessage
+from notifications.channels import DeliveryResult, DeliveryStatus, OutgoingMessage, apns_collapse_id
 from notifications.http1 import LeanHttp1Transport
-from notifications.policy import retry_delay
+from notifications.policy import retry_after_seconds, retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,6 @@ DEFAULT_CONCURRENCY = 100
 DEFAULT_TIMEOUT_S = 10.0
 _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
-_MAX_RETRY_AFTER_S = 24 * 3600.0
 
 
 def build_push_channel(
@@ -418,7 +415,7 @@ def to_fcm_message(message: OutgoingMessage) -> messaging.Message:
         expiration = int(time.time()) + message.ttl_seconds if message.ttl_seconds else 0
         apns = messaging.APNSConfig(
             headers={
-                "apns-collapse-id": _apns_collapse_id(message.collapse_key),
+                "apns-collapse-id": apns_collapse_id(message.collapse_key),
                 "apns-expiration": str(expiration),
                 "apns-priority": "10" if high else "5",
                 "apns-push-type": "alert",
@@ -437,13 +434,6 @@ def to_fcm_message(message: OutgoingMessage) -> messaging.Message:
         apns=apns,
         webpush=webpush,
     )
-
-
-def _apns_collapse_id(collapse_key: str) -> str:
-    # APNs rejects collapse ids over 64 bytes; a digest keeps long keys distinct instead of truncating.
-    if len(collapse_key.encode()) <= 64:
-        return collapse_key
-    return hashlib.sha256(collapse_key.encode()).hexdigest()[:64]
 
 
 def classify_error(message: OutgoingMessage, exc: BaseException | None) -> DeliveryResult:
@@ -536,15 +526,4 @@ def _retry_after_seconds(response: Any) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None."""
     if response is None:
         return None
-    value = (response.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return min(float(value), _MAX_RETRY_AFTER_S)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), _MAX_RETRY_AFTER_S)
+    return retry_after_seconds(response.headers.get("Retry-After") or "", datetime.now(UTC))

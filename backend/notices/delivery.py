@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, case, select, text, update
+from sqlalchemy import Table, bindparam, case, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from backend import faults
 from backend.auth.models import Account, Role
-from backend.db import UnitOfWork, aware, is_postgres, session_scope, table_of, utcnow
+from backend.db import UnitOfWork, aware, is_postgres, session_scope, skip_locked, table_of, utcnow
 from backend.notices.handlers import BATCH_HANDLERS, ContextValue, Localized, Notice, notices_for
 from backend.notices.models import Device, InboxNotification, NotificationPreference, PushDelivery, PushStatus
 from backend.notices.sms.schedule import Recipient
@@ -506,15 +506,6 @@ class _Claimed:
     device: Device
 
 
-def _locked(session: Session, stmt: Select[Any]) -> Select[Any]:
-    """``stmt`` taking row locks that concurrent senders skip rather than wait for (PostgreSQL).
-
-    Waiting would let two senders lock overlapping rows in different orders and deadlock; skipping hands
-    each row to exactly one of them. SQLite serialises writers with BEGIN IMMEDIATE and has no row locks.
-    """
-    return stmt.with_for_update(skip_locked=True) if is_postgres(session) else stmt
-
-
 def claim(session: Session, ids: Sequence[int], now: datetime) -> list[_Claimed]:
     """Take pending, due rows among ``ids`` for this sender (others' claims and sent rows are skipped).
 
@@ -523,7 +514,7 @@ def claim(session: Session, ids: Sequence[int], now: datetime) -> list[_Claimed]
     if not ids:
         return []
     table = table_of(PushDelivery)
-    candidates = _locked(
+    candidates = skip_locked(
         session,
         select(table.c.id).where(
             table.c.id.in_(sorted(ids)),
@@ -728,7 +719,7 @@ def send_pushes(
 def reclaim_stale(session: Session, now: datetime, older_than: timedelta = STALE_AFTER) -> int:
     """Give back rows a sender claimed and never reported on (it died mid-send); returns how many."""
     table = table_of(PushDelivery)
-    lost = _locked(
+    lost = skip_locked(
         session,
         select(table.c.id).where(
             table.c.status == PushStatus.sending.value, table.c.claimed_at <= now - older_than
@@ -748,7 +739,7 @@ def reclaim_stale(session: Session, now: datetime, older_than: timedelta = STALE
 def queue_due(session: Session, now: datetime, limit: int = 50_000) -> list[int]:
     """Mark up to ``limit`` due pending rows as handed out and return their ids, oldest due first."""
     table = table_of(PushDelivery)
-    due = _locked(
+    due = skip_locked(
         session,
         select(table.c.id)
         .where(

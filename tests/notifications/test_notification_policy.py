@@ -18,6 +18,7 @@ from notifications.policy import (
     is_allowed,
     mutable_categories,
     release_time,
+    retry_after_seconds,
     retry_delay,
 )
 
@@ -222,6 +223,16 @@ def test_rescheduled_interview_gets_new_reminder_events() -> None:
 def test_interview_reminders_need_aware_datetimes() -> None:
     with pytest.raises(ValueError):
         interview_reminders(datetime(2026, 12, 3, 9, 30), datetime(2026, 12, 1, tzinfo=UTC))
+
+
+def test_retry_after_reads_seconds_or_a_date_and_caps_at_a_day() -> None:
+    now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    assert retry_after_seconds(" 7 ", now) == 7.0
+    assert retry_after_seconds("Mon, 02 Mar 2026 08:02:00 GMT", now) == 120.0
+    assert retry_after_seconds("Mon, 02 Mar 2026 07:00:00 GMT", now) == 0.0  # already past
+    assert retry_after_seconds(str(10**9), now) == 24 * 3600.0
+    assert retry_after_seconds("", now) is None
+    assert retry_after_seconds("soon", now) is None
 
 
 def test_retry_delay_prefers_retry_after_and_backs_off_otherwise() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -38,6 +40,17 @@ def outgoing(
     }
     fields.update(overrides)
     return OutgoingMessage(**fields)
+
+
+@contextmanager
+def own_channel(account: Path, base_url: str | None, **options: Any) -> Iterator[PushChannel]:
+    """A channel of this test's own (not the session's), closed when the block ends however it ends."""
+    channel = build_push_channel(str(account), base_url, **options)
+    assert channel is not None
+    try:
+        yield channel
+    finally:
+        channel.close()
 
 
 def test_batch_of_three_arrives_with_platform_fields(push_channel: PushChannel, fcm: FcmStandin) -> None:
@@ -81,12 +94,8 @@ def test_batch_of_three_arrives_with_platform_fields(push_channel: PushChannel, 
 def test_requests_carry_the_token_minted_once_from_the_service_account(
     service_account: Path, fcm: FcmStandin, fcm_server: StandinServer
 ) -> None:
-    channel = build_push_channel(str(service_account), fcm_server.base_url)
-    assert channel is not None
-    try:
+    with own_channel(service_account, fcm_server.base_url) as channel:
         results = channel.send([outgoing(f"tok-{i}") for i in range(60)])
-    finally:
-        channel.close()
 
     assert {r.status for r in results} == {DeliveryStatus.DELIVERED}
     # Pre-warming the token keeps 60 concurrent threads from each refreshing it.
@@ -108,12 +117,8 @@ def test_more_than_500_messages_are_split_into_send_each_async_calls(
         return await real_send_each_async(messages, dry_run=dry_run, app=app)
 
     monkeypatch.setattr(messaging, "send_each_async", spy)
-    channel = build_push_channel(str(service_account), fcm_server.base_url, concurrency=500)
-    assert channel is not None
-    try:
+    with own_channel(service_account, fcm_server.base_url, concurrency=500) as channel:
         results = channel.send([outgoing(f"bulk-{i}") for i in range(501)])
-    finally:
-        channel.close()
 
     assert chunk_sizes == [500, 1]
     assert len(results) == 501 and {r.status for r in results} == {DeliveryStatus.DELIVERED}
@@ -276,12 +281,8 @@ def test_endpoint_must_be_an_http_base_url(service_account: Path, endpoint: str)
 
 
 def test_default_endpoint_is_google(service_account: Path) -> None:
-    channel = build_push_channel(str(service_account), None)
-    assert channel is not None
-    try:
+    with own_channel(service_account, None) as channel:
         assert channel.send_url == "https://fcm.googleapis.com/v1/projects/gongping-test/messages:send"
-    finally:
-        channel.close()
 
 
 def test_rendered_notice_reaches_each_device(push_channel: PushChannel, fcm: FcmStandin) -> None:
@@ -321,12 +322,8 @@ def test_standin_in_its_own_process_serves_the_channel(tmp_path: Path) -> None:
     standin = spawn_standin_process()
     try:
         account = write_service_account(tmp_path / "sa.json", standin.token_uri)
-        channel = build_push_channel(str(account), standin.base_url)
-        assert channel is not None
-        try:
+        with own_channel(account, standin.base_url) as channel:
             results = channel.send([outgoing("proc-1"), outgoing("unregistered-proc")])
-        finally:
-            channel.close()
         stats = standin.stats()
         standin.reset()
         after_reset = standin.stats()
@@ -368,16 +365,12 @@ def test_a_message_the_sdk_cannot_encode_fails_alone(
 def test_a_revoked_access_token_is_refreshed_and_the_message_sent_again(
     service_account: Path, fcm: FcmStandin, fcm_server: StandinServer
 ) -> None:
-    channel = build_push_channel(str(service_account), fcm_server.base_url)
-    assert channel is not None
-    try:
+    with own_channel(service_account, fcm_server.base_url) as channel:
         assert channel.send([outgoing("before-revoke")])[0].status is DeliveryStatus.DELIVERED
         with fcm.lock:
             fcm._issued_tokens.clear()  # FCM no longer accepts the cached token: 401 UNAUTHENTICATED
 
         [after] = channel.send([outgoing("after-revoke")])
-    finally:
-        channel.close()
 
     assert after.status is DeliveryStatus.DELIVERED
     # The SDK's auth flow refreshed once on the 401 and resent; nothing else was re-minted.
@@ -390,8 +383,6 @@ def test_requests_in_flight_never_exceed_the_concurrency(tmp_path: Path) -> None
     # 40 messages, 4 connections, 50 ms per answer: at least ten rounds, never a fifth connection.
     with StandinServer(FcmStandin(latency_s=0.05)) as server:
         account = write_service_account(tmp_path / "sa.json", server.token_uri)
-        channel = build_push_channel(str(account), server.base_url, concurrency=4)
-        assert channel is not None
         peak = 0
         stop = False
 
@@ -403,21 +394,21 @@ def test_requests_in_flight_never_exceed_the_concurrency(tmp_path: Path) -> None
                     peak = max(peak, len(listener.connections))
                 time.sleep(0.002)
 
-        assert channel._ensure_access_token() is None
-        listener = server._listener
-        assert listener is not None
-        # The token request's keep-alive connection is google-auth's, not the channel's.
-        baseline = len(listener.connections)
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        try:
-            started = time.perf_counter()
-            results = channel.send([outgoing(f"slow-{i}") for i in range(40)])
-            elapsed = time.perf_counter() - started
-        finally:
-            stop = True
-            watcher.join()
-            channel.close()
+        with own_channel(account, server.base_url, concurrency=4) as channel:
+            assert channel._ensure_access_token() is None
+            listener = server._listener
+            assert listener is not None
+            # The token request's keep-alive connection is google-auth's, not the channel's.
+            baseline = len(listener.connections)
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            try:
+                started = time.perf_counter()
+                results = channel.send([outgoing(f"slow-{i}") for i in range(40)])
+                elapsed = time.perf_counter() - started
+            finally:
+                stop = True
+                watcher.join()
 
     assert {r.status for r in results} == {DeliveryStatus.DELIVERED}
     assert 1 <= peak - baseline <= 4
@@ -427,15 +418,11 @@ def test_requests_in_flight_never_exceed_the_concurrency(tmp_path: Path) -> None
 def test_an_answer_slower_than_the_timeout_is_retried_later(tmp_path: Path) -> None:
     with StandinServer(FcmStandin(latency_s=2.0)) as server:
         account = write_service_account(tmp_path / "sa.json", server.token_uri)
-        channel = build_push_channel(str(account), server.base_url, timeout_s=0.3)
-        assert channel is not None
-        try:
+        with own_channel(account, server.base_url, timeout_s=0.3) as channel:
             assert channel._ensure_access_token() is None  # the token endpoint is slow too
             started = time.perf_counter()
             [late] = channel.send([outgoing("slow-answer")])
             elapsed = time.perf_counter() - started
-        finally:
-            channel.close()
 
     assert (late.status, late.error_code) == (DeliveryStatus.RETRY, "DEADLINE_EXCEEDED")
     assert elapsed < 1.5
@@ -445,9 +432,7 @@ def test_the_short_send_path_sends_what_httpx_would(
     service_account: Path, fcm: FcmStandin, fcm_server: StandinServer
 ) -> None:
     # The SDK's call goes the short way; the same call with an extra argument goes through httpx itself.
-    channel = build_push_channel(str(service_account), fcm_server.base_url)
-    assert channel is not None
-    try:
+    with own_channel(service_account, fcm_server.base_url) as channel:
         assert channel.send([outgoing("short-path")])[0].status is DeliveryStatus.DELIVERED
         service = messaging._get_messaging_service(channel._app)
         client = service._async_client
@@ -463,8 +448,6 @@ def test_the_short_send_path_sends_what_httpx_would(
             )
         )
         assert response.status_code == 200
-    finally:
-        channel.close()
     short, full = fcm.request_headers
     # Same names and values but the body's length; httpx's own path differs only in what it adds itself.
     assert short.keys() == full.keys()
@@ -485,11 +468,7 @@ def test_the_short_send_path_reads_a_streamed_answer(
     import notifications.push as push_module
 
     monkeypatch.setattr(push_module, "_transport_for", lambda url, concurrency: httpx.AsyncHTTPTransport())
-    channel = build_push_channel(str(service_account), fcm_server.base_url)
-    assert channel is not None
-    try:
+    with own_channel(service_account, fcm_server.base_url) as channel:
         results = channel.send([outgoing("streamed-ok"), outgoing("unregistered-streamed")])
-    finally:
-        channel.close()
     assert [r.status for r in results] == [DeliveryStatus.DELIVERED, DeliveryStatus.INVALID_TOKEN]
     assert results[0].provider_message_id and results[1].error_code == "UNREGISTERED"

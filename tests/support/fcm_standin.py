@@ -1,9 +1,7 @@
 """A local stand-in for the FCM HTTP v1 send API and Google's OAuth2 token endpoint (tests and bench).
 
-The server is a raw asyncio protocol on the httptools parser (uvloop when installed) with HTTP/1.1
-keep-alive: the bench needs well over 5,000 requests/s from one core, which neither the stdlib
-``http.server`` nor an ASGI stack on this class of machine delivers. It behaves like FCM as far as
-firebase-admin can tell:
+It serves over real HTTP with the stand-ins' shared server (httptools, keep-alive; see ``standin_http.py``)
+and behaves like FCM as far as firebase-admin can tell:
 
 * ``POST {token_path}`` answers a JWT-bearer grant with ``{access_token, expires_in, token_type}``;
   the service account's ``token_uri`` points here (see :func:`write_service_account`).
@@ -20,39 +18,35 @@ down (connections refused) and come back up on the same port.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import functools
 import itertools
 import json
 import re
 import secrets
-import socket
 import subprocess
-import sys
 import threading
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Protocol, cast
+from typing import Any
 
-import httptools
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.standin_http import (
+    Answer,
+    StandinChild,
+    ThreadedStandin,
+    child_arguments,
+    serve_in_foreground,
+    spawn_child,
+)
 
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_PROJECT = "gongping-test"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-Answer = tuple[int, dict[str, Any], dict[str, str]]
-
 _SEND_PATH = re.compile(r"^/v1/projects/(?P<project>[^/]+)/messages:send$")
 
 
@@ -115,16 +109,6 @@ def _b64url_json(segment: str) -> dict[str, Any]:
     padded = segment + "=" * (-len(segment) % 4)
     decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
     return decoded
-
-
-class StandinApp(Protocol):
-    """What the HTTP server needs of a stand-in: its answer to each request, and how long to wait before it."""
-
-    latency_s: float
-
-    def dispatch(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
-        """Answer one request: (status, JSON payload, extra headers)."""
-        ...
 
 
 class FcmStandin:
@@ -281,177 +265,18 @@ class FcmStandin:
         return spec.http_status, error_body(spec), extra
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # Lets come_up() rebind the same port while old connections sit in TIME_WAIT.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(4096)
-    sock.setblocking(False)
-    return sock
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
-def _encode_response(status: int, payload: dict[str, Any], extra: dict[str, str], keep_alive: bool) -> bytes:
-    body = json.dumps(payload).encode()
-    lines = [
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-        "Content-Type: application/json; charset=UTF-8",
-        f"Content-Length: {len(body)}",
-        f"Connection: {'keep-alive' if keep_alive else 'close'}",
-    ]
-    lines += [f"{name}: {value}" for name, value in extra.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-class _HttpConnection(asyncio.Protocol):
-    """One client connection: parse requests with httptools, answer them in order."""
-
-    def __init__(self, app: StandinApp, connections: set[_HttpConnection]) -> None:
-        self._app = app
-        self._connections = connections
-        self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._url = b""
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Track the connection so the server can drop it when it goes down."""
-        # uvloop's transports are not asyncio.Transport subclasses, only compatible with them.
-        self._transport = cast(asyncio.Transport, transport)
-        self._connections.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the connection."""
-        self._connections.discard(self)
-        self._transport = None
-
-    def data_received(self, data: bytes) -> None:
-        """Feed the parser; a malformed request closes the connection."""
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            self.close()
-
-    def close(self) -> None:
-        """Drop the connection."""
-        if self._transport is not None:
-            self._transport.close()
-
-    def on_message_begin(self) -> None:
-        """httptools callback: a new request starts."""
-        self._url = b""
-        self._headers = {}
-        self._body = []
-
-    def on_url(self, url: bytes) -> None:
-        """httptools callback: (part of) the request target."""
-        self._url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """httptools callback: one header."""
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-
-    def on_body(self, body: bytes) -> None:
-        """httptools callback: (part of) the body."""
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        """httptools callback: the request is complete; answer it (after the simulated latency)."""
-        method = self._parser.get_method().decode("latin-1")
-        path, _, query = self._url.decode("latin-1").partition("?")
-        # The query string rides along as a pseudo-header: only the JPush stand-in reads one (?count=).
-        headers = {**self._headers, ":query": query} if query else self._headers
-        status, payload, extra = self._app.dispatch(method, path, headers, b"".join(self._body))
-        keep_alive = self._parser.should_keep_alive()
-        response = _encode_response(status, payload, extra, keep_alive)
-        if self._app.latency_s:
-            # HTTP/1.1 clients wait for each answer before the next request, so delaying keeps order.
-            asyncio.get_running_loop().call_later(self._app.latency_s, self._write, response, keep_alive)
-        else:
-            self._write(response, keep_alive)
-
-    def _write(self, response: bytes, keep_alive: bool) -> None:
-        if self._transport is None:
-            return
-        self._transport.write(response)
-        if not keep_alive:
-            self._transport.close()
-
-
-class _Listener:
-    """The listening socket and live connections of one serving period, driven by one event loop."""
-
-    def __init__(self, app: StandinApp, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
-        self.connections: set[_HttpConnection] = set()
-        self._loop = loop
-        factory: Callable[[], _HttpConnection] = lambda: _HttpConnection(app, self.connections)  # noqa: E731
-        self._server = loop.run_until_complete(loop.create_server(factory, sock=sock, backlog=4096))
-
-    def shutdown(self) -> None:
-        """Stop accepting and drop every connection (called on the loop's thread)."""
-        self._server.close()
-        for connection in list(self.connections):
-            connection.close()
-        self._loop.stop()
-
-
-class StandinServer:
+class StandinServer(ThreadedStandin[FcmStandin]):
     """Serves an :class:`FcmStandin` from a background thread; can go down (refuse connections) and up."""
 
-    def __init__(self, app: FcmStandin | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app if app is not None else FcmStandin()
-        self.host = host
-        self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._listener: _Listener | None = None
-        self._thread: threading.Thread | None = None
+    thread_name = "fcm-standin"
 
-    @property
-    def base_url(self) -> str:
-        """Root URL to pass as the FCM endpoint."""
-        return f"http://{self.host}:{self.port}"
+    def __init__(self, app: FcmStandin | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(app if app is not None else FcmStandin(), host, port)
 
     @property
     def token_uri(self) -> str:
         """URL of the OAuth2 token endpoint, for the service account JSON."""
         return self.base_url + self.app.token_path
-
-    def start(self) -> StandinServer:
-        """Start serving (on the same port as before, after :meth:`go_down`)."""
-        sock = _bound_socket(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        loop = _new_loop()
-        listener = _Listener(self.app, sock, loop)
-        thread = threading.Thread(target=self._run, args=(loop,), name="fcm-standin", daemon=True)
-        self._loop, self._listener, self._thread = loop, listener, thread
-        thread.start()
-        return self
-
-    @staticmethod
-    def _run(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
-        # Let the transports finish closing before the loop goes away.
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
-
-    def stop(self) -> None:
-        """Stop serving and close every connection."""
-        if self._loop is None or self._listener is None or self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._listener.shutdown)
-        self._thread.join(timeout=10)
-        self._loop = self._listener = self._thread = None
 
     def go_down(self) -> None:
         """Close the listener and all connections: clients now get 'connection refused'."""
@@ -460,14 +285,6 @@ class StandinServer:
     def come_up(self) -> None:
         """Serve again on the same port."""
         self.start()
-
-    def __enter__(self) -> StandinServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 @functools.cache
@@ -501,34 +318,12 @@ def write_service_account(path: Path, token_uri: str, project_id: str = DEFAULT_
     return path
 
 
-class StandinProcess:
-    """A stand-in running in a child process (so it does not compete for the caller's GIL)."""
+class StandinProcess(StandinChild):
+    """The FCM stand-in in a child process; ``token_uri`` is its OAuth2 token endpoint."""
 
     def __init__(self, proc: subprocess.Popen[str], host: str, port: int, token_path: str) -> None:
-        self.proc = proc
-        self.base_url = f"http://{host}:{port}"
+        super().__init__(proc, host, port)
         self.token_uri = self.base_url + token_path
-
-    def stats(self) -> dict[str, Any]:
-        """The child's counters."""
-        with urllib.request.urlopen(self.base_url + "/_standin/stats", timeout=10) as resp:
-            stats: dict[str, Any] = json.load(resp)
-        return stats
-
-    def reset(self) -> None:
-        """Clear the child's recorded state."""
-        req = urllib.request.Request(self.base_url + "/_standin/reset", data=b"", method="POST")
-        with urllib.request.urlopen(req, timeout=10):
-            pass
-
-    def close(self) -> None:
-        """Terminate the child."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def spawn_standin_process(
@@ -539,35 +334,21 @@ def spawn_standin_process(
     project_id: str = DEFAULT_PROJECT,
 ) -> StandinProcess:
     """Start ``python -m tests.support.fcm_standin`` and wait until it listens."""
-    cmd = [sys.executable, "-m", "tests.support.fcm_standin", "--host", host, "--port", "0"]
-    cmd += ["--latency-ms", str(latency_ms), "--project", project_id]
+    args = ["--latency-ms", str(latency_ms), "--project", project_id]
     if record:
-        cmd.append("--record")
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().split()
-    if len(line) != 2 or line[0] != "READY":
-        proc.kill()
-        raise RuntimeError(f"FCM stand-in did not start: {line!r}")
-    return StandinProcess(proc, host, int(line[1]), "/token")
+        args.append("--record")
+    proc, port = spawn_child("tests.support.fcm_standin", args, host=host, label="FCM")
+    return StandinProcess(proc, host, port, "/token")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the stand-in in the foreground; prints ``READY <port>`` once listening."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = child_arguments(__doc__)
     parser.add_argument("--project", default=DEFAULT_PROJECT)
-    parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--record", action="store_true", help="keep every message (memory grows)")
     args = parser.parse_args(argv)
     app = FcmStandin(args.project, latency_s=args.latency_ms / 1000, record=args.record)
-    sock = _bound_socket(args.host, args.port)
-    loop = _new_loop()
-    asyncio.set_event_loop(loop)
-    _Listener(app, sock, loop)
-    print(f"READY {sock.getsockname()[1]}", flush=True)
-    loop.run_forever()
+    serve_in_foreground(app, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -33,12 +33,12 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import pytest
 from pydantic import SecretStr
+
+from tests.support.standin_http import REPO_ROOT, Served, terminate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 ACCESS_KEY_ID = "gongping-test"
 SECRET_ACCESS_KEY = "gongping-test-secret"
 REGION = "us-east-1"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 
 
@@ -61,7 +60,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-class MotoServer:
+class MotoServer(Served):
     """``python -m moto.server`` in a child process on one port; can be stopped (an outage) and started again."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
@@ -84,7 +83,7 @@ class MotoServer:
         """Whether the child process is alive."""
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> MotoServer:
+    def start(self) -> Self:
         """Start the child (on the same port as before) and wait until it answers HTTP."""
         if self.running:
             return self
@@ -118,12 +117,7 @@ class MotoServer:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
         self.proc = None
 
     def client(self) -> S3Client:
@@ -150,14 +144,6 @@ class MotoServer:
             "GONGPING_MEDIA_S3_READ_TIMEOUT_S": "10",
             "GONGPING_MEDIA_S3_MAX_ATTEMPTS": "2",
         }
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 @functools.lru_cache(maxsize=32)

@@ -27,6 +27,7 @@ from backend.db import aware
 from backend.jurisdictions.models import Jurisdiction
 from backend.notices.models import InboxNotification, PushDelivery, PushStatus
 from backend.notices.sms.models import SmsMessage, SmsStatus
+from backend.notices.sms.schemas import SmsBureauMonthRead
 from backend.notices.sms.sweep import sms_dedupe_key
 from backend.notices.sms.templates import BY_KIND
 from backend.operators.models import Operator
@@ -199,19 +200,6 @@ def _judge(item: Reach) -> None:
 # --- the monthly report ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BureauMonth:
-    """SMS of one bureau in one month."""
-
-    jurisdiction_code: str
-    bureau_name: str
-    month: str
-    sent: int
-    delivered: int
-    not_reached: int
-    skipped: int
-
-
 def month_bounds(month: date) -> tuple[datetime, datetime]:
     """The month's first and next month's first instant, in the bureau's zone."""
     zone = ZoneInfo(get_settings().timezone)
@@ -220,7 +208,7 @@ def month_bounds(month: date) -> tuple[datetime, datetime]:
     return start, datetime.combine(following, time(0), tzinfo=zone)
 
 
-def monthly_report(session: Session, scope: Scope, month: date) -> list[BureauMonth]:
+def monthly_report(session: Session, scope: Scope, month: date) -> list[SmsBureauMonthRead]:
     """SMS sent (accepted by the provider: what is billed), delivered, not reached and skipped per bureau."""
     start, end = month_bounds(month)
     sm = SmsMessage
@@ -240,7 +228,15 @@ def monthly_report(session: Session, scope: Scope, month: date) -> list[BureauMo
     ).all()
     label = month.strftime("%Y-%m")
     return [
-        BureauMonth(str(c), str(n), label, int(s or 0), int(d or 0), int(x or 0), int(k or 0))
+        SmsBureauMonthRead(
+            jurisdiction_code=str(c),
+            bureau_name=str(n),
+            month=label,
+            sent=int(s or 0),
+            delivered=int(d or 0),
+            not_reached=int(x or 0),
+            skipped=int(k or 0),
+        )
         for c, n, s, d, x, k in rows
     ]
 
@@ -248,7 +244,7 @@ def monthly_report(session: Session, scope: Scope, month: date) -> list[BureauMo
 CSV_HEADERS = ("行政区划代码", "监管局", "月份", "发送条数（计费）", "送达条数", "未送达条数", "未发送条数")
 
 
-def report_csv(rows: Sequence[BureauMonth]) -> str:
+def report_csv(rows: Sequence[SmsBureauMonthRead]) -> str:
     """The report as CSV with Chinese headers (UTF-8 with BOM, so spreadsheet programs read it)."""
     out = io.StringIO()
     out.write("\ufeff")

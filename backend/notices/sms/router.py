@@ -21,7 +21,6 @@ from backend.notices.sms.models import ConsentSource
 from backend.notices.sms.schemas import (
     NoticeReachPage,
     NoticeReachRead,
-    SmsBureauMonthRead,
     SmsContactRead,
     SmsContactUpdate,
     SmsReportRead,
@@ -219,6 +218,6 @@ def sms_report_get(
         )
     return SmsReportRead(
         month=month,
-        bureaus=[SmsBureauMonthRead.model_validate(r) for r in rows],
+        bureaus=rows,
         reasons=reach.counts_by_reason(session, scope, first),
     )

@@ -70,7 +70,6 @@ class NoticeReachPage(BaseModel):
 class SmsBureauMonthRead(BaseModel):
     """SMS of one bureau in one month: sent is what the provider accepted (what is billed)."""
 
-    model_config = ConfigDict(from_attributes=True)
     jurisdiction_code: str
     bureau_name: str
     month: str

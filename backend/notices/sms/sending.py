@@ -23,14 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from backend import faults
 from backend.config import get_settings
 from backend.dates import bureau_date
-from backend.db import UnitOfWork, aware, is_postgres, session_scope, table_of, utcnow
+from backend.db import UnitOfWork, aware, is_postgres, session_scope, skip_locked, table_of, utcnow
 from backend.notices.sms.models import SmsDailyCount, SmsMessage, SmsStatus
 from backend.notices.sms.phones import mask
 from backend.notices.sms.provider import ProviderUnavailable, SendRecord, SendResult, SmsProvider
@@ -61,13 +61,17 @@ class SendReport:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _locked(session: Session, stmt: Any) -> Any:
-    return stmt.with_for_update(skip_locked=True) if is_postgres(session) else stmt
-
-
 def _final(values: dict[str, Any]) -> dict[str, Any]:
     """A final row keeps only the masked number."""
     return values | {"phone": None}
+
+
+def _update_if(session: Session, row_id: int | None, expected: SmsStatus, values: dict[str, Any]) -> None:
+    """Write ``values`` to the row unless another sender or sweep moved it out of ``expected`` meanwhile."""
+    table = table_of(SmsMessage)
+    session.execute(
+        update(table).where(table.c.id == row_id, table.c.status == expected.value).values(**values)
+    )
 
 
 # --- caps ------------------------------------------------------------------------------------------------
@@ -129,7 +133,7 @@ def claim(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[Cla
     if not ids:
         return [], {}
     table = table_of(SmsMessage)
-    candidates = _locked(
+    candidates = skip_locked(
         session,
         select(table.c.id).where(
             table.c.id.in_(sorted(ids)),
@@ -193,7 +197,6 @@ def _retry_values(row_attempts: int, now: datetime, delay_s: float, reason: str)
 
 def record(session: Session, item: Claimed, result: SendResult, now: datetime) -> str:
     """Store the provider's answer for one claimed row; returns the row's new status."""
-    table = table_of(SmsMessage)
     error = f"{result.code or ''}: {result.detail}"[:500] if result.outcome != "accepted" else None
     values: dict[str, Any]
     if result.outcome == "accepted":
@@ -216,9 +219,7 @@ def record(session: Session, item: Claimed, result: SendResult, now: datetime) -
         # Maybe sent: stays 'sending' for the reconciler, which asks the provider before anything else.
         values = {}
     values |= {"last_error": error, "updated_at": now}
-    session.execute(
-        update(table).where(table.c.id == item.id, table.c.status == SmsStatus.sending.value).values(**values)
-    )
+    _update_if(session, item.id, SmsStatus.sending, values)
     return str(values.get("status", SmsStatus.sending.value))
 
 
@@ -289,6 +290,26 @@ def _from_record(row: SmsMessage, found: SendRecord, now: datetime) -> dict[str,
     return {"status": SmsStatus.sent.value, "receipt_checked_at": now}
 
 
+def _detached(unit_of_work: UnitOfWork, limit: int, *where: ColumnElement[bool]) -> list[SmsMessage]:
+    """Up to ``limit`` rows matching ``where``, by id, out of their session: provider calls hold no transaction."""
+    with unit_of_work() as session:
+        rows = list(
+            session.execute(
+                select(SmsMessage).where(*where).order_by(col(SmsMessage.id)).limit(limit)
+            ).scalars()
+        )
+        session.expunge_all()
+    return rows
+
+
+def _record_of(
+    provider: SmsProvider, row: SmsMessage, sent_around: datetime, biz_id: str | None = None
+) -> SendRecord | None:
+    """The provider's record of ``row`` (by our OutId) on its send day; raises ProviderUnavailable."""
+    records = provider.records(phone=row.phone or "", send_date=send_date(sent_around), biz_id=biz_id)
+    return next((r for r in records if r.out_id == str(row.id)), None)
+
+
 def reconcile(
     provider: SmsProvider,
     *,
@@ -299,29 +320,20 @@ def reconcile(
     """Settle ``sending`` rows nobody answered for by the provider's records; never by sending again."""
     now = now or utcnow()
     counts = {"found": 0, "not_sent": 0, "waiting": 0, "unavailable": 0}
-    with unit_of_work() as session:
-        rows = list(
-            session.execute(
-                select(SmsMessage)
-                .where(
-                    col(SmsMessage.status) == SmsStatus.sending,
-                    col(SmsMessage.claimed_at) <= now - STALE_AFTER,
-                )
-                .order_by(col(SmsMessage.id))
-                .limit(limit)
-            ).scalars()
-        )
-        session.expunge_all()
-    table = table_of(SmsMessage)
+    rows = _detached(
+        unit_of_work,
+        limit,
+        col(SmsMessage.status) == SmsStatus.sending,
+        col(SmsMessage.claimed_at) <= now - STALE_AFTER,
+    )
     for row in rows:
         claimed_at = aware(row.claimed_at or now)
         try:
-            records = provider.records(phone=row.phone or "", send_date=send_date(claimed_at))
+            found = _record_of(provider, row, claimed_at)
         except ProviderUnavailable as exc:
             counts["unavailable"] += 1
             log.warning("sms %s: cannot reconcile now: %s", row.id, exc)
             continue
-        found = next((r for r in records if r.out_id == str(row.id)), None)
         if found is not None:
             values = _from_record(row, found, now) | {"sent_at": claimed_at}
             counts["found"] += 1
@@ -339,11 +351,7 @@ def reconcile(
             counts["waiting"] += 1
             continue
         with unit_of_work() as session:
-            session.execute(
-                update(table)
-                .where(table.c.id == row.id, table.c.status == SmsStatus.sending.value)
-                .values(**(values | {"updated_at": now}))
-            )
+            _update_if(session, row.id, SmsStatus.sending, values | {"updated_at": now})
     return counts
 
 
@@ -357,30 +365,21 @@ def poll_receipts(
     """Read the delivery receipts of ``sent`` rows: delivered, failed (sent again, bounded), or still waiting."""
     now = now or utcnow()
     counts = {"delivered": 0, "failed": 0, "waiting": 0, "not_reached": 0, "unavailable": 0}
-    with unit_of_work() as session:
-        rows = list(
-            session.execute(
-                select(SmsMessage)
-                .where(
-                    col(SmsMessage.status) == SmsStatus.sent,
-                    (col(SmsMessage.receipt_checked_at).is_(None))
-                    | (col(SmsMessage.receipt_checked_at) <= now - RECEIPT_POLL),
-                )
-                .order_by(col(SmsMessage.id))
-                .limit(limit)
-            ).scalars()
-        )
-        session.expunge_all()
-    table = table_of(SmsMessage)
+    rows = _detached(
+        unit_of_work,
+        limit,
+        col(SmsMessage.status) == SmsStatus.sent,
+        (col(SmsMessage.receipt_checked_at).is_(None))
+        | (col(SmsMessage.receipt_checked_at) <= now - RECEIPT_POLL),
+    )
     for row in rows:
         sent_at = aware(row.sent_at or now)
         try:
-            records = provider.records(phone=row.phone or "", send_date=send_date(sent_at), biz_id=row.biz_id)
+            found = _record_of(provider, row, sent_at, row.biz_id)
         except ProviderUnavailable as exc:
             counts["unavailable"] += 1
             log.warning("sms %s: receipts unavailable: %s", row.id, exc)
             continue
-        found = next((r for r in records if r.out_id == str(row.id)), None)
         if found is not None and found.send_status in (2, 3):
             values = _from_record(row, found, now)
             counts["delivered" if found.send_status == 3 else "failed"] += 1
@@ -391,9 +390,5 @@ def poll_receipts(
             values = {"receipt_checked_at": now}
             counts["waiting"] += 1
         with unit_of_work() as session:
-            session.execute(
-                update(table)
-                .where(table.c.id == row.id, table.c.status == SmsStatus.sent.value)
-                .values(**(values | {"updated_at": now}))
-            )
+            _update_if(session, row.id, SmsStatus.sent, values | {"updated_at": now})
     return counts

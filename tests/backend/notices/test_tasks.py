@@ -35,6 +35,18 @@ def _settings(monkeypatch: pytest.MonkeyPatch, **values: Any) -> None:
     channel.close_push_channel()
 
 
+def _jpush_only(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
+    """Settings with FCM off and JPush on, fully configured but for ``base_url``."""
+    _settings(
+        monkeypatch,
+        fcm_credentials=None,
+        jpush_enabled=True,
+        jpush_app_key=APP_KEY,
+        jpush_master_secret=MASTER_SECRET,
+        jpush_base_url=base_url,
+    )
+
+
 def test_without_credentials_push_is_off_and_the_worker_says_so(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -83,14 +95,7 @@ def test_one_channel_per_process_rebuilt_after_a_fork(
 def test_jpush_alone_turns_push_on_and_is_routed_by_provider(
     monkeypatch: pytest.MonkeyPatch, jpush_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _settings(
-        monkeypatch,
-        fcm_credentials=None,
-        jpush_enabled=True,
-        jpush_app_key=APP_KEY,
-        jpush_master_secret=MASTER_SECRET,
-        jpush_base_url=jpush_server.base_url,
-    )
+    _jpush_only(monkeypatch, jpush_server.base_url)
     try:
         with caplog.at_level(logging.INFO):
             channel.announce()
@@ -122,14 +127,7 @@ def test_jpush_switched_on_without_its_secret_stops_the_worker(monkeypatch: pyte
     _settings(monkeypatch, fcm_credentials=None, jpush_enabled=True, jpush_app_key=APP_KEY)
     with pytest.raises(SystemExit, match="GONGPING_JPUSH_MASTER_SECRET"):
         channel.announce()
-    _settings(
-        monkeypatch,
-        fcm_credentials=None,
-        jpush_enabled=True,
-        jpush_app_key=APP_KEY,
-        jpush_master_secret=MASTER_SECRET,
-        jpush_base_url="not a url",
-    )
+    _jpush_only(monkeypatch, "not a url")
     with pytest.raises(SystemExit, match="JPush base URL"):
         channel.announce()
 
