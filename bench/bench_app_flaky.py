@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import Figure, machine, save, table
+from tests.support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
@@ -211,8 +212,7 @@ def serve(env: dict[str, str]) -> Iterator[int]:
                 time.sleep(0.2)
         yield port
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_process(process, timeout=30)
 
 
 def _pad_jpeg(base: bytes, tag: bytes, size: int) -> bytes:

@@ -45,6 +45,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from bench.common import Figure, fresh_postgres, machine, save, table
+from tests.support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATORS = 10_000
@@ -248,11 +249,7 @@ def serve(app: str, env: dict[str, str]) -> Any:
                 time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 _WRK_LUA = """

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pydantic import SecretStr
 
+from tests.support.processes import stop_process
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -117,13 +119,7 @@ class MotoServer:
         """Stop the child: from now on connections are refused (and everything it stored is gone)."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=10)
         self.proc = None
 
     def client(self) -> S3Client:
