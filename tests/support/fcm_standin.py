@@ -39,11 +39,13 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, cast
+from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 import httptools
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.processes import stop_process
 
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
@@ -125,6 +127,9 @@ class StandinApp(Protocol):
     def dispatch(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
         """Answer one request: (status, JSON payload, extra headers)."""
         ...
+
+
+AppT = TypeVar("AppT", bound=StandinApp)
 
 
 class FcmStandin:
@@ -405,11 +410,14 @@ class _Listener:
         self._loop.stop()
 
 
-class StandinServer:
-    """Serves an :class:`FcmStandin` from a background thread; can go down (refuse connections) and up."""
+class ThreadedServer(Generic[AppT]):
+    """Serves a stand-in app from a background thread on an event loop of its own (the FCM and JPush
+    stand-ins' in-process servers)."""
 
-    def __init__(self, app: FcmStandin | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app if app is not None else FcmStandin()
+    thread_name = "standin"
+
+    def __init__(self, app: AppT, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
         self.host = host
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -418,21 +426,16 @@ class StandinServer:
 
     @property
     def base_url(self) -> str:
-        """Root URL to pass as the FCM endpoint."""
+        """Root URL to pass as the service's endpoint."""
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def token_uri(self) -> str:
-        """URL of the OAuth2 token endpoint, for the service account JSON."""
-        return self.base_url + self.app.token_path
-
-    def start(self) -> StandinServer:
-        """Start serving (on the same port as before, after :meth:`go_down`)."""
+    def start(self) -> Self:
+        """Start serving (on the same port as before, after :meth:`stop`)."""
         sock = _bound_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         loop = _new_loop()
         listener = _Listener(self.app, sock, loop)
-        thread = threading.Thread(target=self._run, args=(loop,), name="fcm-standin", daemon=True)
+        thread = threading.Thread(target=self._run, args=(loop,), name=self.thread_name, daemon=True)
         self._loop, self._listener, self._thread = loop, listener, thread
         thread.start()
         return self
@@ -453,6 +456,28 @@ class StandinServer:
         self._thread.join(timeout=10)
         self._loop = self._listener = self._thread = None
 
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class StandinServer(ThreadedServer[FcmStandin]):
+    """Serves an :class:`FcmStandin` from a background thread; can go down (refuse connections) and up."""
+
+    thread_name = "fcm-standin"
+
+    def __init__(self, app: FcmStandin | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(app if app is not None else FcmStandin(), host, port)
+
+    @property
+    def token_uri(self) -> str:
+        """URL of the OAuth2 token endpoint, for the service account JSON."""
+        return self.base_url + self.app.token_path
+
     def go_down(self) -> None:
         """Close the listener and all connections: clients now get 'connection refused'."""
         self.stop()
@@ -460,14 +485,6 @@ class StandinServer:
     def come_up(self) -> None:
         """Serve again on the same port."""
         self.start()
-
-    def __enter__(self) -> StandinServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 @functools.cache
@@ -501,13 +518,12 @@ def write_service_account(path: Path, token_uri: str, project_id: str = DEFAULT_
     return path
 
 
-class StandinProcess:
+class ChildServer:
     """A stand-in running in a child process (so it does not compete for the caller's GIL)."""
 
-    def __init__(self, proc: subprocess.Popen[str], host: str, port: int, token_path: str) -> None:
+    def __init__(self, proc: subprocess.Popen[str], host: str, port: int) -> None:
         self.proc = proc
         self.base_url = f"http://{host}:{port}"
-        self.token_uri = self.base_url + token_path
 
     def stats(self) -> dict[str, Any]:
         """The child's counters."""
@@ -515,20 +531,34 @@ class StandinProcess:
             stats: dict[str, Any] = json.load(resp)
         return stats
 
+    def close(self) -> None:
+        """Terminate the child."""
+        stop_process(self.proc, timeout=10)
+
+
+def spawn_child(cmd: list[str], what: str) -> tuple[subprocess.Popen[str], int]:
+    """Start a stand-in's ``python -m`` command and wait for its ``READY <port>`` line."""
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    if len(line) != 2 or line[0] != "READY":
+        proc.kill()
+        raise RuntimeError(f"{what} stand-in did not start: {line!r}")
+    return proc, int(line[1])
+
+
+class StandinProcess(ChildServer):
+    """The FCM stand-in in a child process."""
+
+    def __init__(self, proc: subprocess.Popen[str], host: str, port: int, token_path: str) -> None:
+        super().__init__(proc, host, port)
+        self.token_uri = self.base_url + token_path
+
     def reset(self) -> None:
         """Clear the child's recorded state."""
         req = urllib.request.Request(self.base_url + "/_standin/reset", data=b"", method="POST")
         with urllib.request.urlopen(req, timeout=10):
             pass
-
-    def close(self) -> None:
-        """Terminate the child."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def spawn_standin_process(
@@ -543,13 +573,19 @@ def spawn_standin_process(
     cmd += ["--latency-ms", str(latency_ms), "--project", project_id]
     if record:
         cmd.append("--record")
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().split()
-    if len(line) != 2 or line[0] != "READY":
-        proc.kill()
-        raise RuntimeError(f"FCM stand-in did not start: {line!r}")
-    return StandinProcess(proc, host, int(line[1]), "/token")
+    proc, port = spawn_child(cmd, "FCM")
+    return StandinProcess(proc, host, port, "/token")
+
+
+def serve_foreground(app: StandinApp, host: str, port: int) -> None:
+    """Serve ``app`` on this thread until killed; prints ``READY <port>`` once listening (what
+    :func:`spawn_child` waits for)."""
+    sock = _bound_socket(host, port)
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    _Listener(app, sock, loop)
+    print(f"READY {sock.getsockname()[1]}", flush=True)
+    loop.run_forever()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -562,12 +598,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record", action="store_true", help="keep every message (memory grows)")
     args = parser.parse_args(argv)
     app = FcmStandin(args.project, latency_s=args.latency_ms / 1000, record=args.record)
-    sock = _bound_socket(args.host, args.port)
-    loop = _new_loop()
-    asyncio.set_event_loop(loop)
-    _Listener(app, sock, loop)
-    print(f"READY {sock.getsockname()[1]}", flush=True)
-    loop.run_forever()
+    serve_foreground(app, args.host, args.port)
 
 
 if __name__ == "__main__":

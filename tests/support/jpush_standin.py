@@ -26,12 +26,10 @@ Run it alone with ``python -m tests.support.jpush_standin --port 0`` (prints ``R
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import itertools
 import json
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -40,10 +38,9 @@ import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
-from tests.support.fcm_standin import REPO_ROOT, Answer, _bound_socket, _Listener, _new_loop
+from tests.support.fcm_standin import Answer, ChildServer, ThreadedServer, serve_foreground, spawn_child
 
 APP_KEY = "7d431e42dfa6a6d693ac2d04"
 MASTER_SECRET = "5e987ac6d2e04d95a9d8f0d1"
@@ -374,91 +371,25 @@ def registration_ids(count: int, start: int = 0) -> list[str]:
     return [f"1a0{n:016x}" for n in range(start, start + count)]
 
 
-class JPushServer:
+class JPushServer(ThreadedServer[JPushStandin]):
     """Serves a :class:`JPushStandin` from a background thread on 127.0.0.1."""
 
+    thread_name = "jpush-standin"
+
     def __init__(self, app: JPushStandin | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app if app is not None else JPushStandin()
-        self.host = host
-        self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._listener: _Listener | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        """Root URL to pass as the JPush base URL."""
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> JPushServer:
-        """Start serving."""
-        sock = _bound_socket(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        loop = _new_loop()
-        self._listener = _Listener(self.app, sock, loop)
-        self._loop = loop
-        self._thread = threading.Thread(target=self._run, args=(loop,), name="jpush-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    @staticmethod
-    def _run(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
-
-    def stop(self) -> None:
-        """Stop serving and close every connection."""
-        if self._loop is None or self._listener is None or self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._listener.shutdown)
-        self._thread.join(timeout=10)
-        self._loop = self._listener = self._thread = None
-
-    def __enter__(self) -> JPushServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().__init__(app if app is not None else JPushStandin(), host, port)
 
 
-class JPushProcess:
-    """The stand-in in a child process (so it does not compete for the caller's GIL)."""
-
-    def __init__(self, proc: subprocess.Popen[str], host: str, port: int) -> None:
-        self.proc = proc
-        self.base_url = f"http://{host}:{port}"
-
-    def stats(self) -> dict[str, Any]:
-        """The child's counters."""
-        with urllib.request.urlopen(self.base_url + "/_standin/stats", timeout=10) as resp:
-            stats: dict[str, Any] = json.load(resp)
-        return stats
-
-    def close(self) -> None:
-        """Terminate the child."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+class JPushProcess(ChildServer):
+    """The JPush stand-in in a child process."""
 
 
 def spawn_jpush_process(*, host: str = "127.0.0.1", latency_ms: float = 0.0) -> JPushProcess:
     """Start ``python -m tests.support.jpush_standin`` and wait until it listens."""
     cmd = [sys.executable, "-m", "tests.support.jpush_standin", "--host", host, "--port", "0"]
     cmd += ["--latency-ms", str(latency_ms)]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().split()
-    if len(line) != 2 or line[0] != "READY":
-        proc.kill()
-        raise RuntimeError(f"JPush stand-in did not start: {line!r}")
-    return JPushProcess(proc, host, int(line[1]))
+    proc, port = spawn_child(cmd, "JPush")
+    return JPushProcess(proc, host, port)
 
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -469,12 +400,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args(list(argv) if argv is not None else None)
     app = JPushStandin(latency_s=args.latency_ms / 1000, record=False)
-    sock = _bound_socket(args.host, args.port)
-    loop = _new_loop()
-    asyncio.set_event_loop(loop)
-    _Listener(app, sock, loop)
-    print(f"READY {sock.getsockname()[1]}", flush=True)
-    loop.run_forever()
+    serve_foreground(app, args.host, args.port)
 
 
 if __name__ == "__main__":
