@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_cases import PASSWORD, _pct, generate_cases
+from bench.bench_cases import PASSWORD, _pct, create_city_staff, generate_cases
 from bench.common import Figure, fresh_postgres, machine, save, start_app, table
 from tests.support.processes import pick_port, stop_process
 
@@ -44,14 +44,7 @@ def _seed(url: str, cases: int) -> int:
         auth_service.create_account(
             session, actor=SYSTEM, username="bench_filer", password=PASSWORD, role=Role.consumer_device
         )
-        auth_service.create_account(
-            session,
-            actor=SYSTEM,
-            username="bench_city",
-            password=PASSWORD,
-            role=Role.staff,
-            jurisdiction_code="330100",
-        )
+        create_city_staff(session)
     generate_cases(url, cases)
     engine = make_engine(url)
     with engine.begin() as conn:
