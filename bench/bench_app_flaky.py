@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import Figure, machine, save, table
+from tests.support.processes import pick_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
@@ -144,12 +144,6 @@ class FlakyProxy:
 # ---- server and data ---------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _environment(url: str, media: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -181,7 +175,7 @@ def seed_child(url: str) -> None:
 @contextmanager
 def serve(env: dict[str, str]) -> Iterator[int]:
     """uvicorn (one worker) on 127.0.0.1; yields its port."""
-    port = _free_port()
+    port = pick_port()
     process = subprocess.Popen(
         [
             *(
@@ -211,8 +205,7 @@ def serve(env: dict[str, str]) -> Iterator[int]:
                 time.sleep(0.2)
         yield port
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_process(process, timeout=30)
 
 
 def _pad_jpeg(base: bytes, tag: bytes, size: int) -> bytes:

@@ -38,8 +38,6 @@ import io
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
 import time
 from array import array
@@ -50,7 +48,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import PG_ADMIN_URL, Figure, machine, save, table
+from bench.bench_rating_db import KIND_WEIGHTS, STATE_WEIGHTS
+from bench.common import PG_ADMIN_URL, Figure, expand, machine, save, start_app, table
+from tests.support.processes import port_in, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Bench-archive-2026"
@@ -94,23 +94,6 @@ SECTOR_INSTRUMENTS = {
     "road_transport": ["taximeter"],
     "utility": ["water_meter", "gas_meter", "electricity_meter"],
 }
-#: Out of 100, as in bench_rating_db: complaints and instrument findings dominate.
-KIND_WEIGHTS = {
-    "complaint_substantiated": 22,
-    "instrument_overdue": 12,
-    "instrument_unverified": 5,
-    "instrument_failed_verification": 4,
-    "inspection_failed": 4,
-    "short_weight": 8,
-    "short_changing_penalty": 6,
-    "net_content_noncompliant": 3,
-    "metrology_cheating": 2,
-    "metrology_accident": 1,
-    "commitment_breached": 3,
-    "association_warning": 2,
-    "commitment_kept": 20,
-    "demonstration_unit": 8,
-}
 KIND_SOURCE = {
     "complaint_substantiated": "complaint",
     "instrument_overdue": "overdue_sweep",
@@ -128,7 +111,6 @@ KIND_SOURCE = {
     "demonstration_unit": "staff",
 }
 INSTRUMENT_KINDS = {"instrument_overdue", "instrument_unverified", "instrument_failed_verification"}
-STATE_WEIGHTS = {"verified": 60, "reported": 20, "dismissed": 12, "revoked": 8}
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 )
@@ -145,10 +127,6 @@ CATEGORIES = (
 ROUTED_ZH = "已知经营者，按其登记辖区分派（投诉未附定位，未核对位置）。"
 ROUTED_EN = "Known operator: routed to its registered jurisdiction (no geotag to check against)."
 OUTCOMES = ["substantiated", "not_substantiated", "mediated", "mediated", "terminated"]
-
-
-def _expand(weights: dict[str, int]) -> list[str]:
-    return [k for k, w in weights.items() for _ in range(w)]
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -372,8 +350,8 @@ class Archive:
 
     def records(self) -> Iterator[str]:
         rng = random.Random(SEED + 2)
-        kinds = _expand(KIND_WEIGHTS)
-        states = _expand(STATE_WEIGHTS)
+        kinds = expand(KIND_WEIGHTS)
+        states = expand(STATE_WEIGHTS)
         as_of = self.plan.as_of
         record = 0
         for op in range(1, self.plan.operators + 1):
@@ -710,36 +688,6 @@ def _rerate(db: str, day: date) -> dict[str, int]:
 # --- latencies through uvicorn ----------------------------------------------------------------------------------
 
 
-def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    import httpx
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "backend.asgi:app", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code < 500:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("uvicorn did not start")
-
-
-def _free_port(first: int) -> int:
-    for port in range(first, first + 100):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
 def _timed(client: Any, paths: Callable[[int], str], requests: int) -> dict[str, float]:
     for i in range(20):  # warm plans and caches
         client.get(paths(-1 - i))
@@ -759,8 +707,8 @@ def latencies(db: str, args: argparse.Namespace, operators: int, county: str) ->
     import httpx
 
     env = {**os.environ, "GONGPING_DATABASE_URL": _url(db)}
-    port = _free_port(args.port)
-    proc = _serve(env, port)
+    port = port_in(args.port, args.port + 99)
+    proc = start_app(env, port)
     base = f"http://127.0.0.1:{port}"
     rng = random.Random(SEED + 4)
     ids = [rng.randint(1, operators) for _ in range(args.requests)]
@@ -792,8 +740,7 @@ def latencies(db: str, args: argparse.Namespace, operators: int, county: str) ->
         assert signed.status_code in (200, 303), signed.text[:300]
         results["workbench county"] = _timed(wb, lambda i: "/workbench/", queue)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process(proc, timeout=30)
     return results
 
 

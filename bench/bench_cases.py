@@ -220,25 +220,31 @@ def generate_cases(url: str, cases: int) -> float:
     return time.perf_counter() - started
 
 
+def create_city_staff(session: Any) -> None:
+    """``bench_city``, staff of 杭州市 (330100): the city-level member whose work list the benches time."""
+    from backend.audit.service import SYSTEM
+    from backend.auth import service as auth_service
+    from backend.auth.models import Role
+
+    auth_service.create_account(
+        session,
+        actor=SYSTEM,
+        username="bench_city",
+        password=PASSWORD,
+        role=Role.staff,
+        jurisdiction_code="330100",
+    )
+
+
 def list_bench(requests: int) -> dict[str, dict[str, float]]:
     """Time the work list for a city-level staff member, per variant, in-process over ASGI."""
     import httpx
 
-    from backend.audit.service import SYSTEM
-    from backend.auth import service as auth_service
-    from backend.auth.models import Role
     from backend.db import session_scope
     from backend.main import create_app
 
     with session_scope() as session:
-        auth_service.create_account(
-            session,
-            actor=SYSTEM,
-            username="bench_city",
-            password=PASSWORD,
-            role=Role.staff,
-            jurisdiction_code="330100",
-        )
+        create_city_staff(session)
     variants = {
         "newest page": {},
         "status=routed": {"status": "routed"},

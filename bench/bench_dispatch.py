@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.common import Figure, fresh_postgres, machine, save, table
+from bench.common import Figure, fresh_postgres, insert_operators, machine, save, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,19 +58,7 @@ def generate(url: str, n: int) -> None:
     engine = make_engine(url)
     today = bureau_today()
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                """
-                INSERT INTO operator (uscc, name, sector, address, legal_representative, jurisdiction_code,
-                    management_assessment, metrology_assurance, is_demonstration_unit, qr_serial, is_active,
-                    created_at, updated_at)
-                SELECT 'B' || lpad(i::text, 17, '0'), '经营者' || i, 'market', '某路' || i || '号', '法人' || i,
-                    '330106', 'not_assessed', '', false, 1, true, now(), now()
-                FROM generate_series(1, :n) AS i
-                """
-            ),
-            {"n": n},
-        )
+        insert_operators(conn, n)
         conn.execute(
             text(
                 """

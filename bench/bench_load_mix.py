@@ -116,6 +116,20 @@ def seed_people(url: str) -> None:
     print(folder / "cases")
 
 
+def seed_people_apart(url: str, env: dict[str, str]) -> list[int]:
+    """:func:`seed_people` in a child process with ``env`` (the app's settings are read from the environment
+    the process starts with); returns the routed cases' ids."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_load_mix", "--seed-people", url],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [int(i) for i in Path(out.stdout.strip().splitlines()[-1]).read_text().split()]
+
+
 def _complaint_json(rng: random.Random) -> str:
     return json.dumps(
         {
@@ -334,15 +348,7 @@ def main() -> None:
         _progress(f"seeding 10,000 operators on {db_label}")
         tokens, _ids = seed(url, secret)
         _progress("seeding staff, devices and routed complaints")
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.bench_load_mix", "--seed-people", url],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        case_ids = [int(i) for i in Path(out.stdout.strip().splitlines()[-1]).read_text().split()]
+        case_ids = seed_people_apart(url, env)
         with serve("backend.asgi:app", env) as base:
             with httpx.Client(base_url=base, timeout=60) as client:
 

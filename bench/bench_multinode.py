@@ -41,8 +41,6 @@ import argparse
 import os
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -68,6 +66,7 @@ from bench.bench_load_mix import (
     _postgres_answers,
     _progress,
     run_load,
+    seed_people_apart,
 )
 from bench.bench_public import _empty_store, _environment, _load, seed
 from bench.common import Figure, fresh_postgres, machine, save, table
@@ -516,18 +515,6 @@ def report(
 # ---- main ---------------------------------------------------------------------------------------------------
 
 
-def _seed_people(url: str, env: dict[str, str]) -> list[int]:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.bench_load_mix", "--seed-people", url],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [int(i) for i in Path(out.stdout.strip().splitlines()[-1]).read_text().split()]
-
-
 @contextmanager
 def _engine(url: str) -> Iterator[Engine]:
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), pool_size=2)
@@ -585,7 +572,7 @@ def main() -> None:
             _progress("seeding 10,000 operators on PostgreSQL")
             tokens, _ids = seed(url, secret)
             _progress("seeding staff, devices and routed complaints")
-            case_ids = _seed_people(url, env)
+            case_ids = seed_people_apart(url, env)
             watch = PostgresWatch(url.rsplit("/", 1)[1])
             watch.start()
             with MotoServer.spawn(port=port_in(args.first_port, args.last_port, ports)) as moto:

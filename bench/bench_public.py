@@ -31,7 +31,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from bench.common import Figure, fresh_postgres, machine, save, table
+from tests.support.processes import pick_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATORS = 10_000
@@ -64,12 +64,6 @@ hello_app = FastAPI()
 async def hello() -> dict[str, str]:
     """The smallest useful answer."""
     return {"hello": "world"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _environment(url: str, secret: str, store_url: str) -> dict[str, str]:
@@ -213,7 +207,7 @@ def seed_child(url: str) -> None:
 @contextmanager
 def serve(app: str, env: dict[str, str]) -> Any:
     """uvicorn with WORKERS workers on 127.0.0.1; yields its base URL and stops it afterwards."""
-    port = _free_port()
+    port = pick_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -248,11 +242,7 @@ def serve(app: str, env: dict[str, str]) -> Any:
                 time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 _WRK_LUA = """

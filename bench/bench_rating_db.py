@@ -34,33 +34,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, fresh_postgres, machine, save, table
+from bench import bench_rating_engine as rating_engine
+from bench.common import Figure, expand, fresh_postgres, machine, save, table
 
-# Weights out of 100, as in bench_rating_engine: complaints and instrument findings dominate.
-KIND_WEIGHTS = {
-    "complaint_substantiated": 22,
-    "instrument_overdue": 12,
-    "instrument_unverified": 5,
-    "instrument_failed_verification": 4,
-    "inspection_failed": 4,
-    "short_weight": 8,
-    "short_changing_penalty": 6,
-    "net_content_noncompliant": 3,
-    "metrology_cheating": 2,
-    "metrology_accident": 1,
-    "commitment_breached": 3,
-    "association_warning": 2,
-    "commitment_kept": 20,
-    "demonstration_unit": 8,
-}
-STATE_WEIGHTS = {"verified": 60, "reported": 20, "dismissed": 12, "revoked": 8}
+# The records' kinds and states drawn as in bench_rating_engine, as the plain strings the SQL takes.
+KIND_WEIGHTS = {kind.value: weight for kind, weight in rating_engine.KIND_WEIGHTS.items()}
+STATE_WEIGHTS = {state.value: weight for state, weight in rating_engine.STATE_WEIGHTS.items()}
 SECTORS = ["market", "fuel_station", "catering", "retail", "medical", "optical", "road_transport", "utility"]
 _CLK = os.sysconf("SC_CLK_TCK")
-
-
-def _expand(weights: dict[str, int]) -> list[str]:
-    assert sum(weights.values()) == 100
-    return [k for k, w in weights.items() for _ in range(w)]
 
 
 def _backend_cpu(pid: int) -> float:
@@ -162,8 +143,8 @@ def load(url: str, operators: int, records: int, as_of: date) -> dict[str, float
             {
                 "n": operators,
                 "m": records,
-                "kinds": _expand(KIND_WEIGHTS),
-                "states": _expand(STATE_WEIGHTS),
+                "kinds": expand(KIND_WEIGHTS),
+                "states": expand(STATE_WEIGHTS),
                 "as_of": as_of,
             },
         )
@@ -263,7 +244,7 @@ def incremental(args: argparse.Namespace, rng: random.Random, day: date, meter: 
     from backend.records import rating
     from workers.records_tasks import rerate_for_event
 
-    kinds = _expand(KIND_WEIGHTS)
+    kinds = expand(KIND_WEIGHTS)
     engine = get_engine()
     statements = [0]
 

@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import date, timedelta
 from typing import Any
 
-from bench.common import Figure, fresh_postgres, machine, save, table
+from bench.common import Figure, fresh_postgres, insert_operators, machine, save, table
 
 BATCH = 5000
 
@@ -37,19 +37,7 @@ def generate(url: str, operators: int, instruments: int, today: date) -> float:
     engine = make_engine(url)
     started = time.perf_counter()
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                """
-                INSERT INTO operator (uscc, name, sector, address, legal_representative, jurisdiction_code,
-                    management_assessment, metrology_assurance, is_demonstration_unit, qr_serial, is_active,
-                    created_at, updated_at)
-                SELECT 'B' || lpad(i::text, 17, '0'), '经营者' || i, 'market', '某路' || i || '号', '法人' || i, '330106',
-                    'not_assessed', '', false, 1, true, now(), now()
-                FROM generate_series(1, :n) AS i
-                """
-            ),
-            {"n": operators},
-        )
+        insert_operators(conn, operators)
         conn.execute(
             text(
                 """

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import Figure, fresh_postgres, machine, save, table
+from bench.common import Figure, fresh_postgres, insert_operators, machine, save, table
 
 OPERATORS = 50_000
 
@@ -36,19 +36,7 @@ def generate(url: str, notices: int, operators: int) -> float:
     started = time.perf_counter()
     due = notices // 10
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                """
-                INSERT INTO operator (uscc, name, sector, address, legal_representative, jurisdiction_code,
-                    management_assessment, metrology_assurance, is_demonstration_unit, qr_serial, is_active,
-                    created_at, updated_at)
-                SELECT 'S' || lpad(i::text, 17, '0'), '经营者' || i, 'market', '某路' || i || '号', '法人' || i,
-                    '330106', 'not_assessed', '', false, 1, true, now(), now()
-                FROM generate_series(0, :n - 1) AS i
-                """
-            ),
-            {"n": operators},
-        )
+        insert_operators(conn, operators, prefix="S", first=0)
         conn.execute(
             text(
                 """

@@ -17,15 +17,14 @@ import gzip
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_cases import PASSWORD, _pct, generate_cases
-from bench.common import Figure, fresh_postgres, machine, save, table
+from bench.bench_cases import PASSWORD, _pct, create_city_staff, generate_cases
+from bench.common import Figure, fresh_postgres, machine, save, start_app, table
+from tests.support.processes import pick_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 MAP_POINTS = 10_000
@@ -45,14 +44,7 @@ def _seed(url: str, cases: int) -> int:
         auth_service.create_account(
             session, actor=SYSTEM, username="bench_filer", password=PASSWORD, role=Role.consumer_device
         )
-        auth_service.create_account(
-            session,
-            actor=SYSTEM,
-            username="bench_city",
-            password=PASSWORD,
-            role=Role.staff,
-            jurisdiction_code="330100",
-        )
+        create_city_staff(session)
     generate_cases(url, cases)
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -73,33 +65,6 @@ def _seed(url: str, cases: int) -> int:
         conn.execute(text("VACUUM ANALYZE complaint"))
     engine.dispose()
     return int(case_id)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    import httpx
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "backend.asgi:app", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code < 500:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("uvicorn did not start")
 
 
 def _time(client: Any, path: str, requests: int, **kwargs: Any) -> dict[str, float]:
@@ -154,7 +119,9 @@ def measure(env: dict[str, str], case_id: int, requests: int) -> dict[str, Any]:
     """Every variant through uvicorn, the workbench's and the API's side by side."""
     import httpx
 
-    proc, base = _serve(env)
+    port = pick_port()
+    proc = start_app(env, port)
+    base = f"http://127.0.0.1:{port}"
     try:
         wb = httpx.Client(base_url=base, timeout=60)
         form = wb.get("/workbench/login")
@@ -208,8 +175,7 @@ def measure(env: dict[str, str], case_id: int, requests: int) -> dict[str, Any]:
         results["lcp_ms"] = _lcp(base, cookies)
         return results
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process(proc, timeout=30)
 
 
 def main() -> None:

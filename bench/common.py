@@ -6,12 +6,16 @@ import json
 import os
 import platform
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("GONGPING_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: Where save() writes; run_all gives each script an empty folder of its own, so no figure outlives its run.
 OUT = Path(os.environ.get("GONGPING_BENCH_OUT") or Path(__file__).resolve().parent / "out")
@@ -39,6 +43,12 @@ class Figure:
     def ok(self) -> bool:
         """Whether the figure meets its anchor."""
         return self.ratio >= 1.0
+
+
+def expand(weights: dict[str, int]) -> list[str]:
+    """Each key repeated its weight times (weights out of 100), so a uniform draw from the list is weighted."""
+    assert sum(weights.values()) == 100
+    return [k for k, w in weights.items() for _ in range(w)]
 
 
 def machine() -> str:
@@ -72,6 +82,48 @@ def save(name: str, figures: list[Figure], extra: dict[str, object] | None = Non
     payload = {"machine": machine(), "figures": [asdict(f) | {"ratio": f.ratio, "ok": f.ok} for f in figures]}
     payload |= extra or {}
     (OUT / f"{name}.json").write_text(json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+def start_app(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """One uvicorn process serving the app on ``port`` with ``env``; returns once /healthz answers (2 min at most)."""
+    import httpx
+
+    from tests.support.processes import stop_process
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "backend.asgi:app", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code < 500:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    stop_process(proc)
+    raise RuntimeError("uvicorn did not start")
+
+
+def insert_operators(conn: Any, count: int, *, prefix: str = "B", first: int = 1) -> None:
+    """``count`` market operators of 西湖区 (330106) in one INSERT on a SQLAlchemy connection, numbered from
+    ``first``: USCC ``prefix`` + the number, name 经营者<number>."""
+    from sqlalchemy import text
+
+    conn.execute(
+        text(
+            """
+            INSERT INTO operator (uscc, name, sector, address, legal_representative, jurisdiction_code,
+                management_assessment, metrology_assurance, is_demonstration_unit, qr_serial, is_active,
+                created_at, updated_at)
+            SELECT CAST(:prefix AS text) || lpad(i::text, 17, '0'), '经营者' || i, 'market', '某路' || i || '号',
+                '法人' || i, '330106', 'not_assessed', '', false, 1, true, now(), now()
+            FROM generate_series(:first, :first + :n - 1) AS i
+            """
+        ),
+        {"prefix": prefix, "first": first, "n": count},
+    )
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from sqlmodel import Session
 from backend.config import ROOT, Settings
 from backend.outbox import relay
 from tests.factories import PASSWORD
-from tests.support.processes import Proc, spawn_logged, wait_for
+from tests.support.processes import Proc, spawn_logged, stop_process, wait_for
 from tests.support.processes import pick_port as _port
 from workers.celery_app import make_celery
 
@@ -166,12 +166,7 @@ class RedisServer:
         """Stop it (SIGTERM: the append-only file is flushed, as in an orderly restart)."""
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None
 
 
@@ -212,9 +207,19 @@ class Stack:
         """A session on the fault database (commits are real)."""
         return Session(self.engine, expire_on_commit=False)
 
-    def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Proc:
-        """Start one of our processes with its output in ``<folder>/<name>.log``."""
-        proc = spawn_logged(self.folder, name, args, {**self.env, **(extra_env or {})})
+    def spawn(
+        self,
+        name: str,
+        args: list[str],
+        extra_env: dict[str, str] | None = None,
+        *,
+        new_session: bool = False,
+    ) -> Proc:
+        """Start one of our processes with its output in ``<folder>/<name>-<random>.log`` (``new_session``: in a
+        process group of its own, so a test can signal the whole group as systemd does)."""
+        proc = spawn_logged(
+            self.folder, name, args, {**self.env, **(extra_env or {})}, new_session=new_session
+        )
         self.processes.append(proc.process)
         return proc
 

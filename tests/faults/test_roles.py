@@ -6,49 +6,25 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
-from backend.config import ROOT
 from backend.outbox.broker import DEFAULT_QUEUE
 from tests.faults.conftest import Proc, Stack, _port, wait_for
+from tests.support.processes import probe
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
 GONGPING = str(Path(sys.executable).parent / "gongping")
 
 
-def _spawn_group(stack: Stack, name: str, args: list[str], env: dict[str, str]) -> Proc:
-    """A process in its own process group (so the test can signal the whole group, as systemd does)."""
-    log = stack.folder / f"{name}-{uuid.uuid4().hex[:6]}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env={**stack.env, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    stack.processes.append(process)
-    return Proc(process, log)
-
-
 def _probe(port: int, path: str) -> dict[str, Any] | None:
-    try:
-        resp = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2)
-    except httpx.TransportError:
-        return None
-    body: dict[str, Any] = resp.json()
-    body["http"] = resp.status_code
-    return body
+    return probe(f"http://127.0.0.1:{port}", path, timeout=2)
 
 
 def _queued_ids(stack: Stack) -> list[str]:
@@ -76,7 +52,7 @@ def test_two_relays_at_once_publish_every_event_exactly_once(stack: Stack) -> No
     env = {"GONGPING_RELAY_BATCH_SIZE": "7", "GONGPING_RELAY_POLL_SECONDS": "0.05"}
     ports = [_port(0), _port(0)]
     relays = [
-        _spawn_group(stack, f"relay{i}", [GONGPING, "relay", "--health-port", str(port)], env)
+        stack.spawn(f"relay{i}", [GONGPING, "relay", "--health-port", str(port)], env, new_session=True)
         for i, port in enumerate(ports)
     ]
     try:
@@ -130,7 +106,7 @@ def _beat(stack: Stack, name: str, port: int) -> Proc:
         # Each beat its own var/ (the schedule file): no shared local directory between nodes.
         "GONGPING_BROKER_DIR": str(stack.folder / name / "broker"),
     }
-    return _spawn_group(stack, name, [GONGPING, "beat", "--health-port", str(port)], env)
+    return stack.spawn(name, [GONGPING, "beat", "--health-port", str(port)], env, new_session=True)
 
 
 def _lease(stack: Stack) -> tuple[str, int, str] | None:
@@ -188,8 +164,11 @@ def test_two_beats_one_schedules_the_other_takes_over_after_kill_9(stack: Stack)
 def test_sigterm_to_the_worker_group_finishes_the_tasks_under_way(stack: Stack) -> None:
     port = _port(0)
     env = {"GONGPING_FAULT_PAUSE": "events.log=6"}
-    worker = _spawn_group(
-        stack, "worker", [GONGPING, "worker", "--concurrency", "2", "--health-port", str(port)], env
+    worker = stack.spawn(
+        "worker",
+        [GONGPING, "worker", "--concurrency", "2", "--health-port", str(port)],
+        env,
+        new_session=True,
     )
     try:
         wait_for(lambda: "ready." in worker.output() or worker.exited(), "the worker to start", timeout=90)

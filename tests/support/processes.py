@@ -58,6 +58,29 @@ def port_in(first: int, last: int, taken: set[int] | None = None) -> int:
     raise RuntimeError(f"no free port in {first}-{last}")
 
 
+def stop_process(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+    """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL: an orderly stop that cannot hang a test."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def probe(base_url: str, path: str, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The JSON of a health URL (with ``http`` = status), or None if nothing answers."""
+    try:
+        resp = httpx.get(f"{base_url}{path}", timeout=timeout)
+    except httpx.TransportError:
+        return None
+    body: dict[str, Any] = resp.json()
+    body["http"] = resp.status_code
+    return body
+
+
 def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 60.0, every: float = 0.2) -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -92,22 +115,25 @@ class Proc:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit."""
-        if self.exited():
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
-def spawn_logged(folder: Path, name: str, args: list[str], env: Mapping[str, str]) -> Proc:
-    """Start ``args`` from the repository root with its output in ``<folder>/<name>-<random>.log``."""
+def spawn_logged(
+    folder: Path, name: str, args: list[str], env: Mapping[str, str], *, new_session: bool = False
+) -> Proc:
+    """Start ``args`` from the repository root with its output in ``<folder>/<name>-<random>.log``;
+    ``new_session`` puts it in a process group of its own (so a test can signal the group, as systemd does)."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{name}-{uuid.uuid4().hex[:6]}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(args, cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )
     return Proc(process, log)
 
 
@@ -126,13 +152,7 @@ class Node:
 
     def probe(self, path: str) -> dict[str, Any] | None:
         """The JSON of a health URL (with ``http`` = status), or None if it does not answer."""
-        try:
-            resp = httpx.get(f"{self.base_url}{path}", timeout=3)
-        except httpx.TransportError:
-            return None
-        body: dict[str, Any] = resp.json()
-        body["http"] = resp.status_code
-        return body
+        return probe(self.base_url, path)
 
 
 #: How a cluster starts a process: (name, argv, environment added to the caller's) -> Proc.

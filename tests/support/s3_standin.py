@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Self
 import pytest
 from pydantic import SecretStr
 
-from tests.support.standin_http import REPO_ROOT, Served, terminate
+from tests.support.processes import stop_process
+from tests.support.standin_http import REPO_ROOT, Served
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -117,7 +118,7 @@ class MotoServer(Served):
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            terminate(self.proc)
+            stop_process(self.proc, timeout=10)
         self.proc = None
 
     def client(self) -> S3Client:

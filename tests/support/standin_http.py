@@ -29,6 +29,8 @@ from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 import httptools
 
+from tests.support.processes import stop_process
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: A stand-in's answer: HTTP status, JSON payload, extra headers.
@@ -241,16 +243,6 @@ class ThreadedStandin(Served, Generic[AppT]):
         self._loop = self._listener = self._thread = None
 
 
-def terminate(proc: subprocess.Popen[Any], timeout_s: float = 10) -> None:
-    """SIGTERM the child and wait; SIGKILL it when it does not exit in ``timeout_s``."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class StandinChild:
     """A stand-in running in a child process (so it does not compete for the caller's GIL)."""
 
@@ -272,7 +264,7 @@ class StandinChild:
 
     def close(self) -> None:
         """Terminate the child."""
-        terminate(self.proc)
+        stop_process(self.proc, timeout=10)
 
 
 def spawn_child(module: str, args: list[str], *, host: str, label: str) -> tuple[subprocess.Popen[str], int]:

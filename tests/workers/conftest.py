@@ -19,9 +19,26 @@ from typing import Any
 import pytest
 from celery import Celery
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
+from backend.complaints.models import ComplaintPhoto, PhotoStatus
 from backend.config import ROOT, Settings
+from backend.db import new_session
+from tests.support.processes import stop_process
 from workers.celery_app import make_celery
+
+
+def photo_statuses(complaint_id: int) -> list[PhotoStatus]:
+    """A complaint's photos' states, in order, read while a worker processes them."""
+    # A fresh, short transaction per poll: on SQLite an open one would hold the write lock the worker needs.
+    with new_session() as check:
+        rows = check.exec(
+            select(ComplaintPhoto.status)
+            .where(ComplaintPhoto.complaint_id == complaint_id)
+            .order_by(col(ComplaintPhoto.position))
+        ).all()
+        check.rollback()
+    return list(rows)
 
 
 @dataclass
@@ -85,12 +102,7 @@ def running_worker(
     try:
         yield WorkerProcess(process=process, queue=queue, app=app, log=log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         app.close()
 
 

@@ -26,7 +26,7 @@ from backend.outbox import relay
 from backend.outbox.models import OutboxEvent
 from tests.factories import complaint_json, login, make_account, post_complaint
 from tests.fixtures.media_images import jpeg, make_exif, photo_like
-from tests.workers.conftest import WorkerProcess
+from tests.workers.conftest import WorkerProcess, photo_statuses
 from workers import complaints_tasks
 from workers.celery_app import celery_app
 
@@ -209,18 +209,6 @@ def test_purge_task_deletes_old_keys(committed_session: Session) -> None:
 # ---- a real worker ----------------------------------------------------------------------------------------
 
 
-def _photo_statuses(complaint_id: int) -> list[PhotoStatus]:
-    # A fresh, short transaction per poll: on SQLite an open one would hold the write lock the worker needs.
-    with new_session() as check:
-        rows = check.exec(
-            select(ComplaintPhoto.status)
-            .where(ComplaintPhoto.complaint_id == complaint_id)
-            .order_by(col(ComplaintPhoto.position))
-        ).all()
-        check.rollback()
-    return list(rows)
-
-
 def test_photos_flow_from_submission_to_processed_through_a_real_worker(
     committed_session: Session, celery_worker_process: WorkerProcess
 ) -> None:
@@ -245,11 +233,11 @@ def test_photos_flow_from_submission_to_processed_through_a_real_worker(
         with session_scope() as s:
             assert relay.relay_once(s, sender=celery_worker_process.send) >= 1
         deadline = time.monotonic() + 60
-        statuses = _photo_statuses(complaint_id)
+        statuses = photo_statuses(complaint_id)
         while PhotoStatus.pending in statuses and time.monotonic() < deadline:
             assert celery_worker_process.process.poll() is None, celery_worker_process.output()
             time.sleep(0.25)
-            statuses = _photo_statuses(complaint_id)
+            statuses = photo_statuses(complaint_id)
         assert statuses == [PhotoStatus.processed, PhotoStatus.rejected], celery_worker_process.output()
         body = client.get(f"/api/v1/complaints/{complaint_id}", headers=headers).json()
         # The same event also routes the complaint, in the same worker, so either state may be current.

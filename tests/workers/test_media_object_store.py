@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from backend.audit.models import AuditEntry
 from backend.auth.models import Role
@@ -33,7 +33,7 @@ from backend.outbox import relay
 from tests.factories import complaint_json, login, make_account, post_complaint
 from tests.fixtures.media_images import jpeg, make_exif, photo_like
 from tests.support.s3_standin import MotoServer, S3Bucket
-from tests.workers.conftest import running_worker
+from tests.workers.conftest import photo_statuses, running_worker
 
 ORIGINAL = jpeg(photo_like(800, 600, seed=21), exif=make_exif(latitude=30.2795, longitude=120.1052))
 
@@ -43,17 +43,6 @@ def own_store() -> Iterator[S3Bucket]:
     """A moto server of this test's own (the test stops it) and a bucket on it."""
     with MotoServer.spawn() as server:
         yield S3Bucket(server, server.create_bucket(), prefix="gp")
-
-
-def _statuses(complaint_id: int) -> list[PhotoStatus]:
-    with new_session() as check:
-        rows = check.exec(
-            select(ComplaintPhoto.status)
-            .where(ComplaintPhoto.complaint_id == complaint_id)
-            .order_by(col(ComplaintPhoto.position))
-        ).all()
-        check.rollback()
-    return list(rows)
 
 
 def _count(model: type[Complaint] | type[IdempotencyKey]) -> int:
@@ -91,10 +80,10 @@ def test_complaints_live_in_the_bucket_and_an_outage_is_503(
         with session_scope() as s:
             assert relay.relay_once(s, sender=worker.send) >= 1
         deadline = time.monotonic() + 90
-        while _statuses(complaint_id) != [PhotoStatus.processed] and time.monotonic() < deadline:
+        while photo_statuses(complaint_id) != [PhotoStatus.processed] and time.monotonic() < deadline:
             assert worker.process.poll() is None, worker.output()
             time.sleep(0.25)
-        assert _statuses(complaint_id) == [PhotoStatus.processed], worker.output()
+        assert photo_statuses(complaint_id) == [PhotoStatus.processed], worker.output()
         assert not (folder / "no-media-here").exists()
         names = own_store.object_names()
         assert {name.split("/")[1] for name in names} == {
