@@ -10,11 +10,11 @@ the API's body schema and calls the same domain service (``records.service``, ``
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Final, Literal, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Final, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlmodel import Session, SQLModel, col, select
 
 from backend import audit
@@ -37,7 +37,16 @@ from backend.records.rules import INSTRUMENT_KINDS, RecordKind, RecordState
 from backend.records.schemas import CorrectionDecide, RecordReason, RecordVerify
 from backend.records.service import RECORD
 from backend.workbench import auth, render
-from backend.workbench.router import _body, _case_page, _load_case, _message, _request_id, _to_login
+from backend.workbench.common import (
+    Again,
+    action_target,
+    not_found_page,
+    request_id,
+    shown_done,
+    signed_in,
+    take_step,
+)
+from backend.workbench.router import _case_page, _load_case
 
 router = APIRouter(prefix="/workbench", include_in_schema=False)
 M = TypeVar("M", bound=SQLModel)
@@ -50,47 +59,59 @@ PAGE_SIZE: Final = 50
 POLL_MS: Final = 2000
 
 
-def _signed_in(session: Session, request: Request) -> auth.SignedIn | Response:
-    me = auth.current(session, request)
-    return me if me is not None else _to_login(request)
+class ReviewPage(Protocol):
+    """A review queue's page; a refused action's message stands next to the row ``failed``."""
+
+    def __call__(
+        self,
+        request: Request,
+        session: Session,
+        me: auth.SignedIn,
+        locale: Locale,
+        *,
+        status_code: int = 200,
+        failed: int | None = None,
+        error: str | None = None,
+    ) -> Response: ...
 
 
-def _refused(request: Request, me: auth.SignedIn, locale: Locale, csrf: str) -> Response | None:
-    """The page for a form that may not be taken: a read-only account (403) or a stale CSRF token (400)."""
-    if not me.can_act:
-        return _message(request, locale, "read_only", 403)
-    if not auth.csrf_ok(me.csrf_token, csrf):
-        return _message(request, locale, "csrf_failed", 400)
-    return None
+def _show(request: Request, session: Session, page: ReviewPage) -> Response:
+    """A review queue's page for the signed-in user (else the sign-in redirect)."""
+    me = signed_in(session, request)
+    if isinstance(me, Response):
+        return me
+    return page(request, session, me, render.locale_of(request))
 
 
 def _action_target(
-    request: Request,
-    session: Session,
-    me: auth.SignedIn,
-    csrf: str,
-    model: type[M],
-    row_id: int,
-    what: tuple[str, str],
-) -> M | Response:
-    """The row an action is about, in scope (else the 404 page), once the account may act and the form's
-    CSRF token matches (else the refusal's page)."""
-    locale = render.locale_of(request)
-    try:
-        row = load_scoped(session, me.scope, model, row_id, what, via="operator")
-    except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
-    refused = _refused(request, me, locale, csrf)
-    return row if refused is None else refused
+    request: Request, session: Session, csrf: str, model: type[M], row_id: int, what: tuple[str, str]
+) -> tuple[auth.SignedIn, M, Locale] | Response:
+    """The row an action is about, reached through its operator's jurisdiction (``common.action_target``)."""
+    return action_target(
+        request, session, csrf, lambda me: load_scoped(session, me.scope, model, row_id, what, via="operator")
+    )
 
 
-def _undo(savepoint: Any, exc: AppError | ValidationError, locale: Locale) -> tuple[int, str]:
-    """Roll a refused step back (unless the error keeps its changes); its status and message."""
-    keep = isinstance(exc, AppError) and exc.keep_changes
-    savepoint.commit() if keep else savepoint.rollback()
-    if isinstance(exc, AppError):
-        return exc.status, exc.message(locale)
-    return 422, str(exc.errors()[0]["msg"])
+def _one_message(show: Callable[[int, str | None], Response]) -> Again:
+    """A refusal shown as one message: the form's first field error, or the domain error's own."""
+
+    def again(
+        *, status_code: int, error: str | None = None, field_errors: list[tuple[str, str]] | None = None
+    ) -> Response:
+        return show(status_code, field_errors[0][1] if field_errors else error)
+
+    return again
+
+
+def _in_queue(
+    request: Request, session: Session, me: auth.SignedIn, locale: Locale, page: ReviewPage, failed: int
+) -> Again:
+    """The queue's page again, with the refusal next to row ``failed``."""
+    return _one_message(
+        lambda status_code, error: page(
+            request, session, me, locale, status_code=status_code, failed=failed, error=error
+        )
+    )
 
 
 def _flag(raw: str) -> bool | None:
@@ -103,7 +124,7 @@ def _flag(raw: str) -> bool | None:
 @router.get("/reviews")
 def reviews_home(request: Request, session: SessionDep) -> Response:
     """Each review queue with how many items wait in it (counts only: no record is shown, so nothing is read)."""
-    me = _signed_in(session, request)
+    me = signed_in(session, request)
     if isinstance(me, Response):
         return me
     flt = records.RecordFilter(state=RecordState.REPORTED, sources=REPORTED_SOURCES)
@@ -167,9 +188,8 @@ def _records_page(
             "filters": {"state": RecordState.REPORTED, "sources": list(REPORTED_SOURCES)},
             "record_ids": [r.id for r in rows],
         },
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
-    done = request.query_params.get("done")
     return render.page(
         request,
         "review_records.html",
@@ -183,7 +203,7 @@ def _records_page(
             "accident_kind": RecordKind.METROLOGY_ACCIDENT,
             "failed": failed,
             "error": error,
-            "done": done if done in RECORD_STEPS else None,
+            "done": shown_done(request, RECORD_STEPS),
         },
         locale=locale,
         status_code=status_code,
@@ -193,10 +213,7 @@ def _records_page(
 @router.get("/reviews/records")
 def reported_records(request: Request, session: SessionDep) -> Response:
     """Records reported by institutions, associations and supervisors that wait for verification."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    return _records_page(request, session, me, render.locale_of(request))
+    return _show(request, session, _records_page)
 
 
 RECORD_STEPS: Final[dict[str, type[BaseModel]]] = {"verify": RecordVerify, "dismiss": RecordReason}
@@ -214,21 +231,17 @@ def record_step(
     social_impact: Annotated[str, Form(max_length=2)] = "",
 ) -> Response:
     """Verify or dismiss a reported record through ``records.service``, as POST /records/{id}/verify|dismiss."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    locale = render.locale_of(request)
-    record = _action_target(request, session, me, csrf, IntegrityRecord, record_id, RECORD)
-    if isinstance(record, Response):
-        return record
+    target = _action_target(request, session, csrf, IntegrityRecord, record_id, RECORD)
+    if isinstance(target, Response):
+        return target
+    me, record, locale = target
     fields = {
         "reason": reason,
         "instrument_still_in_use": _flag(instrument_still_in_use),
         "social_impact": _flag(social_impact),
     }
-    savepoint = session.begin_nested()
-    try:
-        body: Any = _body(RECORD_STEPS[step], fields)
+
+    def take(body: Any) -> None:
         if step == "verify":
             records.verify(
                 session,
@@ -240,28 +253,16 @@ def record_step(
             )
         else:
             records.dismiss(session, record, actor=me.scope.user, reason=body.reason)
-    except (AppError, ValidationError) as exc:
-        return _refusal(request, session, me, locale, savepoint, exc, _records_page, record_id)
-    savepoint.commit()
-    return RedirectResponse(f"/workbench/reviews/records?done={step}", status_code=303)
 
-
-def _refusal(
-    request: Request,
-    session: Session,
-    me: auth.SignedIn,
-    locale: Locale,
-    savepoint: Any,
-    exc: AppError | ValidationError,
-    page: Any,
-    failed: int,
-) -> Response:
-    """Undo a refused step and show the page with the message in place."""
-    status_code, message = _undo(savepoint, exc, locale)
-    response: Response = page(
-        request, session, me, locale, status_code=status_code, failed=failed, error=message
+    return take_step(
+        session,
+        locale,
+        RECORD_STEPS[step],
+        fields,
+        take,
+        again=_in_queue(request, session, me, locale, _records_page, record_id),
+        done_url=f"/workbench/reviews/records?done={step}",
     )
-    return response
 
 
 # ---- correction requests ----------------------------------------------------------------------------------
@@ -291,14 +292,13 @@ def _corrections_page(
             "filters": {"status": CorrectionStatus.pending, "overdue": None},
             "correction_ids": [r.id for r in rows],
         },
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
     record_ids = [r.record_id for r in rows if r.record_id is not None]
     disputed = {
         r.id: r
         for r in session.exec(select(IntegrityRecord).where(col(IntegrityRecord.id).in_(record_ids or [0])))
     }
-    done = request.query_params.get("done")
     return render.page(
         request,
         "review_corrections.html",
@@ -310,7 +310,7 @@ def _corrections_page(
             "record_subject": CorrectionSubject.record,
             "failed": failed,
             "error": error,
-            "done": done == "decide",
+            "done": shown_done(request, {"decide"}),
         },
         locale=locale,
         status_code=status_code,
@@ -320,10 +320,7 @@ def _corrections_page(
 @router.get("/reviews/corrections")
 def correction_requests(request: Request, session: SessionDep) -> Response:
     """Operators' pending correction requests (Art. 22), the earliest due first."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    return _corrections_page(request, session, me, render.locale_of(request))
+    return _show(request, session, _corrections_page)
 
 
 @router.post("/corrections/{correction_id}/decide")
@@ -337,21 +334,19 @@ def correction_decide(
 ) -> Response:
     """Correct, revoke or reject through ``records.corrections.decide``, as POST /corrections/{id}/decide (the
     changes are those the operator asked for)."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    locale = render.locale_of(request)
-    row = _action_target(request, session, me, csrf, CorrectionRequest, correction_id, corrections.CORRECTION)
-    if isinstance(row, Response):
-        return row
-    savepoint = session.begin_nested()
-    try:
-        body: Any = _body(CorrectionDecide, {"decision": decision, "reasons": reasons})
-        corrections.decide(session, row=row, data=body, actor=me.scope.user)
-    except (AppError, ValidationError) as exc:
-        return _refusal(request, session, me, locale, savepoint, exc, _corrections_page, correction_id)
-    savepoint.commit()
-    return RedirectResponse("/workbench/reviews/corrections?done=decide", status_code=303)
+    target = _action_target(request, session, csrf, CorrectionRequest, correction_id, corrections.CORRECTION)
+    if isinstance(target, Response):
+        return target
+    me, row, locale = target
+    return take_step(
+        session,
+        locale,
+        CorrectionDecide,
+        {"decision": decision, "reasons": reasons},
+        lambda body: corrections.decide(session, row=row, data=body, actor=me.scope.user),
+        again=_in_queue(request, session, me, locale, _corrections_page, correction_id),
+        done_url="/workbench/reviews/corrections?done=decide",
+    )
 
 
 # ---- publication review (four eyes) -----------------------------------------------------------------------
@@ -381,9 +376,8 @@ def _publication_page(
             "filters": {"status": PublicationStatus.pending, "operator_id": None},
             "publication_ids": [r.publication.id for r in rows],
         },
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
-    done = request.query_params.get("done")
     return render.page(
         request,
         "reviews.html",
@@ -393,7 +387,7 @@ def _publication_page(
             "total": total,
             "failed": failed,
             "error": error,
-            "done": done if done in PUBLICATION_STEPS else None,
+            "done": shown_done(request, PUBLICATION_STEPS),
         },
         locale=locale,
         status_code=status_code,
@@ -403,10 +397,7 @@ def _publication_page(
 @router.get("/reviews/publication")
 def publication_reviews(request: Request, session: SessionDep) -> Response:
     """Pending publication requests in scope; approval is offered only to a second pair of eyes."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    return _publication_page(request, session, me, render.locale_of(request))
+    return _show(request, session, _publication_page)
 
 
 PUBLICATION_STEPS: Final[dict[str, type[BaseModel]]] = {
@@ -431,13 +422,10 @@ def publication_step(
     case_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Request, approve or refuse a record's publication through ``backend.publication.service``."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    locale = render.locale_of(request)
-    record = _action_target(request, session, me, csrf, IntegrityRecord, record_id, RECORD)
-    if isinstance(record, Response):
-        return record
+    target = _action_target(request, session, csrf, IntegrityRecord, record_id, RECORD)
+    if isinstance(target, Response):
+        return target
+    me, record, locale = target
     fields = {
         "note": note,
         "reason": reason,
@@ -448,20 +436,18 @@ def publication_step(
         else "",
     }
     from_case = int(case_id) if case_id.isdigit() else None
-    savepoint = session.begin_nested()
-    try:
-        body: Any = _body(PUBLICATION_STEPS[step], fields)
+
+    def take(body: Any) -> None:
         if step == "request":
             publication.request(session, record=record, actor=me.scope.user, note=body.note)
         elif step == "approve":
             publication.approve(session, record=record, actor=me.scope.user, data=body)
         else:
             publication.refuse(session, record=record, actor=me.scope.user, reason=body.reason)
-    except (AppError, ValidationError) as exc:
-        if from_case is None:
-            return _refusal(request, session, me, locale, savepoint, exc, _publication_page, record_id)
-        status_code, message = _undo(savepoint, exc, locale)
-        case = _load_case(session, me.scope, from_case)
+
+    def on_case(status_code: int, error: str | None) -> Response:
+        # Asked from a case page: the refusal is shown there, next to the record's publication form.
+        case = _load_case(session, me.scope, from_case or 0)
         return _case_page(
             request,
             session,
@@ -470,12 +456,26 @@ def publication_step(
             locale,
             status_code=status_code,
             failed=f"publish-{record_id}",
-            error=message,
+            error=error,
         )
-    savepoint.commit()
-    if from_case is not None:
-        return RedirectResponse(f"/workbench/cases/{from_case}?done=publish", status_code=303)
-    return RedirectResponse(f"/workbench/reviews/publication?done={step}", status_code=303)
+
+    return take_step(
+        session,
+        locale,
+        PUBLICATION_STEPS[step],
+        fields,
+        take,
+        again=(
+            _in_queue(request, session, me, locale, _publication_page, record_id)
+            if from_case is None
+            else _one_message(on_case)
+        ),
+        done_url=(
+            f"/workbench/reviews/publication?done={step}"
+            if from_case is None
+            else f"/workbench/cases/{from_case}?done=publish"
+        ),
+    )
 
 
 # ---- intake jobs ------------------------------------------------------------------------------------------
@@ -512,7 +512,7 @@ def _kind_label(kind: JobKind, locale: Locale) -> str:
 @router.get("/reviews/intake")
 def intake_jobs(request: Request, session: SessionDep) -> Response:
     """The CSV jobs of the institutions and associations bound in scope, newest first, with their progress."""
-    me = _signed_in(session, request)
+    me = signed_in(session, request)
     if isinstance(me, Response):
         return me
     locale = render.locale_of(request)
@@ -534,14 +534,14 @@ def intake_jobs(request: Request, session: SessionDep) -> Response:
 @router.get("/intake/{job_id}")
 def intake_job(request: Request, session: SessionDep, job_id: int) -> Response:
     """One job: its progress (refreshed by a link, or polled by script), its counts and its first row errors."""
-    me = _signed_in(session, request)
+    me = signed_in(session, request)
     if isinstance(me, Response):
         return me
     locale = render.locale_of(request)
     try:
         job, account = jobs.get_in_scope(session, me.scope, job_id)
     except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
+        return not_found_page(request, locale, exc)
     errors, error_total = jobs.row_errors(session, job.id or 0, limit=PAGE_SIZE)
     return render.page(
         request,
@@ -564,7 +564,7 @@ def intake_job(request: Request, session: SessionDep, job_id: int) -> Response:
 @router.get("/intake/{job_id}/progress.json")
 def intake_progress(request: Request, session: SessionDep, job_id: int) -> Response:
     """A job's progress for the polling script (404 in our error shape outside the scope)."""
-    me = _signed_in(session, request)
+    me = signed_in(session, request)
     if isinstance(me, Response):
         return me
     job, _account = jobs.get_in_scope(session, me.scope, job_id)
@@ -576,7 +576,7 @@ def intake_progress(request: Request, session: SessionDep, job_id: int) -> Respo
 def intake_errors(request: Request, session: SessionDep, job_id: int) -> Response:
     """A job's whole row-error report as CSV, as GET /api/v1/intake/jobs/{id}/errors?format=csv gives its
     uploader."""
-    me = _signed_in(session, request)
+    me = signed_in(session, request)
     if isinstance(me, Response):
         return me
     job, _account = jobs.get_in_scope(session, me.scope, job_id)
