@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request, Response
@@ -52,6 +52,8 @@ from backend.workbench.common import (
     to_login,
     viewed,
 )
+
+R = TypeVar("R", Interview, IntegrityRecord)
 
 #: Included by ``router.py`` under its ``/workbench`` prefix.
 router = APIRouter(include_in_schema=False)
@@ -559,6 +561,29 @@ def _guard(
     return found
 
 
+def _guard_row(
+    request: Request,
+    session: Session,
+    operator_id: int,
+    csrf: str,
+    model: type[R],
+    row_id: int,
+    what: tuple[str, str],
+) -> tuple[auth.SignedIn, Operator, R, Locale] | Response:
+    """As ``_guard``, with a row of the operator's file (an interview, a record): 404 for another's."""
+    guarded = _guard(request, session, operator_id, csrf)
+    if isinstance(guarded, Response):
+        return guarded
+    me, operator, locale = guarded
+    try:
+        row = load_scoped(session, me.scope, model, row_id, what, via="operator")
+        if row.operator_id != operator_id:
+            raise not_found(*what)
+    except AppError as exc:
+        return not_found_page(request, locale, exc)
+    return me, operator, row, locale
+
+
 def _aware(raw: str) -> Any:
     """A ``datetime-local`` value (no offset) read as Beijing time; anything else is left for the schema."""
     try:
@@ -636,18 +661,10 @@ def interview_step(
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Record an interview's outcome or cancel it, as ``POST /interviews/{id}/outcome|cancel`` do."""
-    guarded = _guard(request, session, operator_id, csrf)
+    guarded = _guard_row(request, session, operator_id, csrf, Interview, interview_id, supervision.INTERVIEW)
     if isinstance(guarded, Response):
         return guarded
-    me, operator, locale = guarded
-    try:
-        interview = load_scoped(
-            session, me.scope, Interview, interview_id, supervision.INTERVIEW, via="operator"
-        )
-        if interview.operator_id != operator_id:
-            raise not_found(*supervision.INTERVIEW)
-    except AppError as exc:
-        return not_found_page(request, locale, exc)
+    me, operator, interview, locale = guarded
     schema, take = INTERVIEW_STEPS[step]
     return _act(
         request,
@@ -712,16 +729,10 @@ def record_step(
     instrument_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Verify, dismiss, revoke or correct a record, as ``POST /records/{id}/<action>`` do."""
-    guarded = _guard(request, session, operator_id, csrf)
+    guarded = _guard_row(request, session, operator_id, csrf, IntegrityRecord, record_id, records.RECORD)
     if isinstance(guarded, Response):
         return guarded
-    me, operator, locale = guarded
-    try:
-        record = load_scoped(session, me.scope, IntegrityRecord, record_id, records.RECORD, via="operator")
-        if record.operator_id != operator_id:
-            raise not_found(*records.RECORD)
-    except AppError as exc:
-        return not_found_page(request, locale, exc)
+    me, operator, record, locale = guarded
     fields: dict[str, Any] = {
         "reason": reason,
         "instrument_still_in_use": _tristate(instrument_still_in_use),

@@ -10,7 +10,7 @@ the API's body schema and calls the same domain service (``records.service``, ``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Annotated, Any, Final, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Form, Request, Response
@@ -20,7 +20,6 @@ from sqlmodel import Session, SQLModel, col, select
 from backend import audit
 from backend.common.scoped import load_scoped
 from backend.db import SessionDep
-from backend.errors import AppError
 from backend.i18n import Locale
 from backend.intake import jobs
 from backend.intake.models import IntakeJob, JobKind, JobState
@@ -40,11 +39,11 @@ from backend.workbench import auth, render
 from backend.workbench.common import (
     Again,
     action_target,
-    not_found_page,
     request_id,
     shown_done,
     signed_in,
     take_step,
+    viewed,
 )
 from backend.workbench.router import _case_page, _load_case
 
@@ -73,6 +72,24 @@ class ReviewPage(Protocol):
         failed: int | None = None,
         error: str | None = None,
     ) -> Response: ...
+
+
+def _queue_page(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    me: auth.SignedIn,
+    locale: Locale,
+    steps: Collection[str],
+    status_code: int,
+    failed: int | None,
+    error: str | None,
+) -> Response:
+    """A review queue's page: its rows (``context``), then a refused action's message next to row ``failed``
+    or the step of ``steps`` just taken."""
+    shown = {"me": me, **context, "failed": failed, "error": error, "done": shown_done(request, steps)}
+    return render.page(request, template, shown, locale=locale, status_code=status_code)
 
 
 def _show(request: Request, session: Session, page: ReviewPage) -> Response:
@@ -190,23 +207,23 @@ def _records_page(
         },
         request_id=request_id(request),
     )
-    return render.page(
+    return _queue_page(
         request,
         "review_records.html",
         {
-            "me": me,
             "rows": rows,
             "total": total,
             "names": _operator_names(session, {r.operator_id for r in rows}),
             # Only the findings a record's kind can carry are asked for (records.service.check_findings).
             "instrument_kinds": INSTRUMENT_KINDS,
             "accident_kind": RecordKind.METROLOGY_ACCIDENT,
-            "failed": failed,
-            "error": error,
-            "done": shown_done(request, RECORD_STEPS),
         },
+        me=me,
         locale=locale,
+        steps=RECORD_STEPS,
         status_code=status_code,
+        failed=failed,
+        error=error,
     )
 
 
@@ -299,21 +316,21 @@ def _corrections_page(
         r.id: r
         for r in session.exec(select(IntegrityRecord).where(col(IntegrityRecord.id).in_(record_ids or [0])))
     }
-    return render.page(
+    return _queue_page(
         request,
         "review_corrections.html",
         {
-            "me": me,
             "rows": [(r, disputed.get(r.record_id or 0), corrections.is_overdue(r)) for r in rows],
             "total": total,
             "names": _operator_names(session, {r.operator_id for r in rows}),
             "record_subject": CorrectionSubject.record,
-            "failed": failed,
-            "error": error,
-            "done": shown_done(request, {"decide"}),
         },
+        me=me,
         locale=locale,
+        steps={"decide"},
         status_code=status_code,
+        failed=failed,
+        error=error,
     )
 
 
@@ -378,19 +395,16 @@ def _publication_page(
         },
         request_id=request_id(request),
     )
-    return render.page(
+    return _queue_page(
         request,
         "reviews.html",
-        {
-            "me": me,
-            "rows": rows,
-            "total": total,
-            "failed": failed,
-            "error": error,
-            "done": shown_done(request, PUBLICATION_STEPS),
-        },
+        {"rows": rows, "total": total},
+        me=me,
         locale=locale,
+        steps=PUBLICATION_STEPS,
         status_code=status_code,
+        failed=failed,
+        error=error,
     )
 
 
@@ -499,10 +513,11 @@ def progress(job: IntakeJob) -> dict[str, Any]:
     }
 
 
-def _job_labels(locale: Locale) -> dict[str, str]:
-    """The words the polling script writes: each state's name and the rows line's pattern."""
+def _polling(locale: Locale) -> dict[str, Any]:
+    """What the progress script reads from a page: how often to ask, and the words it writes (each state's name
+    and the rows line's pattern)."""
     labels = {state.value: pick(render.TEXT[f"st_{state.value}"], locale) for state in JobState}
-    return {**labels, "rows": pick(render.TEXT["rows_of"], locale)}
+    return {"poll_ms": POLL_MS, "job_labels": {**labels, "rows": pick(render.TEXT["rows_of"], locale)}}
 
 
 def _kind_label(kind: JobKind, locale: Locale) -> str:
@@ -524,8 +539,7 @@ def intake_jobs(request: Request, session: SessionDep) -> Response:
             "me": me,
             "rows": [(job, account, progress(job), _kind_label(job.kind, locale)) for job, account in rows],
             "total": total,
-            "poll_ms": POLL_MS,
-            "job_labels": _job_labels(locale),
+            **_polling(locale),
         },
         locale=locale,
     )
@@ -534,14 +548,10 @@ def intake_jobs(request: Request, session: SessionDep) -> Response:
 @router.get("/intake/{job_id}")
 def intake_job(request: Request, session: SessionDep, job_id: int) -> Response:
     """One job: its progress (refreshed by a link, or polled by script), its counts and its first row errors."""
-    me = signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    locale = render.locale_of(request)
-    try:
-        job, account = jobs.get_in_scope(session, me.scope, job_id)
-    except AppError as exc:
-        return not_found_page(request, locale, exc)
+    found = viewed(request, session, lambda me: jobs.get_in_scope(session, me.scope, job_id))
+    if isinstance(found, Response):
+        return found
+    me, (job, account), locale = found
     errors, error_total = jobs.row_errors(session, job.id or 0, limit=PAGE_SIZE)
     return render.page(
         request,
@@ -554,8 +564,7 @@ def intake_job(request: Request, session: SessionDep, job_id: int) -> Response:
             "kind": _kind_label(job.kind, locale),
             "errors": errors,
             "error_total": error_total,
-            "poll_ms": POLL_MS,
-            "job_labels": _job_labels(locale),
+            **_polling(locale),
         },
         locale=locale,
     )

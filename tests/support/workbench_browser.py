@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from backend.auth.models import Account
+from backend.auth.models import Account, Role
 from backend.cases import service as case_service
 from backend.cases.models import Case
 from backend.complaints import service as complaint_service
@@ -23,7 +23,8 @@ from backend.complaints.schemas import ComplaintSubmission
 from backend.complaints.service import IncomingPhoto
 from backend.media.factory import media_storage
 from backend.media.processing import ImageFormat
-from tests.factories import PASSWORD
+from backend.operators.models import Operator
+from tests.factories import COUNTY_A, PASSWORD, make_account, make_operator
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -34,6 +35,15 @@ WIDTHS = {"desktop": (1366, 900), "tablet": (820, 1180)}
 needs_axe = pytest.mark.skipif(
     not AXE.exists(), reason="axe-core is not installed: npm ci --prefix tests/browser"
 )
+
+
+def staff_and_market(session: Session) -> tuple[Account, Operator]:
+    """A 西湖区 staff member (with the name the pages show) and the market the tests work on."""
+    staff = make_account(session, Role.staff, COUNTY_A)
+    staff.display_name = "西湖区市场监管局 王科员"
+    session.add(staff)
+    market = make_operator(session, staff, name="西溪农贸市场", location=(120.1052, 30.2795))
+    return staff, market
 
 
 def file_case(session: Session, filer: Account, photo: bytes | None, operator_id: int) -> Case:

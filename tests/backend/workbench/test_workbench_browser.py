@@ -14,7 +14,7 @@ from backend.auth.models import Role
 from backend.cases import service as case_service
 from backend.cases.models import Case, CaseState
 from backend.publication.models import PublicationStatus, RecordPublication
-from tests.factories import CITY_A, COUNTY_A, make_account, make_operator
+from tests.factories import CITY_A, make_account
 from tests.fixtures.media_images import jpeg, make_exif, photo_like
 from tests.support.workbench_browser import (
     WIDTHS,
@@ -23,6 +23,7 @@ from tests.support.workbench_browser import (
     needs_axe,
     shoot,
     sign_in,
+    staff_and_market,
     watched_page,
 )
 
@@ -32,10 +33,7 @@ pytestmark = [pytest.mark.browser]
 @needs_axe
 def test_staff_work_a_case_in_chromium(live_server: str, committed_session: Session, browser: Any) -> None:
     session = committed_session
-    staff = make_account(session, Role.staff, COUNTY_A)
-    staff.display_name = "西湖区市场监管局 王科员"
-    session.add(staff)
-    market = make_operator(session, staff, name="西溪农贸市场", location=(120.1052, 30.2795))
+    staff, market = staff_and_market(session)
     filer = make_account(session, Role.consumer_device)
     reviewer = make_account(session, Role.staff, CITY_A)
     session.commit()

@@ -16,10 +16,8 @@ from backend.records.models import IntegrityRecord
 from backend.records.rules import RecordState
 from backend.supervision.models import Interview, InterviewStatus
 from tests.factories import (
-    COUNTY_A,
     make_account,
     make_instrument,
-    make_operator,
     make_record,
     make_stall,
 )
@@ -30,6 +28,7 @@ from tests.support.workbench_browser import (
     needs_axe,
     shoot,
     sign_in,
+    staff_and_market,
     watched_page,
 )
 
@@ -41,10 +40,7 @@ def test_staff_work_an_operator_file_in_chromium(
     live_server: str, committed_session: Session, browser: Any
 ) -> None:
     session = committed_session
-    staff = make_account(session, Role.staff, COUNTY_A)
-    staff.display_name = "西湖区市场监管局 王科员"
-    session.add(staff)
-    market = make_operator(session, staff, name="西溪农贸市场", location=(120.1052, 30.2795))
+    staff, market = staff_and_market(session)
     stall = make_stall(session, market, number="A02", name="李秀英水果摊", holder_name="李秀英")
     make_stall(session, market, number="B01", name="王大海水产摊", holder_name="王大海")
     make_instrument(session, market, stall=stall, verified_on=date.today() - timedelta(days=400))

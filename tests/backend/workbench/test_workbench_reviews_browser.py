@@ -15,8 +15,16 @@ from backend.records import corrections
 from backend.records.models import CorrectionAction, CorrectionRequest, CorrectionStatus, IntegrityRecord
 from backend.records.rules import RecordState
 from backend.records.schemas import CorrectionCreate
-from tests.factories import COUNTY_A, make_account, make_intake_job, make_operator, make_record
-from tests.support.workbench_browser import WIDTHS, axe_violations, needs_axe, shoot, sign_in, watched_page
+from tests.factories import COUNTY_A, make_account, make_intake_job, make_record
+from tests.support.workbench_browser import (
+    WIDTHS,
+    axe_violations,
+    needs_axe,
+    shoot,
+    sign_in,
+    staff_and_market,
+    watched_page,
+)
 
 pytestmark = [pytest.mark.browser]
 
@@ -31,10 +39,7 @@ def test_staff_work_the_review_queues_in_chromium(
     live_server: str, committed_session: Session, browser: Any
 ) -> None:
     session = committed_session
-    staff = make_account(session, Role.staff, COUNTY_A)
-    staff.display_name = "西湖区市场监管局 王科员"
-    session.add(staff)
-    market = make_operator(session, staff, name="西溪农贸市场", location=(120.1052, 30.2795))
+    staff, market = staff_and_market(session)
     market_user = make_account(session, Role.operator, operator_id=market.id)
     institution = make_account(session, Role.institution, COUNTY_A)
     institution.organisation = "杭州市计量检定测试院"
