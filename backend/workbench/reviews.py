@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection
-from typing import Annotated, Any, Final, Literal, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from fastapi import APIRouter, Form, Request, Response
 from pydantic import BaseModel
@@ -58,46 +59,43 @@ PAGE_SIZE: Final = 50
 POLL_MS: Final = 2000
 
 
-class ReviewPage(Protocol):
-    """A review queue's page; a refused action's message stands next to the row ``failed``."""
+@dataclass(frozen=True)
+class Queue:
+    """A review queue's page: its template, the steps its forms take, and what it lists (an audited read)."""
 
-    def __call__(
-        self,
-        request: Request,
-        session: Session,
-        me: auth.SignedIn,
-        locale: Locale,
-        *,
-        status_code: int = 200,
-        failed: int | None = None,
-        error: str | None = None,
-    ) -> Response: ...
+    template: str
+    steps: Collection[str]
+    rows: Callable[[Request, Session, auth.SignedIn], dict[str, Any]]
 
 
 def _queue_page(
     request: Request,
-    template: str,
-    context: dict[str, Any],
-    *,
+    session: Session,
     me: auth.SignedIn,
     locale: Locale,
-    steps: Collection[str],
-    status_code: int,
-    failed: int | None,
-    error: str | None,
+    queue: Queue,
+    *,
+    status_code: int = 200,
+    failed: int | None = None,
+    error: str | None = None,
 ) -> Response:
-    """A review queue's page: its rows (``context``), then a refused action's message next to row ``failed``
-    or the step of ``steps`` just taken."""
-    shown = {"me": me, **context, "failed": failed, "error": error, "done": shown_done(request, steps)}
-    return render.page(request, template, shown, locale=locale, status_code=status_code)
+    """The queue's page, with a refused action's message next to row ``failed`` or the step just taken."""
+    shown = {
+        "me": me,
+        **queue.rows(request, session, me),
+        "failed": failed,
+        "error": error,
+        "done": shown_done(request, queue.steps),
+    }
+    return render.page(request, queue.template, shown, locale=locale, status_code=status_code)
 
 
-def _show(request: Request, session: Session, page: ReviewPage) -> Response:
+def _show(request: Request, session: Session, queue: Queue) -> Response:
     """A review queue's page for the signed-in user (else the sign-in redirect)."""
     me = signed_in(session, request)
     if isinstance(me, Response):
         return me
-    return page(request, session, me, render.locale_of(request))
+    return _queue_page(request, session, me, render.locale_of(request), queue)
 
 
 def _action_target(
@@ -121,12 +119,12 @@ def _one_message(show: Callable[[int, str | None], Response]) -> Again:
 
 
 def _in_queue(
-    request: Request, session: Session, me: auth.SignedIn, locale: Locale, page: ReviewPage, failed: int
+    request: Request, session: Session, me: auth.SignedIn, locale: Locale, queue: Queue, failed: int
 ) -> Again:
     """The queue's page again, with the refusal next to row ``failed``."""
     return _one_message(
-        lambda status_code, error: page(
-            request, session, me, locale, status_code=status_code, failed=failed, error=error
+        lambda status_code, error: _queue_page(
+            request, session, me, locale, queue, status_code=status_code, failed=failed, error=error
         )
     )
 
@@ -182,16 +180,8 @@ def _operator_names(session: Session, ids: set[int]) -> dict[int, str]:
     return {i: n for i, n in rows.all()}
 
 
-def _records_page(
-    request: Request,
-    session: Session,
-    me: auth.SignedIn,
-    locale: Locale,
-    *,
-    status_code: int = 200,
-    failed: int | None = None,
-    error: str | None = None,
-) -> Response:
+def _records_rows(request: Request, session: Session, me: auth.SignedIn) -> dict[str, Any]:
+    """The reported records waiting for verification, read as GET /api/v1/records reads them."""
     flt = records.RecordFilter(state=RecordState.REPORTED, sources=REPORTED_SOURCES)
     rows, total = records.list_in_scope(session, me.scope, flt, limit=PAGE_SIZE, offset=0)
     # The same audited read as GET /api/v1/records: which records this reviewer was shown.
@@ -207,33 +197,24 @@ def _records_page(
         },
         request_id=request_id(request),
     )
-    return _queue_page(
-        request,
-        "review_records.html",
-        {
-            "rows": rows,
-            "total": total,
-            "names": _operator_names(session, {r.operator_id for r in rows}),
-            # Only the findings a record's kind can carry are asked for (records.service.check_findings).
-            "instrument_kinds": INSTRUMENT_KINDS,
-            "accident_kind": RecordKind.METROLOGY_ACCIDENT,
-        },
-        me=me,
-        locale=locale,
-        steps=RECORD_STEPS,
-        status_code=status_code,
-        failed=failed,
-        error=error,
-    )
+    return {
+        "rows": rows,
+        "total": total,
+        "names": _operator_names(session, {r.operator_id for r in rows}),
+        # Only the findings a record's kind can carry are asked for (records.service.check_findings).
+        "instrument_kinds": INSTRUMENT_KINDS,
+        "accident_kind": RecordKind.METROLOGY_ACCIDENT,
+    }
+
+
+RECORD_STEPS: Final[dict[str, type[BaseModel]]] = {"verify": RecordVerify, "dismiss": RecordReason}
+RECORDS: Final = Queue("review_records.html", RECORD_STEPS, _records_rows)
 
 
 @router.get("/reviews/records")
 def reported_records(request: Request, session: SessionDep) -> Response:
     """Records reported by institutions, associations and supervisors that wait for verification."""
-    return _show(request, session, _records_page)
-
-
-RECORD_STEPS: Final[dict[str, type[BaseModel]]] = {"verify": RecordVerify, "dismiss": RecordReason}
+    return _show(request, session, RECORDS)
 
 
 @router.post("/records/{record_id}/{step}")
@@ -277,7 +258,7 @@ def record_step(
         RECORD_STEPS[step],
         fields,
         take,
-        again=_in_queue(request, session, me, locale, _records_page, record_id),
+        again=_in_queue(request, session, me, locale, RECORDS, record_id),
         done_url=f"/workbench/reviews/records?done={step}",
     )
 
@@ -285,16 +266,8 @@ def record_step(
 # ---- correction requests ----------------------------------------------------------------------------------
 
 
-def _corrections_page(
-    request: Request,
-    session: Session,
-    me: auth.SignedIn,
-    locale: Locale,
-    *,
-    status_code: int = 200,
-    failed: int | None = None,
-    error: str | None = None,
-) -> Response:
+def _corrections_rows(request: Request, session: Session, me: auth.SignedIn) -> dict[str, Any]:
+    """The pending correction requests with the records they dispute, read as GET /api/v1/corrections reads them."""
     rows, total = corrections.list_in_scope(
         session, me.scope, status=CorrectionStatus.pending, overdue=None, limit=PAGE_SIZE, offset=0
     )
@@ -316,28 +289,21 @@ def _corrections_page(
         r.id: r
         for r in session.exec(select(IntegrityRecord).where(col(IntegrityRecord.id).in_(record_ids or [0])))
     }
-    return _queue_page(
-        request,
-        "review_corrections.html",
-        {
-            "rows": [(r, disputed.get(r.record_id or 0), corrections.is_overdue(r)) for r in rows],
-            "total": total,
-            "names": _operator_names(session, {r.operator_id for r in rows}),
-            "record_subject": CorrectionSubject.record,
-        },
-        me=me,
-        locale=locale,
-        steps={"decide"},
-        status_code=status_code,
-        failed=failed,
-        error=error,
-    )
+    return {
+        "rows": [(r, disputed.get(r.record_id or 0), corrections.is_overdue(r)) for r in rows],
+        "total": total,
+        "names": _operator_names(session, {r.operator_id for r in rows}),
+        "record_subject": CorrectionSubject.record,
+    }
+
+
+CORRECTIONS: Final = Queue("review_corrections.html", {"decide"}, _corrections_rows)
 
 
 @router.get("/reviews/corrections")
 def correction_requests(request: Request, session: SessionDep) -> Response:
     """Operators' pending correction requests (Art. 22), the earliest due first."""
-    return _show(request, session, _corrections_page)
+    return _show(request, session, CORRECTIONS)
 
 
 @router.post("/corrections/{correction_id}/decide")
@@ -361,7 +327,7 @@ def correction_decide(
         CorrectionDecide,
         {"decision": decision, "reasons": reasons},
         lambda body: corrections.decide(session, row=row, data=body, actor=me.scope.user),
-        again=_in_queue(request, session, me, locale, _corrections_page, correction_id),
+        again=_in_queue(request, session, me, locale, CORRECTIONS, correction_id),
         done_url="/workbench/reviews/corrections?done=decide",
     )
 
@@ -369,16 +335,8 @@ def correction_decide(
 # ---- publication review (four eyes) -----------------------------------------------------------------------
 
 
-def _publication_page(
-    request: Request,
-    session: Session,
-    me: auth.SignedIn,
-    locale: Locale,
-    *,
-    status_code: int = 200,
-    failed: int | None = None,
-    error: str | None = None,
-) -> Response:
+def _publication_rows(request: Request, session: Session, me: auth.SignedIn) -> dict[str, Any]:
+    """The pending publication requests, read as GET /api/v1/publishing/queue reads them."""
     rows, total = publication.queue(
         session, me.scope, status=PublicationStatus.pending, operator_id=None, limit=100, offset=0
     )
@@ -395,23 +353,7 @@ def _publication_page(
         },
         request_id=request_id(request),
     )
-    return _queue_page(
-        request,
-        "reviews.html",
-        {"rows": rows, "total": total},
-        me=me,
-        locale=locale,
-        steps=PUBLICATION_STEPS,
-        status_code=status_code,
-        failed=failed,
-        error=error,
-    )
-
-
-@router.get("/reviews/publication")
-def publication_reviews(request: Request, session: SessionDep) -> Response:
-    """Pending publication requests in scope; approval is offered only to a second pair of eyes."""
-    return _show(request, session, _publication_page)
+    return {"rows": rows, "total": total}
 
 
 PUBLICATION_STEPS: Final[dict[str, type[BaseModel]]] = {
@@ -419,6 +361,13 @@ PUBLICATION_STEPS: Final[dict[str, type[BaseModel]]] = {
     "approve": PublicationApprove,
     "refuse": PublicationReason,
 }
+PUBLICATIONS: Final = Queue("reviews.html", PUBLICATION_STEPS, _publication_rows)
+
+
+@router.get("/reviews/publication")
+def publication_reviews(request: Request, session: SessionDep) -> Response:
+    """Pending publication requests in scope; approval is offered only to a second pair of eyes."""
+    return _show(request, session, PUBLICATIONS)
 
 
 @router.post("/records/{record_id}/publication/{step}")
@@ -480,7 +429,7 @@ def publication_step(
         fields,
         take,
         again=(
-            _in_queue(request, session, me, locale, _publication_page, record_id)
+            _in_queue(request, session, me, locale, PUBLICATIONS, record_id)
             if from_case is None
             else _one_message(on_case)
         ),
