@@ -95,6 +95,26 @@ def shown_done(request: Request, steps: Collection[str]) -> str | None:
     return done if done in steps else None
 
 
+def form_outcome(
+    request: Request,
+    steps: Collection[str],
+    *,
+    failed: str | None,
+    error: str | None,
+    field_errors: list[tuple[str, str]] | None,
+    form: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What a page of forms shows of the last one: the refused form (``failed``) with its error, each field's
+    error and what was typed; or the step of ``steps`` just taken."""
+    return {
+        "failed": failed,
+        "error": error,
+        "field_errors": field_errors or [],
+        "form": form or {},
+        "done": shown_done(request, steps),
+    }
+
+
 def form_body(schema: type[B], fields: dict[str, Any]) -> B:
     """The API's body from the form: blank fields left out, so the schema's defaults and checks apply."""
     data = {k: v for k, v in fields.items() if k in schema.model_fields and v not in (None, "", [])}

@@ -45,6 +45,7 @@ from backend.supervision.schemas import InterviewCancel, InterviewCreate, Interv
 from backend.workbench import auth
 from backend.workbench import render as pages
 from backend.workbench.common import (
+    form_outcome,
     message,
     not_found_page,
     request_id,
@@ -445,7 +446,6 @@ def _file_page(
     audit_reach(request, session, user, reach_rows, operator_id=operator_id, follow_up=False)
     commitment = operator_service.current_commitment(session, operator_id)
     stall_numbers = {s.id: s.number for s in stalls}
-    done = request.query_params.get("done")
     return pages.page(
         request,
         "operator.html",
@@ -473,11 +473,7 @@ def _file_page(
             "interview_total": interview_total,
             "open_interview": {"scheduled", "acknowledged"},
             "interview_kinds": [k.value for k in InterviewKind],
-            "failed": failed,
-            "error": error,
-            "field_errors": field_errors or [],
-            "form": form or {},
-            "done": done if done in _DONE else None,
+            **form_outcome(request, _DONE, failed=failed, error=error, field_errors=field_errors, form=form),
             "reach": reach_rows,
             "reach_more_url": (
                 f"/workbench/operators/{operator_id}?reach_before={reach_next}#h-reach"

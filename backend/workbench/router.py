@@ -50,9 +50,9 @@ from backend.records.models import IntegrityRecord
 from backend.workbench import auth, dashboard, mapdata, operators, queue, render
 from backend.workbench.common import (
     action_target,
+    form_outcome,
     message,
     request_id,
-    shown_done,
     take_step,
     to_login,
     viewed,
@@ -303,11 +303,14 @@ def _case_page(
             # A read-only auditor is shown no action's form.
             "actions": _actions(session, case) if me.can_act else [],
             "finding_kinds": sorted(k.value for k in FINDING_KINDS),
-            "failed": failed,
-            "error": error,
-            "field_errors": field_errors or [],
-            "form": form or {},
-            "done": shown_done(request, {*STEPS, "publish"}),
+            **form_outcome(
+                request,
+                {*STEPS, "publish"},
+                failed=failed,
+                error=error,
+                field_errors=field_errors,
+                form=form,
+            ),
             "records": [(r, publication.open_publication(session, r.id or 0)) for r in records],
         },
         locale=locale,
