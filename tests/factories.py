@@ -21,6 +21,7 @@ from backend.common.schemas import LonLat
 from backend.instruments import service as instrument_service
 from backend.instruments.models import Instrument
 from backend.instruments.schemas import InstrumentCreate, VerificationCreate
+from backend.intake.models import IntakeJob, IntakeRowError, JobKind, JobState
 from backend.jurisdictions.models import Jurisdiction
 from backend.notices.models import Device
 from backend.operators import service as operator_service
@@ -242,3 +243,45 @@ def make_device(
         }
     )
     return inbox_service.register_device(session, account=account, data=data).device
+
+
+def make_intake_job(
+    session: Session,
+    account: Account,
+    *,
+    state: JobState = JobState.running,
+    filename: str = "检定结果.csv",
+    total_rows: int = 200,
+    rows_done: int = 50,
+    imported: int = 45,
+    rejected: int = 5,
+    error_row: int = 7,
+) -> IntakeJob:
+    """A verification-results CSV job of ``account`` part way through, with one row error (an unknown serial)."""
+    job = IntakeJob(
+        account_id=account.id or 0,
+        kind=JobKind.verifications,
+        state=state,
+        filename=filename,
+        file_key="intake/x",
+        file_sha256="0" * 64,
+        encoding="utf-8",
+        total_rows=total_rows,
+        rows_done=rows_done,
+        imported=imported,
+        rejected=rejected,
+    )
+    session.add(job)
+    session.flush()
+    session.add(
+        IntakeRowError(
+            job_id=job.id or 0,
+            row_number=error_row,
+            column_name="serial",
+            code="instrument_unknown",
+            message_zh="未找到该出厂编号的计量器具",
+            message_en="no instrument with this serial",
+        )
+    )
+    session.flush()
+    return job

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from backend import audit
 from backend.audit.reads import staff_read
+from backend.auth.scope import Scope
 from backend.common.scoped import load_scoped
 from backend.dates import bureau_date, bureau_zone
 from backend.db import SessionDep
@@ -44,6 +44,17 @@ from backend.supervision.models import Interview, InterviewKind
 from backend.supervision.schemas import InterviewCancel, InterviewCreate, InterviewOutcome
 from backend.workbench import auth
 from backend.workbench import render as pages
+from backend.workbench.common import (
+    form_outcome,
+    message,
+    not_found_page,
+    request_id,
+    take_step,
+    to_login,
+    viewed,
+)
+
+R = TypeVar("R", Interview, IntegrityRecord)
 
 #: Included by ``router.py`` under its ``/workbench`` prefix.
 router = APIRouter(include_in_schema=False)
@@ -243,21 +254,6 @@ def _texts(locale: Locale) -> dict[str, str]:
     return {key: pick(text, locale) for key, text in {**pages.TEXT, **TEXT}.items()}
 
 
-def _request_id(request: Request) -> str | None:
-    return getattr(request.state, "request_id", None)
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/workbench/login?{urlencode({'next': target})}", status_code=303)
-
-
-def _message(request: Request, locale: Locale, key: str, status_code: int, **extra: Any) -> Response:
-    return pages.page(
-        request, "message.html", {"me": None, "key": key, **extra}, locale=locale, status_code=status_code
-    )
-
-
 def _local_time(at: datetime) -> str:
     """An instant in Beijing time (SQLite hands back naive UTC)."""
     aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
@@ -286,7 +282,7 @@ def operator_search(request: Request, session: SessionDep) -> Response:
     """Operators in the user's scope by name, code or stall, paged; audited as ``GET /api/v1/operators``."""
     me = auth.current(session, request)
     if me is None:
-        return _to_login(request)
+        return to_login(request)
     locale = pages.locale_of(request)
     params = request.query_params
     q = params.get("q", "").strip()[:100] or None
@@ -374,7 +370,7 @@ def _file_page(
     form: dict[str, Any] | None = None,
 ) -> Response:
     operator_id = operator.id or 0
-    rid = _request_id(request)
+    rid = request_id(request)
     user = me.scope.user
     # The reads the API audits when a client shows the same things (Art. 20): the operator, its stalls, its
     # records, its rating and its interviews, each as its own route logs it.
@@ -450,7 +446,6 @@ def _file_page(
     audit_reach(request, session, user, reach_rows, operator_id=operator_id, follow_up=False)
     commitment = operator_service.current_commitment(session, operator_id)
     stall_numbers = {s.id: s.number for s in stalls}
-    done = request.query_params.get("done")
     return pages.page(
         request,
         "operator.html",
@@ -478,11 +473,7 @@ def _file_page(
             "interview_total": interview_total,
             "open_interview": {"scheduled", "acknowledged"},
             "interview_kinds": [k.value for k in InterviewKind],
-            "failed": failed,
-            "error": error,
-            "field_errors": field_errors or [],
-            "form": form or {},
-            "done": done if done in _DONE else None,
+            **form_outcome(request, _DONE, failed=failed, error=error, field_errors=field_errors, form=form),
             "reach": reach_rows,
             "reach_more_url": (
                 f"/workbench/operators/{operator_id}?reach_before={reach_next}#h-reach"
@@ -508,21 +499,11 @@ def _load_operator(session: Session, me: auth.SignedIn, operator_id: int) -> Ope
 @router.get("/operators/{operator_id}")
 def operator_file(request: Request, session: SessionDep, operator_id: int) -> Response:
     """One operator's file: profile, stalls, instruments, records, rating, commitment, reminders and interviews."""
-    me = auth.current(session, request)
-    if me is None:
-        return _to_login(request)
-    locale = pages.locale_of(request)
-    try:
-        operator = _load_operator(session, me, operator_id)
-    except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
+    found = viewed(request, session, lambda me: _load_operator(session, me, operator_id))
+    if isinstance(found, Response):
+        return found
+    me, operator, locale = found
     return _file_page(request, session, me, operator, locale)
-
-
-def _body(schema: type[BaseModel], fields: dict[str, Any]) -> Any:
-    """The API's body from the form: blank fields left out, so the schema's defaults and checks apply."""
-    data = {k: v for k, v in fields.items() if k in schema.model_fields and v not in (None, "", [])}
-    return schema.model_validate(data)
 
 
 def _act(
@@ -540,64 +521,63 @@ def _act(
     take: Callable[[Any], object],
 ) -> Response:
     """Validate the form as the API's body, take the step in a savepoint, and show the result or the error."""
-    try:
-        body = _body(schema, fields)
-    except ValidationError as exc:
+
+    def again(**shown: Any) -> Response:
+        return _file_page(request, session, me, operator, locale, failed=name, form=fields, **shown)
+
+    return take_step(
+        session,
+        locale,
+        schema,
+        fields,
+        take,
+        again=again,
+        done_url=f"/workbench/operators/{operator.id}?done={done}#{anchor}",
+        after_refusal=lambda: session.refresh(operator),
         # A rule over the whole form (an interview needs a time and a place) names no field.
-        problems = [
-            (".".join(str(p) for p in e["loc"]), str(e["msg"]).removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
-        return _file_page(
-            request,
-            session,
-            me,
-            operator,
-            locale,
-            status_code=422,
-            failed=name,
-            field_errors=problems,
-            form=fields,
-        )
-    savepoint = session.begin_nested()
-    try:
-        take(body)
-    except AppError as exc:
-        savepoint.commit() if exc.keep_changes else savepoint.rollback()
-        session.refresh(operator)
-        return _file_page(
-            request,
-            session,
-            me,
-            operator,
-            locale,
-            status_code=exc.status,
-            failed=name,
-            error=exc.message(locale),
-            form=fields,
-        )
-    savepoint.commit()
-    return RedirectResponse(f"/workbench/operators/{operator.id}?done={done}#{anchor}", status_code=303)
+        bare_messages=True,
+    )
 
 
 def _guard(
     request: Request, session: Session, operator_id: int, csrf: str
 ) -> tuple[auth.SignedIn, Operator, Locale] | Response:
     """The signed-in user, the operator in their scope and the page's language; or the page that says why not."""
-    me = auth.current(session, request)
-    if me is None:
-        return _to_login(request)
-    locale = pages.locale_of(request)
-    try:
-        operator = _load_operator(session, me, operator_id)
-    except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
+    found = viewed(request, session, lambda me: _load_operator(session, me, operator_id))
+    if isinstance(found, Response):
+        return found
+    me, _operator, locale = found
+    # The CSRF token before the account here, after it on the case and review pages (common.refused): only an
+    # auditor's stale form tells the two orders apart.
     if not auth.csrf_ok(me.csrf_token, csrf):
-        return _message(request, locale, "csrf_failed", 400)
+        return message(request, locale, "csrf_failed", 400)
     # Only staff and admins change anything; a read-only auditor is told so (the API refuses it every write).
     if not me.can_act:
-        return _message(request, locale, "read_only", 403)
-    return me, operator, locale
+        return message(request, locale, "read_only", 403)
+    return found
+
+
+def _guard_row(
+    request: Request,
+    session: Session,
+    operator_id: int,
+    csrf: str,
+    model: type[R],
+    row_id: int,
+    what: tuple[str, str],
+) -> tuple[auth.SignedIn, Operator, R, Locale] | Response:
+    """As ``_guard``, with a row of the operator's file (an interview, a record): 404 for another's."""
+    guarded = _guard(request, session, operator_id, csrf)
+    if isinstance(guarded, Response):
+        return guarded
+    me, operator, locale = guarded
+    try:
+        row = load_scoped(session, me.scope, model, row_id, what, via="operator")
+        if row.operator_id != operator_id:
+            raise not_found(*what)
+    except AppError as exc:
+        return not_found_page(request, locale, exc)
+    return me, operator, row, locale
 
 
 def _aware(raw: str) -> Any:
@@ -650,6 +630,21 @@ def schedule_interview(
     )
 
 
+#: Each interview step: the API's body schema and the service call its route makes.
+INTERVIEW_STEPS: Final[
+    dict[str, tuple[type[BaseModel], Callable[[Session, Interview, Scope, Any], object]]]
+] = {
+    "outcome": (
+        InterviewOutcome,
+        lambda s, iv, scope, b: supervision.record_outcome(s, iv, scope=scope, outcome=b.outcome),
+    ),
+    "cancel": (
+        InterviewCancel,
+        lambda s, iv, scope, b: supervision.cancel_interview(s, iv, scope=scope, reason=b.reason),
+    ),
+}
+
+
 @router.post("/operators/{operator_id}/interviews/{interview_id}/{step}")
 def interview_step(
     request: Request,
@@ -662,48 +657,23 @@ def interview_step(
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Record an interview's outcome or cancel it, as ``POST /interviews/{id}/outcome|cancel`` do."""
-    guarded = _guard(request, session, operator_id, csrf)
+    guarded = _guard_row(request, session, operator_id, csrf, Interview, interview_id, supervision.INTERVIEW)
     if isinstance(guarded, Response):
         return guarded
-    me, operator, locale = guarded
-    try:
-        interview = load_scoped(
-            session, me.scope, Interview, interview_id, supervision.INTERVIEW, via="operator"
-        )
-        if interview.operator_id != operator_id:
-            raise not_found(*supervision.INTERVIEW)
-    except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
-    if step == "outcome":
-        return _act(
-            request,
-            session,
-            me,
-            operator,
-            locale,
-            name=f"interview-{interview_id}-outcome",
-            anchor=f"interview-{interview_id}",
-            done="outcome",
-            schema=InterviewOutcome,
-            fields={"outcome": outcome},
-            take=lambda body: supervision.record_outcome(
-                session, interview, scope=me.scope, outcome=body.outcome
-            ),
-        )
+    me, operator, interview, locale = guarded
+    schema, take = INTERVIEW_STEPS[step]
     return _act(
         request,
         session,
         me,
         operator,
         locale,
-        name=f"interview-{interview_id}-cancel",
+        name=f"interview-{interview_id}-{step}",
         anchor=f"interview-{interview_id}",
-        done="cancel",
-        schema=InterviewCancel,
-        fields={"reason": reason},
-        take=lambda body: supervision.cancel_interview(
-            session, interview, scope=me.scope, reason=body.reason
-        ),
+        done=step,
+        schema=schema,
+        fields={"outcome": {"outcome": outcome}, "cancel": {"reason": reason}}[step],
+        take=lambda body: take(session, interview, me.scope, body),
     )
 
 
@@ -755,16 +725,10 @@ def record_step(
     instrument_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Verify, dismiss, revoke or correct a record, as ``POST /records/{id}/<action>`` do."""
-    guarded = _guard(request, session, operator_id, csrf)
+    guarded = _guard_row(request, session, operator_id, csrf, IntegrityRecord, record_id, records.RECORD)
     if isinstance(guarded, Response):
         return guarded
-    me, operator, locale = guarded
-    try:
-        record = load_scoped(session, me.scope, IntegrityRecord, record_id, records.RECORD, via="operator")
-        if record.operator_id != operator_id:
-            raise not_found(*records.RECORD)
-    except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
+    me, operator, record, locale = guarded
     fields: dict[str, Any] = {
         "reason": reason,
         "instrument_still_in_use": _tristate(instrument_still_in_use),
@@ -803,7 +767,7 @@ def qr_sheet(request: Request, session: SessionDep, operator_id: int, stall: int
     """A market's stall stickers (or one stall's) as A4 PDF, from the same code as ``gongping qr sheet``."""
     me = auth.current(session, request)
     if me is None:
-        return _to_login(request)
+        return to_login(request)
     locale = pages.locale_of(request)
     try:
         operator = _load_operator(session, me, operator_id)
@@ -816,7 +780,7 @@ def qr_sheet(request: Request, session: SessionDep, operator_id: int, stall: int
             if not codes:
                 raise not_found("摊位", "stall")
     except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
+        return not_found_page(request, locale, exc)
     sheet = render(codes, SheetFormat.pdf, font_path=font)
     name = f"market-{operator_id}" + (f"-stall-{stall}" if stall is not None else "") + "-qr.pdf"
     return Response(

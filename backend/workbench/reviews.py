@@ -10,17 +10,17 @@ the API's body schema and calls the same domain service (``records.service``, ``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlmodel import Session, SQLModel, col, select
 
 from backend import audit
 from backend.common.scoped import load_scoped
 from backend.db import SessionDep
-from backend.errors import AppError
 from backend.i18n import Locale
 from backend.intake import jobs
 from backend.intake.models import IntakeJob, JobKind, JobState
@@ -37,7 +37,16 @@ from backend.records.rules import INSTRUMENT_KINDS, RecordKind, RecordState
 from backend.records.schemas import CorrectionDecide, RecordReason, RecordVerify
 from backend.records.service import RECORD
 from backend.workbench import auth, render
-from backend.workbench.router import _body, _case_page, _load_case, _message, _request_id, _to_login
+from backend.workbench.common import (
+    Again,
+    action_target,
+    request_id,
+    shown_done,
+    signed_in,
+    take_step,
+    viewed,
+)
+from backend.workbench.router import _case_page, _load_case
 
 router = APIRouter(prefix="/workbench", include_in_schema=False)
 M = TypeVar("M", bound=SQLModel)
@@ -50,47 +59,74 @@ PAGE_SIZE: Final = 50
 POLL_MS: Final = 2000
 
 
-def _signed_in(session: Session, request: Request) -> auth.SignedIn | Response:
-    me = auth.current(session, request)
-    return me if me is not None else _to_login(request)
+@dataclass(frozen=True)
+class Queue:
+    """A review queue's page: its template, the steps its forms take, and what it lists (an audited read)."""
+
+    template: str
+    steps: Collection[str]
+    rows: Callable[[Request, Session, auth.SignedIn], dict[str, Any]]
 
 
-def _refused(request: Request, me: auth.SignedIn, locale: Locale, csrf: str) -> Response | None:
-    """The page for a form that may not be taken: a read-only account (403) or a stale CSRF token (400)."""
-    if not me.can_act:
-        return _message(request, locale, "read_only", 403)
-    if not auth.csrf_ok(me.csrf_token, csrf):
-        return _message(request, locale, "csrf_failed", 400)
-    return None
-
-
-def _action_target(
+def _queue_page(
     request: Request,
     session: Session,
     me: auth.SignedIn,
-    csrf: str,
-    model: type[M],
-    row_id: int,
-    what: tuple[str, str],
-) -> M | Response:
-    """The row an action is about, in scope (else the 404 page), once the account may act and the form's
-    CSRF token matches (else the refusal's page)."""
-    locale = render.locale_of(request)
-    try:
-        row = load_scoped(session, me.scope, model, row_id, what, via="operator")
-    except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
-    refused = _refused(request, me, locale, csrf)
-    return row if refused is None else refused
+    locale: Locale,
+    queue: Queue,
+    *,
+    status_code: int = 200,
+    failed: int | None = None,
+    error: str | None = None,
+) -> Response:
+    """The queue's page, with a refused action's message next to row ``failed`` or the step just taken."""
+    shown = {
+        "me": me,
+        **queue.rows(request, session, me),
+        "failed": failed,
+        "error": error,
+        "done": shown_done(request, queue.steps),
+    }
+    return render.page(request, queue.template, shown, locale=locale, status_code=status_code)
 
 
-def _undo(savepoint: Any, exc: AppError | ValidationError, locale: Locale) -> tuple[int, str]:
-    """Roll a refused step back (unless the error keeps its changes); its status and message."""
-    keep = isinstance(exc, AppError) and exc.keep_changes
-    savepoint.commit() if keep else savepoint.rollback()
-    if isinstance(exc, AppError):
-        return exc.status, exc.message(locale)
-    return 422, str(exc.errors()[0]["msg"])
+def _show(request: Request, session: Session, queue: Queue) -> Response:
+    """A review queue's page for the signed-in user (else the sign-in redirect)."""
+    me = signed_in(session, request)
+    if isinstance(me, Response):
+        return me
+    return _queue_page(request, session, me, render.locale_of(request), queue)
+
+
+def _action_target(
+    request: Request, session: Session, csrf: str, model: type[M], row_id: int, what: tuple[str, str]
+) -> tuple[auth.SignedIn, M, Locale] | Response:
+    """The row an action is about, reached through its operator's jurisdiction (``common.action_target``)."""
+    return action_target(
+        request, session, csrf, lambda me: load_scoped(session, me.scope, model, row_id, what, via="operator")
+    )
+
+
+def _one_message(show: Callable[[int, str | None], Response]) -> Again:
+    """A refusal shown as one message: the form's first field error, or the domain error's own."""
+
+    def again(
+        *, status_code: int, error: str | None = None, field_errors: list[tuple[str, str]] | None = None
+    ) -> Response:
+        return show(status_code, field_errors[0][1] if field_errors else error)
+
+    return again
+
+
+def _in_queue(
+    request: Request, session: Session, me: auth.SignedIn, locale: Locale, queue: Queue, failed: int
+) -> Again:
+    """The queue's page again, with the refusal next to row ``failed``."""
+    return _one_message(
+        lambda status_code, error: _queue_page(
+            request, session, me, locale, queue, status_code=status_code, failed=failed, error=error
+        )
+    )
 
 
 def _flag(raw: str) -> bool | None:
@@ -103,7 +139,7 @@ def _flag(raw: str) -> bool | None:
 @router.get("/reviews")
 def reviews_home(request: Request, session: SessionDep) -> Response:
     """Each review queue with how many items wait in it (counts only: no record is shown, so nothing is read)."""
-    me = _signed_in(session, request)
+    me = signed_in(session, request)
     if isinstance(me, Response):
         return me
     flt = records.RecordFilter(state=RecordState.REPORTED, sources=REPORTED_SOURCES)
@@ -144,16 +180,8 @@ def _operator_names(session: Session, ids: set[int]) -> dict[int, str]:
     return {i: n for i, n in rows.all()}
 
 
-def _records_page(
-    request: Request,
-    session: Session,
-    me: auth.SignedIn,
-    locale: Locale,
-    *,
-    status_code: int = 200,
-    failed: int | None = None,
-    error: str | None = None,
-) -> Response:
+def _records_rows(request: Request, session: Session, me: auth.SignedIn) -> dict[str, Any]:
+    """The reported records waiting for verification, read as GET /api/v1/records reads them."""
     flt = records.RecordFilter(state=RecordState.REPORTED, sources=REPORTED_SOURCES)
     rows, total = records.list_in_scope(session, me.scope, flt, limit=PAGE_SIZE, offset=0)
     # The same audited read as GET /api/v1/records: which records this reviewer was shown.
@@ -167,39 +195,26 @@ def _records_page(
             "filters": {"state": RecordState.REPORTED, "sources": list(REPORTED_SOURCES)},
             "record_ids": [r.id for r in rows],
         },
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
-    done = request.query_params.get("done")
-    return render.page(
-        request,
-        "review_records.html",
-        {
-            "me": me,
-            "rows": rows,
-            "total": total,
-            "names": _operator_names(session, {r.operator_id for r in rows}),
-            # Only the findings a record's kind can carry are asked for (records.service.check_findings).
-            "instrument_kinds": INSTRUMENT_KINDS,
-            "accident_kind": RecordKind.METROLOGY_ACCIDENT,
-            "failed": failed,
-            "error": error,
-            "done": done if done in RECORD_STEPS else None,
-        },
-        locale=locale,
-        status_code=status_code,
-    )
+    return {
+        "rows": rows,
+        "total": total,
+        "names": _operator_names(session, {r.operator_id for r in rows}),
+        # Only the findings a record's kind can carry are asked for (records.service.check_findings).
+        "instrument_kinds": INSTRUMENT_KINDS,
+        "accident_kind": RecordKind.METROLOGY_ACCIDENT,
+    }
+
+
+RECORD_STEPS: Final[dict[str, type[BaseModel]]] = {"verify": RecordVerify, "dismiss": RecordReason}
+RECORDS: Final = Queue("review_records.html", RECORD_STEPS, _records_rows)
 
 
 @router.get("/reviews/records")
 def reported_records(request: Request, session: SessionDep) -> Response:
     """Records reported by institutions, associations and supervisors that wait for verification."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    return _records_page(request, session, me, render.locale_of(request))
-
-
-RECORD_STEPS: Final[dict[str, type[BaseModel]]] = {"verify": RecordVerify, "dismiss": RecordReason}
+    return _show(request, session, RECORDS)
 
 
 @router.post("/records/{record_id}/{step}")
@@ -214,21 +229,17 @@ def record_step(
     social_impact: Annotated[str, Form(max_length=2)] = "",
 ) -> Response:
     """Verify or dismiss a reported record through ``records.service``, as POST /records/{id}/verify|dismiss."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    locale = render.locale_of(request)
-    record = _action_target(request, session, me, csrf, IntegrityRecord, record_id, RECORD)
-    if isinstance(record, Response):
-        return record
+    target = _action_target(request, session, csrf, IntegrityRecord, record_id, RECORD)
+    if isinstance(target, Response):
+        return target
+    me, record, locale = target
     fields = {
         "reason": reason,
         "instrument_still_in_use": _flag(instrument_still_in_use),
         "social_impact": _flag(social_impact),
     }
-    savepoint = session.begin_nested()
-    try:
-        body: Any = _body(RECORD_STEPS[step], fields)
+
+    def take(body: Any) -> None:
         if step == "verify":
             records.verify(
                 session,
@@ -240,43 +251,23 @@ def record_step(
             )
         else:
             records.dismiss(session, record, actor=me.scope.user, reason=body.reason)
-    except (AppError, ValidationError) as exc:
-        return _refusal(request, session, me, locale, savepoint, exc, _records_page, record_id)
-    savepoint.commit()
-    return RedirectResponse(f"/workbench/reviews/records?done={step}", status_code=303)
 
-
-def _refusal(
-    request: Request,
-    session: Session,
-    me: auth.SignedIn,
-    locale: Locale,
-    savepoint: Any,
-    exc: AppError | ValidationError,
-    page: Any,
-    failed: int,
-) -> Response:
-    """Undo a refused step and show the page with the message in place."""
-    status_code, message = _undo(savepoint, exc, locale)
-    response: Response = page(
-        request, session, me, locale, status_code=status_code, failed=failed, error=message
+    return take_step(
+        session,
+        locale,
+        RECORD_STEPS[step],
+        fields,
+        take,
+        again=_in_queue(request, session, me, locale, RECORDS, record_id),
+        done_url=f"/workbench/reviews/records?done={step}",
     )
-    return response
 
 
 # ---- correction requests ----------------------------------------------------------------------------------
 
 
-def _corrections_page(
-    request: Request,
-    session: Session,
-    me: auth.SignedIn,
-    locale: Locale,
-    *,
-    status_code: int = 200,
-    failed: int | None = None,
-    error: str | None = None,
-) -> Response:
+def _corrections_rows(request: Request, session: Session, me: auth.SignedIn) -> dict[str, Any]:
+    """The pending correction requests with the records they dispute, read as GET /api/v1/corrections reads them."""
     rows, total = corrections.list_in_scope(
         session, me.scope, status=CorrectionStatus.pending, overdue=None, limit=PAGE_SIZE, offset=0
     )
@@ -291,39 +282,28 @@ def _corrections_page(
             "filters": {"status": CorrectionStatus.pending, "overdue": None},
             "correction_ids": [r.id for r in rows],
         },
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
     record_ids = [r.record_id for r in rows if r.record_id is not None]
     disputed = {
         r.id: r
         for r in session.exec(select(IntegrityRecord).where(col(IntegrityRecord.id).in_(record_ids or [0])))
     }
-    done = request.query_params.get("done")
-    return render.page(
-        request,
-        "review_corrections.html",
-        {
-            "me": me,
-            "rows": [(r, disputed.get(r.record_id or 0), corrections.is_overdue(r)) for r in rows],
-            "total": total,
-            "names": _operator_names(session, {r.operator_id for r in rows}),
-            "record_subject": CorrectionSubject.record,
-            "failed": failed,
-            "error": error,
-            "done": done == "decide",
-        },
-        locale=locale,
-        status_code=status_code,
-    )
+    return {
+        "rows": [(r, disputed.get(r.record_id or 0), corrections.is_overdue(r)) for r in rows],
+        "total": total,
+        "names": _operator_names(session, {r.operator_id for r in rows}),
+        "record_subject": CorrectionSubject.record,
+    }
+
+
+CORRECTIONS: Final = Queue("review_corrections.html", {"decide"}, _corrections_rows)
 
 
 @router.get("/reviews/corrections")
 def correction_requests(request: Request, session: SessionDep) -> Response:
     """Operators' pending correction requests (Art. 22), the earliest due first."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    return _corrections_page(request, session, me, render.locale_of(request))
+    return _show(request, session, CORRECTIONS)
 
 
 @router.post("/corrections/{correction_id}/decide")
@@ -337,36 +317,26 @@ def correction_decide(
 ) -> Response:
     """Correct, revoke or reject through ``records.corrections.decide``, as POST /corrections/{id}/decide (the
     changes are those the operator asked for)."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    locale = render.locale_of(request)
-    row = _action_target(request, session, me, csrf, CorrectionRequest, correction_id, corrections.CORRECTION)
-    if isinstance(row, Response):
-        return row
-    savepoint = session.begin_nested()
-    try:
-        body: Any = _body(CorrectionDecide, {"decision": decision, "reasons": reasons})
-        corrections.decide(session, row=row, data=body, actor=me.scope.user)
-    except (AppError, ValidationError) as exc:
-        return _refusal(request, session, me, locale, savepoint, exc, _corrections_page, correction_id)
-    savepoint.commit()
-    return RedirectResponse("/workbench/reviews/corrections?done=decide", status_code=303)
+    target = _action_target(request, session, csrf, CorrectionRequest, correction_id, corrections.CORRECTION)
+    if isinstance(target, Response):
+        return target
+    me, row, locale = target
+    return take_step(
+        session,
+        locale,
+        CorrectionDecide,
+        {"decision": decision, "reasons": reasons},
+        lambda body: corrections.decide(session, row=row, data=body, actor=me.scope.user),
+        again=_in_queue(request, session, me, locale, CORRECTIONS, correction_id),
+        done_url="/workbench/reviews/corrections?done=decide",
+    )
 
 
 # ---- publication review (four eyes) -----------------------------------------------------------------------
 
 
-def _publication_page(
-    request: Request,
-    session: Session,
-    me: auth.SignedIn,
-    locale: Locale,
-    *,
-    status_code: int = 200,
-    failed: int | None = None,
-    error: str | None = None,
-) -> Response:
+def _publication_rows(request: Request, session: Session, me: auth.SignedIn) -> dict[str, Any]:
+    """The pending publication requests, read as GET /api/v1/publishing/queue reads them."""
     rows, total = publication.queue(
         session, me.scope, status=PublicationStatus.pending, operator_id=None, limit=100, offset=0
     )
@@ -381,32 +351,9 @@ def _publication_page(
             "filters": {"status": PublicationStatus.pending, "operator_id": None},
             "publication_ids": [r.publication.id for r in rows],
         },
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
-    done = request.query_params.get("done")
-    return render.page(
-        request,
-        "reviews.html",
-        {
-            "me": me,
-            "rows": rows,
-            "total": total,
-            "failed": failed,
-            "error": error,
-            "done": done if done in PUBLICATION_STEPS else None,
-        },
-        locale=locale,
-        status_code=status_code,
-    )
-
-
-@router.get("/reviews/publication")
-def publication_reviews(request: Request, session: SessionDep) -> Response:
-    """Pending publication requests in scope; approval is offered only to a second pair of eyes."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    return _publication_page(request, session, me, render.locale_of(request))
+    return {"rows": rows, "total": total}
 
 
 PUBLICATION_STEPS: Final[dict[str, type[BaseModel]]] = {
@@ -414,6 +361,13 @@ PUBLICATION_STEPS: Final[dict[str, type[BaseModel]]] = {
     "approve": PublicationApprove,
     "refuse": PublicationReason,
 }
+PUBLICATIONS: Final = Queue("reviews.html", PUBLICATION_STEPS, _publication_rows)
+
+
+@router.get("/reviews/publication")
+def publication_reviews(request: Request, session: SessionDep) -> Response:
+    """Pending publication requests in scope; approval is offered only to a second pair of eyes."""
+    return _show(request, session, PUBLICATIONS)
 
 
 @router.post("/records/{record_id}/publication/{step}")
@@ -431,13 +385,10 @@ def publication_step(
     case_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Request, approve or refuse a record's publication through ``backend.publication.service``."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    locale = render.locale_of(request)
-    record = _action_target(request, session, me, csrf, IntegrityRecord, record_id, RECORD)
-    if isinstance(record, Response):
-        return record
+    target = _action_target(request, session, csrf, IntegrityRecord, record_id, RECORD)
+    if isinstance(target, Response):
+        return target
+    me, record, locale = target
     fields = {
         "note": note,
         "reason": reason,
@@ -448,20 +399,18 @@ def publication_step(
         else "",
     }
     from_case = int(case_id) if case_id.isdigit() else None
-    savepoint = session.begin_nested()
-    try:
-        body: Any = _body(PUBLICATION_STEPS[step], fields)
+
+    def take(body: Any) -> None:
         if step == "request":
             publication.request(session, record=record, actor=me.scope.user, note=body.note)
         elif step == "approve":
             publication.approve(session, record=record, actor=me.scope.user, data=body)
         else:
             publication.refuse(session, record=record, actor=me.scope.user, reason=body.reason)
-    except (AppError, ValidationError) as exc:
-        if from_case is None:
-            return _refusal(request, session, me, locale, savepoint, exc, _publication_page, record_id)
-        status_code, message = _undo(savepoint, exc, locale)
-        case = _load_case(session, me.scope, from_case)
+
+    def on_case(status_code: int, error: str | None) -> Response:
+        # Asked from a case page: the refusal is shown there, next to the record's publication form.
+        case = _load_case(session, me.scope, from_case or 0)
         return _case_page(
             request,
             session,
@@ -470,12 +419,26 @@ def publication_step(
             locale,
             status_code=status_code,
             failed=f"publish-{record_id}",
-            error=message,
+            error=error,
         )
-    savepoint.commit()
-    if from_case is not None:
-        return RedirectResponse(f"/workbench/cases/{from_case}?done=publish", status_code=303)
-    return RedirectResponse(f"/workbench/reviews/publication?done={step}", status_code=303)
+
+    return take_step(
+        session,
+        locale,
+        PUBLICATION_STEPS[step],
+        fields,
+        take,
+        again=(
+            _in_queue(request, session, me, locale, PUBLICATIONS, record_id)
+            if from_case is None
+            else _one_message(on_case)
+        ),
+        done_url=(
+            f"/workbench/reviews/publication?done={step}"
+            if from_case is None
+            else f"/workbench/cases/{from_case}?done=publish"
+        ),
+    )
 
 
 # ---- intake jobs ------------------------------------------------------------------------------------------
@@ -499,10 +462,11 @@ def progress(job: IntakeJob) -> dict[str, Any]:
     }
 
 
-def _job_labels(locale: Locale) -> dict[str, str]:
-    """The words the polling script writes: each state's name and the rows line's pattern."""
+def _polling(locale: Locale) -> dict[str, Any]:
+    """What the progress script reads from a page: how often to ask, and the words it writes (each state's name
+    and the rows line's pattern)."""
     labels = {state.value: pick(render.TEXT[f"st_{state.value}"], locale) for state in JobState}
-    return {**labels, "rows": pick(render.TEXT["rows_of"], locale)}
+    return {"poll_ms": POLL_MS, "job_labels": {**labels, "rows": pick(render.TEXT["rows_of"], locale)}}
 
 
 def _kind_label(kind: JobKind, locale: Locale) -> str:
@@ -512,7 +476,7 @@ def _kind_label(kind: JobKind, locale: Locale) -> str:
 @router.get("/reviews/intake")
 def intake_jobs(request: Request, session: SessionDep) -> Response:
     """The CSV jobs of the institutions and associations bound in scope, newest first, with their progress."""
-    me = _signed_in(session, request)
+    me = signed_in(session, request)
     if isinstance(me, Response):
         return me
     locale = render.locale_of(request)
@@ -524,8 +488,7 @@ def intake_jobs(request: Request, session: SessionDep) -> Response:
             "me": me,
             "rows": [(job, account, progress(job), _kind_label(job.kind, locale)) for job, account in rows],
             "total": total,
-            "poll_ms": POLL_MS,
-            "job_labels": _job_labels(locale),
+            **_polling(locale),
         },
         locale=locale,
     )
@@ -534,14 +497,10 @@ def intake_jobs(request: Request, session: SessionDep) -> Response:
 @router.get("/intake/{job_id}")
 def intake_job(request: Request, session: SessionDep, job_id: int) -> Response:
     """One job: its progress (refreshed by a link, or polled by script), its counts and its first row errors."""
-    me = _signed_in(session, request)
-    if isinstance(me, Response):
-        return me
-    locale = render.locale_of(request)
-    try:
-        job, account = jobs.get_in_scope(session, me.scope, job_id)
-    except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
+    found = viewed(request, session, lambda me: jobs.get_in_scope(session, me.scope, job_id))
+    if isinstance(found, Response):
+        return found
+    me, (job, account), locale = found
     errors, error_total = jobs.row_errors(session, job.id or 0, limit=PAGE_SIZE)
     return render.page(
         request,
@@ -554,8 +513,7 @@ def intake_job(request: Request, session: SessionDep, job_id: int) -> Response:
             "kind": _kind_label(job.kind, locale),
             "errors": errors,
             "error_total": error_total,
-            "poll_ms": POLL_MS,
-            "job_labels": _job_labels(locale),
+            **_polling(locale),
         },
         locale=locale,
     )
@@ -564,7 +522,7 @@ def intake_job(request: Request, session: SessionDep, job_id: int) -> Response:
 @router.get("/intake/{job_id}/progress.json")
 def intake_progress(request: Request, session: SessionDep, job_id: int) -> Response:
     """A job's progress for the polling script (404 in our error shape outside the scope)."""
-    me = _signed_in(session, request)
+    me = signed_in(session, request)
     if isinstance(me, Response):
         return me
     job, _account = jobs.get_in_scope(session, me.scope, job_id)
@@ -576,7 +534,7 @@ def intake_progress(request: Request, session: SessionDep, job_id: int) -> Respo
 def intake_errors(request: Request, session: SessionDep, job_id: int) -> Response:
     """A job's whole row-error report as CSV, as GET /api/v1/intake/jobs/{id}/errors?format=csv gives its
     uploader."""
-    me = _signed_in(session, request)
+    me = signed_in(session, request)
     if isinstance(me, Response):
         return me
     job, _account = jobs.get_in_scope(session, me.scope, job_id)

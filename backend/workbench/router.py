@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from backend import audit
@@ -48,6 +48,15 @@ from backend.publication import service as publication
 from backend.ratelimit import client_address, limit
 from backend.records.models import IntegrityRecord
 from backend.workbench import auth, dashboard, mapdata, operators, queue, render
+from backend.workbench.common import (
+    action_target,
+    form_outcome,
+    message,
+    request_id,
+    take_step,
+    to_login,
+    viewed,
+)
 
 router = APIRouter(prefix="/workbench", include_in_schema=False)
 router.include_router(operators.router)
@@ -55,26 +64,11 @@ router.include_router(operators.router)
 HOME: Final = "/workbench/"
 
 
-def _request_id(request: Request) -> str | None:
-    return getattr(request.state, "request_id", None)
-
-
 def _safe_next(raw: str | None) -> str:
     """Only a path inside the workbench (never another host) may follow a sign-in."""
     if raw and raw.startswith("/workbench/") and not raw.startswith("//") and "\\" not in raw:
         return raw
     return HOME
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/workbench/login?next={quote(target, safe='')}", status_code=303)
-
-
-def _message(request: Request, locale: Locale, key: str, status_code: int, **extra: Any) -> Response:
-    return render.page(
-        request, "message.html", {"me": None, "key": key, **extra}, locale=locale, status_code=status_code
-    )
 
 
 # ---- static files and language -----------------------------------------------------------------------------
@@ -147,7 +141,7 @@ def login(
         # A failed attempt was counted (flushed); returning, not raising, commits the count like the API does.
         return _login_page(request, locale, login_token, next_url, exc.message(locale), exc.status)
     if account.role not in auth.WORKBENCH_ROLES or auth.scope_of(session, account) is None:
-        return _message(request, locale, "forbidden", 403)
+        return message(request, locale, "forbidden", 403)
     response = RedirectResponse(next_url, status_code=303)
     auth.start(session, response, account)
     return response
@@ -158,7 +152,7 @@ def logout(request: Request, session: SessionDep, csrf: Annotated[str, Form(max_
     """Sign out (the form carries the session's CSRF token)."""
     me = auth.current(session, request)
     if me is not None and not auth.csrf_ok(me.csrf_token, csrf):
-        return _message(request, render.locale_of(request), "csrf_failed", 400)
+        return message(request, render.locale_of(request), "csrf_failed", 400)
     response = RedirectResponse("/workbench/login", status_code=303)
     auth.end(session, request, response)
     return response
@@ -218,7 +212,7 @@ def case_queue(request: Request, session: SessionDep) -> Response:
     """The cases in the user's scope, soonest deadline first, with filters, status counts and keyset paging."""
     me = auth.current(session, request)
     if me is None:
-        return _to_login(request)
+        return to_login(request)
     locale = render.locale_of(request)
     params = dict(request.query_params)
     flt, problems = _parse_filter(params)
@@ -286,7 +280,7 @@ def _case_page(
         action="case.read",
         entity_type="case",
         entity_id=case.id or 0,
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
     detail = repository.to_detail(session, case, locale)
     records = (
@@ -300,7 +294,6 @@ def _case_page(
         if case.record_ids
         else []  # most cases have no record: no round trip for none
     )
-    done = request.query_params.get("done")
     return render.page(
         request,
         "case.html",
@@ -310,11 +303,14 @@ def _case_page(
             # A read-only auditor is shown no action's form.
             "actions": _actions(session, case) if me.can_act else [],
             "finding_kinds": sorted(k.value for k in FINDING_KINDS),
-            "failed": failed,
-            "error": error,
-            "field_errors": field_errors or [],
-            "form": form or {},
-            "done": done if done in STEPS or done == "publish" else None,
+            **form_outcome(
+                request,
+                {*STEPS, "publish"},
+                failed=failed,
+                error=error,
+                field_errors=field_errors,
+                form=form,
+            ),
             "records": [(r, publication.open_publication(session, r.id or 0)) for r in records],
         },
         locale=locale,
@@ -325,14 +321,10 @@ def _case_page(
 @router.get("/cases/{case_id}")
 def case_page(request: Request, session: SessionDep, case_id: int) -> Response:
     """A case: the complaint, photos, routing, deadlines, history and a form for every step its state allows."""
-    me = auth.current(session, request)
-    if me is None:
-        return _to_login(request)
-    locale = render.locale_of(request)
-    try:
-        case = _load_case(session, me.scope, case_id)
-    except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
+    found = viewed(request, session, lambda me: _load_case(session, me.scope, case_id))
+    if isinstance(found, Response):
+        return found
+    me, case, locale = found
     return _case_page(request, session, me, case, locale)
 
 
@@ -434,17 +426,6 @@ StepName = Literal[
 ]
 
 
-def _body(schema: type[BaseModel], fields: dict[str, Any]) -> BaseModel:
-    """The API's body from the form: blank fields left out, so the schema's defaults and checks apply."""
-    data: dict[str, Any] = {}
-    for name in schema.model_fields:
-        value = fields.get(name)
-        if value in (None, "", []):
-            continue
-        data[name] = value
-    return schema.model_validate(data)
-
-
 @router.post("/cases/{case_id}/{step}")
 def case_step(
     request: Request,
@@ -467,18 +448,10 @@ def case_step(
     jurisdiction_code: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Take one step of the case through the domain service; on an error, the case page with it in place."""
-    me = auth.current(session, request)
-    if me is None:
-        return _to_login(request)
-    locale = render.locale_of(request)
-    try:
-        case = _load_case(session, me.scope, case_id)
-    except AppError as exc:
-        return _message(request, locale, "not_found", exc.status, detail=exc.message(locale))
-    if not me.can_act:
-        return _message(request, locale, "read_only", 403)
-    if not auth.csrf_ok(me.csrf_token, csrf):
-        return _message(request, locale, "csrf_failed", 400)
+    target = action_target(request, session, csrf, lambda me: _load_case(session, me.scope, case_id))
+    if isinstance(target, Response):
+        return target
+    me, case, locale = target
     fields: dict[str, Any] = {
         "note": note,
         "reason": reason,
@@ -495,41 +468,21 @@ def case_step(
         "jurisdiction_code": jurisdiction_code,
     }
     schema, take = STEPS[step]
-    try:
-        body = _body(schema, fields)
-    except ValidationError as exc:
-        problems = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
-        return _case_page(
-            request,
-            session,
-            me,
-            case,
-            locale,
-            status_code=422,
-            failed=step,
-            field_errors=problems,
-            form=fields,
-        )
-    # The step in a savepoint: a refused step leaves nothing behind, unless the error says to keep it.
-    savepoint = session.begin_nested()
-    try:
-        take(session, case, me.scope, body, _request_id(request))
-    except AppError as exc:
-        savepoint.commit() if exc.keep_changes else savepoint.rollback()
-        case = _load_case(session, me.scope, case_id)
-        return _case_page(
-            request,
-            session,
-            me,
-            case,
-            locale,
-            status_code=exc.status,
-            failed=step,
-            error=exc.message(locale),
-            form=fields,
-        )
-    savepoint.commit()
-    return RedirectResponse(f"/workbench/cases/{case_id}?done={step}", status_code=303)
+
+    def again(**shown: Any) -> Response:
+        return _case_page(request, session, me, case, locale, failed=step, form=fields, **shown)
+
+    return take_step(
+        session,
+        locale,
+        schema,
+        fields,
+        lambda body: take(session, case, me.scope, body, request_id(request)),
+        again=again,
+        done_url=f"/workbench/cases/{case_id}?done={step}",
+        # The case as it stands after the undo (the same object: the session's identity map holds it).
+        after_refusal=lambda: _load_case(session, me.scope, case_id),
+    )
 
 
 # ---- photos -----------------------------------------------------------------------------------------------
@@ -554,7 +507,7 @@ def photo_original(request: Request, session: SessionDep, case_id: int, photo_id
     """The original as uploaded (EXIF included): an audited read, exactly as the API's original route."""
     me = auth.current(session, request)
     if me is None:
-        return _to_login(request)
+        return to_login(request)
     photo = _photo(session, me.scope, case_id, photo_id)
     audit.service.record_read(
         session,
@@ -563,7 +516,7 @@ def photo_original(request: Request, session: SessionDep, case_id: int, photo_id
         entity_type="complaint_photo",
         entity_id=photo_id,
         after={"rendition": "original", "sha256": photo.original_sha256},
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
     try:
         stream = media_storage().open_stream(photo.original_key)
@@ -591,7 +544,7 @@ def photo_rendition(
     """A photo's metadata-free display copy or thumbnail (not audited, as in the API)."""
     me = auth.current(session, request)
     if me is None:
-        return _to_login(request)
+        return to_login(request)
     photo = _photo(session, me.scope, case_id, photo_id)
     key = photo.display_key if rendition == "display" else photo.thumbnail_key
     if photo.status != PhotoStatus.processed or key is None:
@@ -611,7 +564,7 @@ def dashboard_page(request: Request, session: SessionDep) -> Response:
     """This week's complaints, deadlines met, overdue by county, ratings and the most substantiated operators."""
     me = auth.current(session, request)
     if me is None:
-        return _to_login(request)
+        return to_login(request)
     locale = render.locale_of(request)
     figures = dashboard.figures(session, me.scope, service.local_date(utcnow()))
     weekday = render.TEXT["weekdays"]
@@ -665,7 +618,7 @@ def map_page(request: Request, session: SessionDep) -> Response:
     """Cases in scope as clustered points over the county outlines (a list link without JavaScript)."""
     me = auth.current(session, request)
     if me is None:
-        return _to_login(request)
+        return to_login(request)
     params = dict(request.query_params)
     _flt, problems = _parse_filter(params)
     kept = {k: v for k, v in params.items() if k in ("status", "category", "overdue", "county") and v}
@@ -688,7 +641,7 @@ def map_points(request: Request, session: SessionDep) -> Response:
     """The located cases of the map's filters: [{i: id, x: lon, y: lat, s: state, o: overdue}], rounded."""
     me = auth.current(session, request)
     if me is None:
-        return _to_login(request)
+        return to_login(request)
     flt, problems = _parse_filter(dict(request.query_params))
     if problems:
         raise AppError(422, "invalid_filter", "筛选条件有误", "invalid filter", {"fields": problems})
@@ -707,7 +660,7 @@ def map_boundaries(
     """The scope's county outlines, simplified (GeoJSON); with ``county``, that one county's only."""
     me = auth.current(session, request)
     if me is None:
-        return _to_login(request)
+        return to_login(request)
     codes = tuple(mapdata.county_codes(session, me.scope))
     if county is not None:
         # One county's outline (the case page's small map): only one the scope covers.

@@ -30,3 +30,16 @@ def require_chromium() -> Path:
             pytest.fail(f"{reason}; {REQUIRE_ENV}=1 (CI) makes this a failure", pytrace=False)
         pytest.skip(reason)
     return executable
+
+
+#: How every browser test launches it: headless, and nothing that reaches out to the network by itself.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

@@ -9,39 +9,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from backend.audit.models import AuditEntry
-from backend.outbox.models import OutboxEvent
 from backend.records.models import IntegrityRecord, IntegrityRecordVersion
 from backend.supervision.models import Interview
 from tests.backend.cases.conftest import Bureaus
 from tests.backend.workbench.conftest import wb_login
-from tests.backend.workbench.test_parity import _marks, _norm
 from tests.factories import make_record
-
-
-def _since(session: Session, since: tuple[int, int]) -> dict[str, Any]:
-    audits = [
-        _norm(
-            {
-                "action": a.action,
-                "entity_type": a.entity_type,
-                "actor_id": a.actor_id,
-                "actor_role": a.actor_role,
-                "before": a.before,
-                "after": a.after,
-            }
-        )
-        for a in session.exec(
-            select(AuditEntry).where(col(AuditEntry.seq) > since[0]).order_by(col(AuditEntry.seq))
-        )
-    ]
-    outbox = [
-        _norm({"topic": o.topic, "payload": o.payload, "dedupe_key": o.dedupe_key})
-        for o in session.exec(
-            select(OutboxEvent).where(col(OutboxEvent.id) > since[1]).order_by(col(OutboxEvent.id))
-        )
-    ]
-    return {"audit": audits, "outbox": outbox}
+from tests.support.traces import marks, norm, written_since
 
 
 def _interview_trace(session: Session, interview_id: int, since: tuple[int, int]) -> dict[str, Any]:
@@ -49,7 +22,7 @@ def _interview_trace(session: Session, interview_id: int, since: tuple[int, int]
     row = session.get(Interview, interview_id)
     assert row is not None
     kept = row.model_dump(exclude={"id", "created_at", "updated_at", "decided_at"})
-    return {"row": kept, **_since(session, since)}
+    return {"row": kept, **written_since(session, since)}
 
 
 def test_scheduling_an_interview_and_its_outcome_match_the_api(
@@ -59,7 +32,7 @@ def test_scheduling_an_interview_and_its_outcome_match_the_api(
     day = (date.today() + timedelta(days=5)).isoformat()
     body = {"kind": "interview", "place": "西湖区市场监管局 302 室", "subject": "计量器具超期未检"}
 
-    since_api = _marks(session)
+    since_api = marks(session)
     made = client.post(
         "/api/v1/interviews",
         json={**body, "operator_id": market_id, "scheduled_at": f"{day}T09:30:00+08:00"},
@@ -76,7 +49,7 @@ def test_scheduling_an_interview_and_its_outcome_match_the_api(
     api = _interview_trace(session, api_id, since_api)
 
     csrf = wb_login(client, bureaus.county_a)
-    since_workbench = _marks(session)
+    since_workbench = marks(session)
     resp = client.post(
         f"/workbench/operators/{market_id}/interviews",
         data={"csrf": csrf, **body, "scheduled_at": f"{day}T09:30"},
@@ -104,15 +77,15 @@ def _record_trace(session: Session, record_id: int, since: tuple[int, int]) -> d
     row = session.get(IntegrityRecord, record_id)
     assert row is not None
     versions = [
-        _norm(v.model_dump(exclude={"id", "record_id", "at"}))
+        norm(v.model_dump(exclude={"id", "record_id", "at"}))
         for v in session.exec(
             select(IntegrityRecordVersion)
             .where(col(IntegrityRecordVersion.record_id) == record_id)
             .order_by(col(IntegrityRecordVersion.version))
         )
     ]
-    kept = _norm(row.model_dump(exclude={"id", "created_at", "updated_at"}))
-    return {"row": kept, "versions": versions, **_since(session, since)}
+    kept = norm(row.model_dump(exclude={"id", "created_at", "updated_at"}))
+    return {"row": kept, "versions": versions, **written_since(session, since)}
 
 
 def test_verifying_and_revoking_a_record_match_the_api(
@@ -124,14 +97,14 @@ def test_verifying_and_revoking_a_record_match_the_api(
     session.commit()
     steps = [("verify", {"reason": "现场复称核实"}), ("revoke", {"reason": "当事人提供新证据，予以撤销"})]
 
-    since_api = _marks(session)
+    since_api = marks(session)
     for action, body in steps:
         resp = client.post(f"/api/v1/records/{by_api.id}/{action}", json=body, headers=headers["county_a"])
         assert resp.status_code == 200, resp.text
     api = _record_trace(session, by_api.id or 0, since_api)
 
     csrf = wb_login(client, bureaus.county_a)
-    since_workbench = _marks(session)
+    since_workbench = marks(session)
     for action, body in steps:
         resp = client.post(
             f"/workbench/operators/{market.id}/records/{by_workbench.id}/{action}",

@@ -103,6 +103,16 @@ def _world(session: Session, bureaus: Bureaus) -> tuple[Operator, Operator]:
     return market, shop
 
 
+def _last_reach_read(session: Session) -> AuditEntry | None:
+    """The newest audited read of the notice reach."""
+    session.expire_all()
+    return session.exec(
+        select(AuditEntry)
+        .where(col(AuditEntry.action) == "notice_reach.list")
+        .order_by(col(AuditEntry.seq).desc())
+    ).first()
+
+
 def test_reach_shows_each_channel_and_the_follow_up_badge(
     client: TestClient, session: Session, bureaus: Bureaus
 ) -> None:
@@ -143,12 +153,7 @@ def test_reach_read_is_audited_as_the_api_audits_it_and_auditors_read_it(
     wb_login(client, auditor)
     page = client.get(f"/workbench/operators/{shop.id}")
     assert page.status_code == 200 and "未送达，请电话或书面通知" in page.text
-    session.expire_all()
-    entry = session.exec(
-        select(AuditEntry)
-        .where(col(AuditEntry.action) == "notice_reach.list")
-        .order_by(col(AuditEntry.seq).desc())
-    ).first()
+    entry = _last_reach_read(session)
     assert entry is not None and entry.after is not None
     assert entry.actor_id == auditor.id and entry.entity_id == str(shop.id)
     assert entry.after == {
@@ -177,12 +182,7 @@ def test_the_api_audits_the_same_read(client: TestClient, session: Session, bure
     resp = client.get("/api/v1/notice-reach", params={"operator_id": shop.id}, headers=headers)
     assert resp.status_code == 200
     assert [(i["kind"], i["follow_up"]) for i in resp.json()["items"]] == [("verification_overdue", True)]
-    session.expire_all()
-    entry = session.exec(
-        select(AuditEntry)
-        .where(col(AuditEntry.action) == "notice_reach.list")
-        .order_by(col(AuditEntry.seq).desc())
-    ).first()
+    entry = _last_reach_read(session)
     assert entry is not None and entry.actor_id == bureaus.county_a.id
     assert entry.after == {
         "filters": {"operator_id": shop.id, "follow_up": False},

@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from backend.audit.models import AuditEntry
 from backend.auth.models import Role
-from backend.intake.models import IntakeJob, IntakeRowError, JobKind, JobState
+from backend.intake.models import IntakeJob, JobState
 from backend.outbox.models import OutboxEvent
 from backend.records import corrections
 from backend.records.models import CorrectionAction, CorrectionRequest, CorrectionStatus, IntegrityRecord
@@ -16,7 +16,7 @@ from backend.records.rules import RecordState
 from backend.records.schemas import CorrectionCreate
 from tests.backend.cases.conftest import Bureaus
 from tests.backend.workbench.conftest import wb_login
-from tests.factories import COUNTY_A, COUNTY_B, make_account, make_record
+from tests.factories import COUNTY_A, COUNTY_B, make_account, make_intake_job, make_record
 
 
 def _reported(
@@ -159,32 +159,7 @@ def test_a_correction_request_is_decided_with_reasons(
 
 
 def _job(session: Session, code: str, state: JobState = JobState.running) -> IntakeJob:
-    institution = make_account(session, Role.institution, code)
-    job = IntakeJob(
-        account_id=institution.id or 0,
-        kind=JobKind.verifications,
-        state=state,
-        filename="检定结果.csv",
-        file_key="intake/x",
-        file_sha256="0" * 64,
-        encoding="utf-8",
-        total_rows=200,
-        rows_done=50,
-        imported=45,
-        rejected=5,
-    )
-    session.add(job)
-    session.flush()
-    session.add(
-        IntakeRowError(
-            job_id=job.id or 0,
-            row_number=7,
-            column_name="serial",
-            code="instrument_unknown",
-            message_zh="未找到该出厂编号的计量器具",
-            message_en="no instrument with this serial",
-        )
-    )
+    job = make_intake_job(session, make_account(session, Role.institution, code), state=state)
     session.commit()
     return job
 

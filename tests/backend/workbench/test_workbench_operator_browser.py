@@ -15,38 +15,32 @@ from backend.auth.models import Role
 from backend.records.models import IntegrityRecord
 from backend.records.rules import RecordState
 from backend.supervision.models import Interview, InterviewStatus
-from tests.backend.workbench.test_workbench_browser import (  # noqa: F401 - fixtures shared with that test
-    AXE,
-    WIDTHS,
-    _axe,
-    _file_case,
-    _shoot,
-    browser,
-    live_server,
-    pytestmark,
-)
 from tests.factories import (
-    COUNTY_A,
-    PASSWORD,
     make_account,
     make_instrument,
-    make_operator,
     make_record,
     make_stall,
 )
+from tests.support.workbench_browser import (
+    WIDTHS,
+    axe_violations,
+    file_case,
+    needs_axe,
+    shoot,
+    sign_in,
+    staff_and_market,
+    watched_page,
+)
+
+pytestmark = [pytest.mark.browser]
 
 
-@pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed: npm ci --prefix tests/browser")
+@needs_axe
 def test_staff_work_an_operator_file_in_chromium(
-    live_server: str,  # noqa: F811
-    committed_session: Session,
-    browser: Any,  # noqa: F811
+    live_server: str, committed_session: Session, browser: Any
 ) -> None:
     session = committed_session
-    staff = make_account(session, Role.staff, COUNTY_A)
-    staff.display_name = "西湖区市场监管局 王科员"
-    session.add(staff)
-    market = make_operator(session, staff, name="西溪农贸市场", location=(120.1052, 30.2795))
+    staff, market = staff_and_market(session)
     stall = make_stall(session, market, number="A02", name="李秀英水果摊", holder_name="李秀英")
     make_stall(session, market, number="B01", name="王大海水产摊", holder_name="王大海")
     make_instrument(session, market, stall=stall, verified_on=date.today() - timedelta(days=400))
@@ -55,33 +49,17 @@ def test_staff_work_an_operator_file_in_chromium(
     record = make_record(session, market, "short_weight", verified=False, source="supervisor")
     filer = make_account(session, Role.consumer_device)
     session.commit()
-    case = _file_case(session, filer, None, market.id or 0)
+    case = file_case(session, filer, None, market.id or 0)
     session.commit()
     when = (date.today() + timedelta(days=3)).isoformat() + "T09:30"
 
     problems: list[str] = []
     violations: list[str] = []
     for width_name, (width, height) in WIDTHS.items():
-        context = browser.new_context(
-            viewport={"width": width, "height": height}, locale="zh-CN", bypass_csp=True
-        )
-        page = context.new_page()
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         # A refused form answers 422 on purpose (below); any other failed response is a problem.
-        page.on(
-            "response",
-            lambda r: (
-                problems.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not (r.request.method == "POST" and r.status == 422)
-                else None
-            ),
-        )
-        page.on("pageerror", lambda e: problems.append(str(e)))
+        context, page = watched_page(browser, width, height, problems, refused_forms=True)
         page.goto(f"{live_server}/workbench/login")
-        page.fill("#username", staff.username)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_selector("table.queue")
+        sign_in(page, staff.username)
         # From the case to its operator's file.
         page.goto(f"{live_server}/workbench/cases/{case.id}")
         page.click("a.operator-file")
@@ -90,13 +68,13 @@ def test_staff_work_an_operator_file_in_chromium(
         # Desktop runs first and verifies the record; the tablet pass sees it verified.
         assert "超期未检" in page.content()
         assert ("待核实" if width_name == "desktop" else "已核实") in page.content()
-        violations += _axe(page, f"operator@{width_name}")
-        _shoot(page, f"operator_{width_name}")
+        violations += axe_violations(page, f"operator@{width_name}")
+        shoot(page, f"operator_{width_name}")
         page.goto(f"{live_server}/workbench/operators?stall=A02")
         page.wait_for_selector("table.queue")
         assert market.name in page.content()
-        violations += _axe(page, f"operators@{width_name}")
-        _shoot(page, f"operators_{width_name}")
+        violations += axe_violations(page, f"operators@{width_name}")
+        shoot(page, f"operators_{width_name}")
         # The printable sheet of one stall's sticker, from the file's link.
         page.goto(f"{live_server}/workbench/operators/{market.id}")
         href = page.get_attribute(f"a[href$='stall={stall.id}']", "href")
@@ -115,12 +93,12 @@ def test_staff_work_an_operator_file_in_chromium(
         page.click("#schedule button[type=submit]")
         page.wait_for_selector("#schedule .error")
         assert page.input_value("#schedule-subject") == "B01 摊位电子秤超期未检"
-        _shoot(page, f"operator_refused_{width_name}")
+        shoot(page, f"operator_refused_{width_name}")
         page.fill("#schedule-place", "西湖区市场监管局 302 室")
         page.click("#schedule button[type=submit]")
         page.wait_for_selector("p.ok")
         assert "09:30" in page.content()
-        _shoot(page, f"operator_scheduled_{width_name}")
+        shoot(page, f"operator_scheduled_{width_name}")
         # Its outcome, then a record verified: both by keyboard-reachable forms.
         outcome = page.locator("form[id$='-outcome']").first
         outcome.locator("textarea").fill("经营者承诺一周内送检并停用该秤")
@@ -133,8 +111,8 @@ def test_staff_work_an_operator_file_in_chromium(
         page.keyboard.press("Enter")
         page.wait_for_selector("p.ok")
         assert "记录已核实" in page.content()
-        violations += _axe(page, f"operator-worked@{width_name}")
-        _shoot(page, f"operator_worked_{width_name}")
+        violations += axe_violations(page, f"operator-worked@{width_name}")
+        shoot(page, f"operator_worked_{width_name}")
         context.close()
 
     assert violations == [], violations

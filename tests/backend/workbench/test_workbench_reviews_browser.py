@@ -10,36 +10,36 @@ import pytest
 from sqlmodel import Session
 
 from backend.auth.models import Role
-from backend.intake.models import IntakeJob, IntakeRowError, JobKind, JobState
+from backend.intake.models import IntakeJob
 from backend.records import corrections
 from backend.records.models import CorrectionAction, CorrectionRequest, CorrectionStatus, IntegrityRecord
 from backend.records.rules import RecordState
 from backend.records.schemas import CorrectionCreate
-from tests.backend.workbench.test_workbench_browser import AXE, WIDTHS, _axe, _shoot, browser, live_server
-from tests.factories import COUNTY_A, PASSWORD, make_account, make_operator, make_record
-
-__all__ = ["browser", "live_server"]  # the fixtures, shared with the case workbench's browser test
+from tests.factories import COUNTY_A, make_account, make_intake_job, make_record
+from tests.support.workbench_browser import (
+    WIDTHS,
+    axe_violations,
+    needs_axe,
+    shoot,
+    sign_in,
+    staff_and_market,
+    watched_page,
+)
 
 pytestmark = [pytest.mark.browser]
 
 
 def _sign_in(page: Any, base: str, username: str) -> None:
     page.goto(f"{base}/workbench/reviews")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("ul.queues")
+    sign_in(page, username, landed="ul.queues")
 
 
-@pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed: npm ci --prefix tests/browser")
+@needs_axe
 def test_staff_work_the_review_queues_in_chromium(
     live_server: str, committed_session: Session, browser: Any
 ) -> None:
     session = committed_session
-    staff = make_account(session, Role.staff, COUNTY_A)
-    staff.display_name = "西湖区市场监管局 王科员"
-    session.add(staff)
-    market = make_operator(session, staff, name="西溪农贸市场", location=(120.1052, 30.2795))
+    staff, market = staff_and_market(session)
     market_user = make_account(session, Role.operator, operator_id=market.id)
     institution = make_account(session, Role.institution, COUNTY_A)
     institution.organisation = "杭州市计量检定测试院"
@@ -56,46 +56,25 @@ def test_staff_work_the_review_queues_in_chromium(
         ),
         actor=market_user,
     )
-    job = IntakeJob(
-        account_id=institution.id or 0,
-        kind=JobKind.verifications,
-        state=JobState.running,
+    job = make_intake_job(
+        session,
+        institution,
         filename="2026年12月检定结果.csv",
-        file_key="intake/browser",
-        file_sha256="0" * 64,
-        encoding="utf-8",
         total_rows=400,
         rows_done=100,
         imported=96,
         rejected=4,
-    )
-    session.add(job)
-    session.flush()
-    session.add(
-        IntakeRowError(
-            job_id=job.id or 0,
-            row_number=12,
-            column_name="serial",
-            code="instrument_unknown",
-            message_zh="未找到该出厂编号的计量器具",
-            message_en="no instrument with this serial",
-        )
+        error_row=12,
     )
     session.commit()
 
     problems: list[str] = []
     violations: list[str] = []
     for width_name, (width, height) in WIDTHS.items():
-        context = browser.new_context(
-            viewport={"width": width, "height": height}, locale="zh-CN", bypass_csp=True
-        )
-        page = context.new_page()
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
+        context, page = watched_page(browser, width, height, problems)
         _sign_in(page, live_server, staff.username)
-        violations += _axe(page, f"reviews-home@{width_name}")
-        _shoot(page, f"reviews_home_{width_name}")
+        violations += axe_violations(page, f"reviews-home@{width_name}")
+        shoot(page, f"reviews_home_{width_name}")
         for path, name in (
             ("/workbench/reviews/records", "review_records"),
             ("/workbench/reviews/corrections", "review_corrections"),
@@ -103,8 +82,8 @@ def test_staff_work_the_review_queues_in_chromium(
             (f"/workbench/intake/{job.id}", "intake_job"),
         ):
             page.goto(f"{live_server}{path}")
-            violations += _axe(page, f"{name}@{width_name}")
-            _shoot(page, f"{name}_{width_name}")
+            violations += axe_violations(page, f"{name}@{width_name}")
+            shoot(page, f"{name}_{width_name}")
         context.close()
 
     # The actions, once, at desktop width.
@@ -124,8 +103,8 @@ def test_staff_work_the_review_queues_in_chromium(
     with page.expect_navigation():
         page.click(f"#decide-{correction.id} button[type=submit]")
     assert "done=decide" in page.url
-    violations += _axe(page, "correction-decided@desktop")
-    _shoot(page, "review_corrections_decided_desktop")
+    violations += axe_violations(page, "correction-decided@desktop")
+    shoot(page, "review_corrections_decided_desktop")
 
     # Live progress: the page polls the JSON and moves the bar without a reload.
     page.goto(f"{live_server}/workbench/intake/{job.id}")
@@ -139,7 +118,7 @@ def test_staff_work_the_review_queues_in_chromium(
     session.commit()
     page.wait_for_function("document.querySelector('progress').value === 75", timeout=10_000)
     assert "300 / 400" in page.inner_text("[data-field=rows]")
-    _shoot(page, "intake_job_progress_desktop")
+    shoot(page, "intake_job_progress_desktop")
     signed_in = context.storage_state()
     context.close()
 
@@ -153,7 +132,7 @@ def test_staff_work_the_review_queues_in_chromium(
     page = context.new_page()
     page.goto(f"{live_server}/workbench/intake/{job.id}")
     assert page.locator("a[data-field=refresh]").count() == 1 and "300 / 400" in page.content()
-    _shoot(page, "intake_job_nojs_tablet")
+    shoot(page, "intake_job_nojs_tablet")
     context.close()
 
     session.expire_all()
