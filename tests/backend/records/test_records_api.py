@@ -296,7 +296,9 @@ def test_create_is_idempotent_on_source_ref_and_kind(session: Session, world: Wo
     )
     assert reopened.id != first.id
     versions = session.exec(
-        select(IntegrityRecordVersion).where(IntegrityRecordVersion.record_id == first.id)
+        select(IntegrityRecordVersion)
+        .where(IntegrityRecordVersion.record_id == first.id)
+        .order_by(col(IntegrityRecordVersion.version))
     ).all()
     assert [v.change for v in versions] == ["create", "revoke"]
 
