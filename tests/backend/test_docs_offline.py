@@ -3,72 +3,40 @@ Chromium (never a downloaded browser), and the pages still show the operations."
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 
 from backend.main import DOCS_ASSETS_URL, create_app
+from tests.support.browser import CHROMIUM_ARGS, require_chromium
+from tests.support.live_server import serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The QR page's browser test launches Chromium with the same options (tests/backend/public/test_qr_browser.py).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and shutil.which("chromium") is None,
-        reason="Debian's chromium is not installed (apt-get install chromium); browser tests need it",
-    ),
-]
+pytestmark = [pytest.mark.browser]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture(autouse=True, scope="module")
+def chromium() -> Path:
+    """Checked before the server starts: skip without Chromium, or fail in CI (GONGPING_REQUIRE_BROWSER=1)."""
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
 def docs_server() -> Iterator[str]:
     """The app under uvicorn on 127.0.0.1 (the documentation pages touch no database)."""
-    port = _free_port()
     app = create_app()
     app.openapi()  # built before the browser asks: it takes seconds on a busy machine
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
-def offline_page() -> Iterator[tuple[Any, list[str]]]:
+def offline_page(chromium: Path) -> Iterator[tuple[Any, list[str]]]:
     """A Chromium page on which every request to a host other than 127.0.0.1 is aborted (and noted)."""
     from playwright.sync_api import sync_playwright
 
-    executable = CHROMIUM if CHROMIUM.exists() else Path(shutil.which("chromium") or "")
     blocked: list[str] = []
 
     def only_local(route: Any) -> None:
@@ -80,9 +48,7 @@ def offline_page() -> Iterator[tuple[Any, list[str]]]:
             route.abort()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             context.route("**/*", only_local)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +11,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
@@ -25,6 +22,7 @@ from backend.db import utcnow
 from backend.main import create_app
 from backend.outbox.models import OutboxEvent
 from tests.factories import PASSWORD, complaint_json, login, make_account, post_complaint
+from tests.support.live_server import serve
 
 
 def _count(session: Session, model: type, **where: object) -> int:
@@ -131,26 +129,11 @@ def test_retention_setting_cannot_go_below_seven_days() -> None:
 # ---- a hundred retries at once, against a real server and committed data ------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live_server(committed_session: Session) -> Iterator[str]:
     """The app served by uvicorn in a thread, with real sessions that commit."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serve(create_app()) as url:
+        yield url
 
 
 def test_hundred_concurrent_retries_make_exactly_one_complaint(

@@ -4,16 +4,12 @@ user files a complaint with a camera photo and the browser's geolocation, which 
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlmodel import Session, col, select
 
 from backend.auth.models import Account, Role
@@ -22,28 +18,13 @@ from backend.main import create_app
 from backend.qr import service as qr_service
 from tests.factories import COUNTY_A, make_account, make_instrument, make_operator, make_stall
 from tests.fixtures.media_images import jpeg, photo_like
-from tests.support.browser import require_chromium
+from tests.support.browser import CHROMIUM_ARGS, require_chromium
+from tests.support.live_server import serve
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 POSITION = {"latitude": 30.2795, "longitude": 120.1052, "accuracy": 15}
 
 pytestmark = [pytest.mark.browser]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -55,17 +36,8 @@ def chromium() -> Path:
 @pytest.fixture
 def live_server(committed_session: Session) -> Iterator[str]:
     """The app served by uvicorn in a thread on 127.0.0.1, with real sessions that commit."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serve(create_app()) as url:
+        yield url
 
 
 @pytest.fixture

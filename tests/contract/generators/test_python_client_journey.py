@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import importlib
 import io
-import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -20,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlmodel import Session, col, select
 
 from backend.auth.models import Role
@@ -31,6 +27,7 @@ from backend.outbox.models import OutboxEvent
 from backend.qr import service as qr_service
 from tests.factories import COUNTY_A, complaint_json, make_account, make_instrument, make_operator, make_stall
 from tests.fixtures.media_images import jpeg, photo_like
+from tests.support.live_server import serve
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
@@ -72,19 +69,8 @@ def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def live_server(committed_session: Session) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serve(create_app()) as url:
+        yield url
 
 
 def _photo(payload: bytes) -> Any:
