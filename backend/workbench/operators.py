@@ -46,8 +46,8 @@ from backend.workbench import auth
 from backend.workbench import render as pages
 from backend.workbench.common import (
     form_outcome,
-    message,
     not_found_page,
+    refused,
     request_id,
     take_step,
     to_login,
@@ -547,14 +547,9 @@ def _guard(
     if isinstance(found, Response):
         return found
     me, _operator, locale = found
-    # The CSRF token before the account here, after it on the case and review pages (common.refused): only an
-    # auditor's stale form tells the two orders apart.
-    if not auth.csrf_ok(me.csrf_token, csrf):
-        return message(request, locale, "csrf_failed", 400)
-    # Only staff and admins change anything; a read-only auditor is told so (the API refuses it every write).
-    if not me.can_act:
-        return message(request, locale, "read_only", 403)
-    return found
+    # Only staff and admins change anything (a read-only auditor is told so first, as on every workbench page).
+    refusal = refused(request, me, locale, csrf)
+    return refusal if refusal is not None else found
 
 
 def _guard_row(

@@ -57,6 +57,10 @@ def test_an_auditor_reads_the_case_in_the_workbench_but_takes_no_action(
         follow_redirects=False,
     )
     assert schedule.status_code == 403 and "审计员账号只能查看" in schedule.text
+    # A stale form gets the same answer on every page: the account is read-only whatever the form says.
+    for path in (f"/workbench/cases/{case.id}/accept", f"/workbench/operators/{operator_id}/interviews"):
+        stale = client.post(path, data={"csrf": "stale", "kind": "reminder"}, follow_redirects=False)
+        assert stale.status_code == 403 and "审计员账号只能查看" in stale.text, path
     for path in (
         "/workbench/",
         "/workbench/reviews",
