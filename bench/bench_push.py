@@ -157,6 +157,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _start_together(barrier: Any) -> None:
+    """Wait until every sender has warmed up, let the parent read the counters, then start with the others."""
+    barrier.wait()  # warmed up: nothing of ours is in flight while the parent reads the stand-ins' counters
+    barrier.wait()  # go
+
+
 def _sender(
     variant: Variant,
     index: int,
@@ -186,7 +192,7 @@ def _sender(
         router = PushRouter({"fcm": fcm_channel, "jpush": jpush})
         # Token, connections and the first cid fetch outside the timing, one message of each provider.
         router.send(list({m.provider: m for m in reversed(messages)}.values()))
-        barrier.wait()
+        _start_together(barrier)
         cpu0 = time.process_time()
         for start in range(0, len(messages), SEND_BATCH):
             statuses.update(r.status.value for r in router.send(messages[start : start + SEND_BATCH]))
@@ -196,7 +202,7 @@ def _sender(
         channel = build_push_channel(account, endpoint, concurrency=variant.concurrency)
         assert channel is not None
         channel.send(messages[:1])  # token and first connection outside the timing
-        barrier.wait()
+        _start_together(barrier)
         cpu0 = time.process_time()
         for start in range(0, len(messages), SEND_BATCH):
             statuses.update(r.status.value for r in channel.send(messages[start : start + SEND_BATCH]))
@@ -221,7 +227,7 @@ def _sender(
                 return messaging.send_each(part, app=app)
 
         send_each(fcm[:1])
-        barrier.wait()
+        _start_together(barrier)
         cpu0 = time.process_time()
         for start in range(0, len(fcm), 500):
             response = send_each(fcm[start : start + 500])
@@ -269,11 +275,12 @@ def run_variant(variant: Variant, total: int, account: str, standin: Any, jpush:
     servers = [standin.proc.pid] + ([jpush.proc.pid] if jpush is not None else [])
     stand_ins = {"fcm": standin} | ({"jpush": jpush} if jpush is not None else {})
     try:
-        barrier.wait()  # every sender has warmed up: the counters below see only the timed messages
+        barrier.wait()  # every sender has warmed up and waits: the counters hold no timed message yet
+        before = {name: s.stats()["delivered"] for name, s in stand_ins.items()}
+        server_cpu0 = sum(_cpu_seconds(pid) for pid in servers)
+        barrier.wait()  # go
     except threading.BrokenBarrierError:
         raise RuntimeError(queue.get(timeout=10)["error"]) from None
-    before = {name: s.stats()["delivered"] for name, s in stand_ins.items()}
-    server_cpu0 = sum(_cpu_seconds(pid) for pid in servers)
     wall0 = time.perf_counter()
     reports = [queue.get() for _ in procs]
     for report in reports:
