@@ -71,7 +71,7 @@ def test_a_stalled_call_leaves_every_thread_s_stack_and_a_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with watch("quick block", after_s=5):
-            pass
+            time.sleep(0.01)
     assert (STALL_LOG.stat().st_size if STALL_LOG.exists() else 0) == before
     with pytest.warns(SlowCall, match=r"slow block took 0\.\d s"), watch("slow block", after_s=0.2):
         time.sleep(0.4)

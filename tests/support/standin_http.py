@@ -259,8 +259,7 @@ class StandinChild:
     def reset(self) -> None:
         """Clear the child's recorded state."""
         req = urllib.request.Request(self.base_url + "/_standin/reset", data=b"", method="POST")
-        with urllib.request.urlopen(req, timeout=10):
-            pass
+        urllib.request.urlopen(req, timeout=10).close()  # an error status raises HTTPError
 
     def close(self) -> None:
         """Terminate the child."""
